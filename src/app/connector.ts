@@ -1,0 +1,327 @@
+import { rm, writeFile } from "node:fs/promises";
+import { ConfigChannel } from "../config/config-channel.ts";
+import { type ConnectorConfig, connectorConfigSchema, type SourceConfig } from "../config/config-schema.ts";
+import { Notifier, sleep } from "../core/abort.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import { BioError } from "../core/errors.ts";
+import type { Logger, Redactor } from "../core/logger.ts";
+import { spawnTask, type TaskHandle } from "../core/task.ts";
+import { VERSION } from "../core/version.ts";
+import { CloudClient } from "../link/cloud-client.ts";
+import { deriveNodeKeys } from "../link/node-keys.ts";
+import { loadEnrollment } from "../secrets/enrollment.ts";
+import type { SecretStore } from "../secrets/secret-store.ts";
+import { Shipper } from "../shipper/shipper.ts";
+import { CamsCloudSink } from "../sinks/cams-cloud/cams-cloud-sink.ts";
+import { DatabaseSource } from "../sources/database/database-source.ts";
+import { SqliteClient } from "../sources/database/sqlite-client.ts";
+import type { Source } from "../sources/source.ts";
+import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
+import { StatusServer } from "../status/status-server.ts";
+import { Store } from "../store/store.ts";
+import { Connectivity } from "../supervisor/connectivity.ts";
+import { type ActivityGate, Supervisor } from "../supervisor/supervisor.ts";
+import { ensureDataDir } from "./data-dir.ts";
+
+export interface ConnectorOptions {
+  readonly dataDir: string;
+  readonly secrets: SecretStore;
+  readonly logger: Logger;
+  readonly redactor: Redactor;
+  readonly clock?: Clock;
+  readonly statusHost?: string;
+  /** 0: the OS picks a free port; the URL is written to `<dataDir>/status.json`. */
+  readonly statusPort?: number;
+}
+
+/** Delivered ids are remembered this long, which bounds every source's lookback window. */
+const DELIVERED_RETENTION_MS = 7 * 24 * 3600_000;
+const DEFAULT_CONFIG: ConnectorConfig = connectorConfigSchema.parse({ schemaVersion: 1, sources: [] });
+
+interface LiveConfig {
+  config: ConnectorConfig;
+  onApply: (config: ConnectorConfig) => void;
+}
+
+export function createSource(config: SourceConfig): Source {
+  switch (config.kind) {
+    case "database":
+      return new DatabaseSource({
+        config,
+        connect: async (c) => SqliteClient.open(c.connection.path, c.queryTimeoutMs),
+      });
+  }
+}
+
+/**
+ * The composition root: store, cloud link, config channel, connectivity, supervisor, shipper and status endpoint,
+ * started in order and stopped in reverse within a bound.
+ */
+export class Connector {
+  readonly #store: Store;
+  readonly #logger: Logger;
+  readonly #controller = new AbortController();
+  readonly #tasks: TaskHandle[] = [];
+  readonly #supervisor: Supervisor;
+  readonly #connectivity: Connectivity;
+  readonly #channel: ConfigChannel;
+  readonly #shipper: Shipper;
+  readonly #clock: Clock;
+  readonly #nodeId: string;
+  readonly #startedAt: number;
+  readonly #statusFile: string;
+  #statusServer: StatusServer | undefined;
+  readonly #live: LiveConfig;
+  #applying: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  private constructor(args: {
+    store: Store;
+    logger: Logger;
+    supervisor: Supervisor;
+    connectivity: Connectivity;
+    channel: ConfigChannel;
+    shipper: Shipper;
+    clock: Clock;
+    nodeId: string;
+    statusFile: string;
+    live: LiveConfig;
+  }) {
+    this.#store = args.store;
+    this.#logger = args.logger;
+    this.#supervisor = args.supervisor;
+    this.#connectivity = args.connectivity;
+    this.#channel = args.channel;
+    this.#shipper = args.shipper;
+    this.#clock = args.clock;
+    this.#nodeId = args.nodeId;
+    this.#startedAt = args.clock.now();
+    this.#statusFile = args.statusFile;
+    this.#live = args.live;
+    this.#live.onApply = (config) => this.#apply(config);
+  }
+
+  static async start(options: ConnectorOptions): Promise<Connector> {
+    const clock = options.clock ?? systemClock;
+    const logger = options.logger;
+    const layout = ensureDataDir(options.dataDir);
+    const enrollment = await loadEnrollment(options.secrets);
+    options.redactor.add(enrollment.nodeSecret);
+    const keys = deriveNodeKeys(enrollment.nodeSecret);
+    const store = Store.open(layout.store, { clock });
+    const client = new CloudClient({ baseUrl: enrollment.cloudUrl, nodeId: enrollment.nodeId, keys, clock });
+    const outboxChanged = new Notifier();
+
+    // Shared with the connector: the getters below always read whichever config is current.
+    const live: LiveConfig = { config: DEFAULT_CONFIG, onApply: () => undefined };
+    const config = () => live.config;
+    const connectivity = new Connectivity({
+      client,
+      clock,
+      logger: logger.child("connectivity"),
+      config: () => config().connectivity,
+    });
+    const gate: ActivityGate = {
+      isOpen: () => config().connectivity.policy === "buffer" || connectivity.isOnline,
+      waitOpen: async (signal) => {
+        while (!gate.isOpen()) await connectivity.waitChange(1000, signal);
+      },
+    };
+    const supervisor = new Supervisor({
+      store,
+      clock,
+      logger: logger.child("supervisor"),
+      gate,
+      createSource,
+      outboxChanged,
+    });
+    const sink = new CamsCloudSink({
+      client,
+      clock,
+      timeoutMs: () => config().shipper.requestTimeoutMs,
+      gzip: () => config().shipper.gzip,
+    });
+    const shipper = new Shipper({
+      store,
+      sink,
+      connectivity,
+      clock,
+      logger: logger.child("shipper"),
+      config: () => config().shipper,
+      wake: outboxChanged,
+    });
+    const channel = new ConfigChannel({
+      client,
+      keys,
+      store,
+      clock,
+      logger: logger.child("config"),
+      onApply: (applied) => live.onApply(applied.config),
+    });
+    const connector = new Connector({
+      store,
+      logger,
+      supervisor,
+      connectivity,
+      channel,
+      shipper,
+      clock,
+      nodeId: enrollment.nodeId,
+      statusFile: layout.statusFile,
+      live,
+    });
+    try {
+      await connector.#run(client, options);
+    } catch (error) {
+      await connector.stop();
+      throw error;
+    }
+    return connector;
+  }
+
+  async #run(client: CloudClient, options: ConnectorOptions): Promise<void> {
+    const signal = this.#controller.signal;
+    const logger = this.#logger;
+    this.#channel.loadCached();
+    this.#statusServer = await StatusServer.start({
+      host: options.statusHost ?? "127.0.0.1",
+      port: options.statusPort ?? 0,
+      status: () => this.status(),
+      logger,
+    });
+    const endpoint: StatusEndpointFile = {
+      url: this.#statusServer.url,
+      pid: process.pid,
+      startedAt: new Date(this.#startedAt).toISOString(),
+    };
+    await writeFile(this.#statusFile, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
+
+    const spawn = (name: string, loop: (s: AbortSignal) => Promise<void>) =>
+      this.#tasks.push(spawnTask(name, loop, { logger: logger.child(name), signal }));
+    spawn("connectivity", (s) => this.#connectivity.run(s));
+    spawn("config", (s) =>
+      this.#channel.run(
+        s,
+        () =>
+          this.#channel.current
+            ? this.#live.config.configPollIntervalMs
+            : Math.min(5000, this.#live.config.configPollIntervalMs),
+        () => this.#connectivity.isOnline,
+      ),
+    );
+    spawn("shipper", (s) => this.#shipper.run(s));
+    spawn("heartbeat", (s) => this.#heartbeatLoop(client, s));
+    spawn("prune", (s) => this.#pruneLoop(s));
+    logger.info("Connector started.", { version: VERSION, nodeId: this.#nodeId, status: this.#statusServer.url });
+  }
+
+  #apply(config: ConnectorConfig): void {
+    this.#live.config = config;
+    // Applies are serialised: a second config arriving mid-restart waits for the first to settle.
+    this.#applying = this.#applying
+      .then(async () => {
+        if (this.#stopped) return;
+        await this.#supervisor.apply(config.sources);
+      })
+      .catch((error: unknown) => this.#logger.error("Applying the config failed.", { error }));
+  }
+
+  async #heartbeatLoop(client: CloudClient, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      if (this.#connectivity.isOnline) {
+        const s = this.status();
+        const response = await client
+          .request({
+            method: "POST",
+            path: client.nodePath("status"),
+            json: {
+              version: s.version,
+              configVersion: s.config.version,
+              sources: s.sources.map((w) => ({
+                id: w.sourceId,
+                kind: w.kind,
+                state: w.state,
+                cursor: w.cursor,
+                lastError: w.lastError,
+              })),
+              outbox: { depth: s.outbox.depth, oldestAgeMs: s.outbox.oldestUnsentAgeMs },
+            },
+            timeoutMs: 10_000,
+            signal,
+          })
+          .catch((error: unknown) => {
+            if (signal.aborted) throw error;
+            this.#logger.debug("Heartbeat failed.", { error });
+            return undefined;
+          });
+        if (response && response.status >= 300) this.#logger.debug("Heartbeat refused.", { status: response.status });
+      }
+      await sleep(this.#live.config.heartbeatIntervalMs, signal);
+    }
+  }
+
+  async #pruneLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const removed = this.#store.pruneDelivered(DELIVERED_RETENTION_MS);
+      if (removed > 0) this.#logger.debug("Pruned delivered ids past retention.", { removed });
+      await sleep(3600_000, signal);
+    }
+  }
+
+  get statusUrl(): string {
+    if (!this.#statusServer) throw new BioError("USAGE", "The connector is not running.");
+    return this.#statusServer.url;
+  }
+
+  get supervisor(): Supervisor {
+    return this.#supervisor;
+  }
+
+  get configChannel(): ConfigChannel {
+    return this.#channel;
+  }
+
+  status(): ConnectorStatus {
+    const outbox = this.#store.outboxStats();
+    return {
+      version: VERSION,
+      nodeId: this.#nodeId,
+      pid: process.pid,
+      startedAt: new Date(this.#startedAt).toISOString(),
+      connectivity: {
+        state: this.#connectivity.state,
+        policy: this.#live.config.connectivity.policy,
+        history: this.#connectivity.history(),
+      },
+      config: this.#channel.status(),
+      outbox: {
+        depth: outbox.depth,
+        oldestUnsentAgeMs:
+          outbox.oldestEnqueuedAt === null ? null : Math.max(0, this.#clock.now() - outbox.oldestEnqueuedAt),
+        quarantined: this.#store.quarantineCount(),
+      },
+      shipper: this.#shipper.status(),
+      sources: this.#supervisor.status(),
+    };
+  }
+
+  /**
+   * Graceful stop within `boundMs`: sources stop (an emit in progress commits first: it is one synchronous
+   * transaction), background loops end, the status endpoint closes, the store closes last.
+   */
+  async stop(boundMs = 10_000): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const deadline = this.#clock.now() + boundMs;
+    const clean = await this.#supervisor.stop(boundMs);
+    this.#controller.abort(new DOMException("connector stopping", "AbortError"));
+    const rest = Math.max(100, deadline - this.#clock.now());
+    const all = Promise.all(this.#tasks.map((t) => t.done));
+    await Promise.race([all, sleep(rest).catch(() => undefined)]);
+    await this.#applying;
+    await this.#statusServer?.close();
+    await rm(this.#statusFile, { force: true });
+    this.#store.close();
+    this.#logger.info("Connector stopped.", { clean });
+  }
+}

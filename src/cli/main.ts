@@ -1,0 +1,48 @@
+import { BioError, describeError } from "../core/errors.ts";
+import { VERSION } from "../core/version.ts";
+import { type CliIo, processIo } from "./cli-io.ts";
+import { enrollCommand } from "./enroll-command.ts";
+import { runCommand } from "./run-command.ts";
+import { statusCommand } from "./status-command.ts";
+
+export const USAGE = `bioapi ${VERSION} — Cams Bio API Service
+
+  bioapi demo                 run the whole thing on this machine: cloud, sample database, connector
+  bioapi enroll ...           store this node's cloud credentials (encrypted)
+  bioapi run ...              run the connector in the foreground
+  bioapi status [--json]      show the running connector's state
+  bioapi cloud ...            the reference cloud (serve, node add, config set, punches)
+  bioapi --version
+
+Add --help after a command for its options.`;
+
+const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
+  enroll: enrollCommand,
+  run: runCommand,
+  status: statusCommand,
+};
+
+/** Runs one product command and returns its exit code; errors are printed with their fix, never a stack. */
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === "--help" || command === "-h" || command === "help") {
+    io.out(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === "--version" || command === "-v") {
+    io.out(VERSION);
+    return 0;
+  }
+  const handler = COMMANDS[command];
+  if (!handler) {
+    io.err(`Unknown command "${command}".\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await handler(rest, io);
+  } catch (error) {
+    const d = describeError(error);
+    io.err(`bioapi ${command}: ${d.message}`);
+    return error instanceof BioError && error.code === "USAGE" ? 2 : 1;
+  }
+}

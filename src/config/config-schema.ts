@@ -1,0 +1,143 @@
+import { z } from "zod";
+import { isValidTimeZone } from "../core/local-time.ts";
+
+/**
+ * The cloud-managed configuration: the single source of truth for its static type, its defaults and the JSON
+ * Schema in docs/config.schema.json (regenerate with `npm run schema`; a test fails when they drift).
+ */
+
+/** SQL identifiers from config are never interpolated unchecked: letters, digits, underscore, at most 64. */
+export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+const identifier = z
+  .string()
+  .regex(IDENTIFIER, "must be a plain SQL identifier: letters, digits and _, starting with a letter or _, at most 64")
+  .describe("A table or column name. Quoted per dialect; never interpolated raw.");
+
+const timeZone = z
+  .string()
+  .refine(isValidTimeZone, "must be an IANA time zone such as Asia/Kolkata or UTC")
+  .describe("IANA time zone of the device clocks / naive database times.");
+
+const sourceId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "must be lower-case letters, digits, - and _, at most 64")
+  .describe("Stable id of the source; cursors are kept under it.");
+
+export const databaseColumnsSchema = z
+  .object({
+    id: identifier.describe("Monotonic integer row id (the cursor)."),
+    deviceSerial: identifier.describe("Column holding the terminal serial number."),
+    userId: identifier.describe("Column holding the enrolled user / badge number."),
+    time: identifier.describe("Column holding the punch time."),
+    state: identifier.optional().describe("Column holding the state code (check in/out...). Absent: 0."),
+    verify: identifier.optional().describe("Column holding the verify-mode code. Absent: unknown."),
+    workCode: identifier.optional().describe("Column holding the work code."),
+  })
+  .strict();
+
+export const sqliteConnectionSchema = z
+  .object({
+    engine: z.literal("sqlite"),
+    path: z.string().min(1).describe("Path of the SQLite database file; opened read-only."),
+  })
+  .strict();
+
+export const databaseSourceSchema = z
+  .object({
+    id: sourceId,
+    kind: z.literal("database"),
+    enabled: z.boolean().default(true),
+    pollIntervalMs: z.number().int().min(100).max(3_600_000).default(5000),
+    timezone: timeZone.default("UTC"),
+    connection: sqliteConnectionSchema,
+    table: identifier,
+    columns: databaseColumnsSchema,
+    devices: z
+      .array(z.string().min(1).max(64))
+      .max(5000)
+      .optional()
+      .describe("Serials to read. Absent: every serial found in the table."),
+    lookbackRows: z
+      .number()
+      .int()
+      .min(0)
+      .max(1_000_000)
+      .default(500)
+      .describe("Ids below the cursor re-read each poll, so a row that committed out of id order is still collected."),
+    batchSize: z.number().int().min(1).max(50_000).default(5000),
+    queryTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  })
+  .strict();
+
+export const sourceSchema = z.discriminatedUnion("kind", [databaseSourceSchema]);
+
+export const connectivitySchema = z
+  .object({
+    probeIntervalMs: z.number().int().min(100).max(300_000).default(5000),
+    probeTimeoutMs: z.number().int().min(100).max(60_000).default(3000),
+    failuresBeforeOffline: z.number().int().min(1).max(20).default(2),
+    policy: z
+      .enum(["pause", "buffer"])
+      .default("pause")
+      .describe("pause: stop reading sources while offline. buffer: keep collecting into the outbox."),
+  })
+  .strict();
+
+export const shipperSchema = z
+  .object({
+    batchSize: z.number().int().min(1).max(10_000).default(1000),
+    lingerMs: z.number().int().min(0).max(60_000).default(100),
+    requestTimeoutMs: z.number().int().min(100).max(300_000).default(15_000),
+    maxBackoffMs: z.number().int().min(100).max(3_600_000).default(60_000),
+    gzip: z.boolean().default(true),
+  })
+  .strict();
+
+export const connectorConfigSchema = z
+  .object({
+    schemaVersion: z.literal(1),
+    configPollIntervalMs: z.number().int().min(200).max(86_400_000).default(60_000),
+    heartbeatIntervalMs: z.number().int().min(200).max(86_400_000).default(60_000),
+    connectivity: connectivitySchema.default(connectivitySchema.parse({})),
+    shipper: shipperSchema.default(shipperSchema.parse({})),
+    sources: z.array(sourceSchema).max(5000),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.sources.forEach((source, index) => {
+      if (seen.has(source.id)) {
+        ctx.addIssue({ code: "custom", path: ["sources", index, "id"], message: `duplicate source id "${source.id}"` });
+      }
+      seen.add(source.id);
+    });
+  });
+
+export type ConnectorConfig = z.infer<typeof connectorConfigSchema>;
+export type SourceConfig = z.infer<typeof sourceSchema>;
+export type DatabaseSourceConfig = z.infer<typeof databaseSourceSchema>;
+export type ConnectivityConfig = z.infer<typeof connectivitySchema>;
+export type ShipperConfig = z.infer<typeof shipperSchema>;
+
+export interface ConfigIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export type ConfigParseResult =
+  | { readonly ok: true; readonly config: ConnectorConfig }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+export function parseConfig(input: unknown): ConfigParseResult {
+  const result = connectorConfigSchema.safeParse(input);
+  if (result.success) return { ok: true, config: result.data };
+  return {
+    ok: false,
+    issues: result.error.issues.map((issue) => ({ path: issue.path.join(".") || "(root)", message: issue.message })),
+  };
+}
+
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(connectorConfigSchema, { io: "input", unrepresentable: "any" });
+}

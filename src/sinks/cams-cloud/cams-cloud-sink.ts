@@ -1,0 +1,82 @@
+import type { Clock } from "../../core/clock.ts";
+import { BioError } from "../../core/errors.ts";
+import { type CloudClient, cloudErrorText, retryAfterMs } from "../../link/cloud-client.ts";
+import type { OutboxEntry } from "../../store/store.ts";
+import type { Sink, SinkRejection, SinkResult } from "../sink.ts";
+
+export interface CamsCloudSinkOptions {
+  readonly client: CloudClient;
+  readonly clock: Clock;
+  readonly timeoutMs: () => number;
+  readonly gzip: () => boolean;
+}
+
+interface PunchResult {
+  readonly id: string;
+  readonly status: "accepted" | "duplicate" | "rejected";
+  readonly reason?: string;
+  readonly permanent?: boolean;
+}
+
+/** POST /v1/nodes/{id}/punches (docs/protocol.md): gzip JSON batches, per-id results. */
+export class CamsCloudSink implements Sink {
+  readonly name = "cams-cloud";
+  readonly #o: CamsCloudSinkOptions;
+
+  constructor(options: CamsCloudSinkOptions) {
+    this.#o = options;
+  }
+
+  async send(batch: readonly OutboxEntry[], signal: AbortSignal): Promise<SinkResult> {
+    const { client } = this.#o;
+    // Outbox bodies are already JSON: splice them instead of parsing and re-serialising every punch.
+    const body = `{"punches":[${batch.map((e) => e.body).join(",")}]}`;
+    const response = await client.request({
+      method: "POST",
+      path: client.nodePath("punches"),
+      rawJson: body,
+      gzip: this.#o.gzip(),
+      timeoutMs: this.#o.timeoutMs(),
+      signal,
+    });
+    if (response.status === 429 || response.status === 503) {
+      return { acked: [], rejected: [], retryAfterMs: retryAfterMs(response.headers, this.#o.clock.now()) ?? 5000 };
+    }
+    if (response.status >= 500) {
+      throw new BioError("CLOUD_UNAVAILABLE", `The cloud failed to take punches: ${cloudErrorText(response)}.`, {
+        retriable: true,
+      });
+    }
+    if (response.status === 401 || response.status === 403) {
+      throw new BioError("CLOUD_AUTH", `The cloud refused this node's signature: ${cloudErrorText(response)}.`, {
+        retriable: true,
+        hint: "Check the host clock (within 5 minutes of real time) and that the node secret is current (bioapi enroll).",
+      });
+    }
+    if (response.status !== 200) {
+      throw new BioError(
+        "CLOUD_REJECTED",
+        `The cloud refused a batch of ${batch.length}: ${cloudErrorText(response)}.`,
+        { retriable: false },
+      );
+    }
+    let results: PunchResult[];
+    try {
+      results = (JSON.parse(response.body.toString("utf8")) as { results: PunchResult[] }).results;
+      if (!Array.isArray(results)) throw new TypeError("results is not an array");
+    } catch (error) {
+      throw new BioError("CLOUD_PROTOCOL", "The cloud's punch response has no results array.", {
+        retriable: true,
+        cause: error,
+      });
+    }
+    const acked: string[] = [];
+    const rejected: SinkRejection[] = [];
+    for (const r of results) {
+      if (r.status === "accepted" || r.status === "duplicate") acked.push(r.id);
+      else if (r.status === "rejected")
+        rejected.push({ id: r.id, reason: r.reason ?? "rejected by the cloud", permanent: r.permanent !== false });
+    }
+    return { acked, rejected };
+  }
+}

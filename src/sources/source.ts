@@ -1,0 +1,37 @@
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/logger.ts";
+import type { Punch } from "../core/punch.ts";
+import type { CursorUpdate, CursorValue, EmitResult, QuarantineInput } from "../store/store.ts";
+
+/** What a source can tell the status page about itself between polls. */
+export interface SourceProgress {
+  readonly lastPollAt?: number;
+  readonly lastPunchTime?: string;
+  readonly detail?: string;
+}
+
+/**
+ * Everything a source may touch. It never writes to the store except through `emit`, which resolves after the
+ * punches, the quarantined rows and the next cursor are committed in one transaction.
+ */
+export interface SourceContext {
+  readonly sourceId: string;
+  /** The cursors as committed, keyed by device serial. */
+  readonly cursors: ReadonlyMap<string, CursorValue>;
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  emit(
+    punches: readonly Punch[],
+    cursor: CursorUpdate | null,
+    quarantined?: readonly QuarantineInput[],
+  ): Promise<EmitResult>;
+  /** Resolves when the source may poll (not paused by lost connectivity). Call before every poll. */
+  waitUntilActive(): Promise<void>;
+  progress(update: SourceProgress): void;
+}
+
+/** A source runs until its signal aborts; a thrown error makes the supervisor restart it with backoff. */
+export interface Source {
+  run(ctx: SourceContext): Promise<void>;
+}

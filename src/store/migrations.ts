@@ -1,0 +1,43 @@
+/**
+ * Versioned, forward-only schema migrations; PRAGMA user_version records how many have run. Never edit a shipped
+ * entry: append a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    source_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE delivered (
+    id TEXT PRIMARY KEY,
+    at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX delivered_at ON delivered (at);
+  CREATE TABLE cursors (
+    source_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (source_id, key)
+  ) WITHOUT ROWID;
+  CREATE TABLE quarantine (
+    source_id TEXT NOT NULL,
+    punch_id TEXT,
+    stage TEXT NOT NULL CHECK (stage IN ('source', 'sink')),
+    reason TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE TABLE config_cache (
+    slot TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    iv BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    applied_at INTEGER NOT NULL
+  );
+  `,
+];

@@ -1,0 +1,342 @@
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { Clock } from "../core/clock.ts";
+import { systemClock } from "../core/clock.ts";
+import { BioError } from "../core/errors.ts";
+import type { Punch } from "../core/punch.ts";
+import { MIGRATIONS } from "./migrations.ts";
+
+/*
+ * Invariants this module owns (DESIGN.md):
+ *  1. Durable before advanced: emit() inserts punches and moves the cursor in one transaction.
+ *  2. Deleted only when acknowledged: a row leaves the outbox only through ack() or quarantineOutbox().
+ *  3. One punch, one id: outbox.id is UNIQUE, and ids acknowledged within the retention window are remembered in
+ *     `delivered`, so a re-read (lookback window, restart) never enqueues a punch twice.
+ */
+
+export type CursorValue =
+  | string
+  | number
+  | boolean
+  | null
+  | { readonly [key: string]: CursorValue }
+  | readonly CursorValue[];
+export type CursorUpdate = Readonly<Record<string, CursorValue>>;
+
+export interface QuarantineInput {
+  readonly reason: string;
+  readonly payload: unknown;
+  readonly punchId?: string;
+}
+
+export interface EmitResult {
+  /** Punches newly added to the outbox. */
+  readonly enqueued: number;
+  /** Punches already in the outbox or already delivered: dropped by id. */
+  readonly duplicates: number;
+  readonly quarantined: number;
+}
+
+export interface OutboxEntry {
+  readonly seq: number;
+  readonly id: string;
+  readonly sourceId: string;
+  readonly body: string;
+  readonly enqueuedAt: number;
+  readonly attempts: number;
+}
+
+export interface QuarantineEntry {
+  readonly rowId: number;
+  readonly sourceId: string;
+  readonly punchId: string | null;
+  readonly stage: "source" | "sink";
+  readonly reason: string;
+  readonly payload: string;
+  readonly at: number;
+}
+
+export interface CachedConfig {
+  readonly version: number;
+  readonly iv: Uint8Array;
+  readonly ciphertext: Uint8Array;
+  readonly appliedAt: number;
+}
+
+export interface StoreOptions {
+  readonly clock?: Clock;
+}
+
+export class Store {
+  readonly #db: DatabaseSync;
+  readonly #clock: Clock;
+  readonly #stmts: ReturnType<typeof prepare>;
+  #closed = false;
+
+  private constructor(db: DatabaseSync, clock: Clock) {
+    this.#db = db;
+    this.#clock = clock;
+    this.#stmts = prepare(db);
+  }
+
+  static open(path: string, options: StoreOptions = {}): Store {
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path, { timeout: 5000 });
+      db.exec("PRAGMA journal_mode = WAL");
+      // FULL: a punch acknowledged to a source as stored survives a power cut, not only a process crash.
+      db.exec("PRAGMA synchronous = FULL");
+      db.exec("PRAGMA foreign_keys = ON");
+      migrate(db);
+    } catch (error) {
+      throw new BioError("STORE", `Cannot open the local store at ${path}.`, {
+        cause: error,
+        hint: "Check that the data directory exists, is writable by the service account, and the disk is not full.",
+      });
+    }
+    return new Store(db, options.clock ?? systemClock);
+  }
+
+  get schemaVersion(): number {
+    return (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+  }
+
+  #transaction<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /**
+   * The only way a source persists anything: new punches, rows it could not turn into punches, and its next
+   * cursor, all in one transaction. Returns after the commit.
+   */
+  emit(
+    sourceId: string,
+    punches: readonly Punch[],
+    cursor: CursorUpdate | null,
+    quarantined: readonly QuarantineInput[] = [],
+  ): EmitResult {
+    const now = this.#clock.now();
+    const s = this.#stmts;
+    return this.#transaction(() => {
+      let enqueued = 0;
+      for (const punch of punches) {
+        const changes = s.enqueue.run(punch.id, sourceId, JSON.stringify(punch), now, punch.id).changes;
+        enqueued += Number(changes);
+      }
+      for (const q of quarantined) {
+        s.quarantine.run(sourceId, q.punchId ?? null, "source", q.reason, safeJson(q.payload), now);
+      }
+      if (cursor) {
+        for (const [key, value] of Object.entries(cursor)) s.putCursor.run(sourceId, key, JSON.stringify(value), now);
+      }
+      return { enqueued, duplicates: punches.length - enqueued, quarantined: quarantined.length };
+    });
+  }
+
+  cursors(sourceId: string): Map<string, CursorValue> {
+    const rows = this.#stmts.cursors.all(sourceId) as Array<{ key: string; value: string }>;
+    return new Map(rows.map((r) => [r.key, JSON.parse(r.value) as CursorValue]));
+  }
+
+  allCursors(): Array<{ sourceId: string; key: string; value: CursorValue; updatedAt: number }> {
+    const rows = this.#db
+      .prepare("SELECT source_id, key, value, updated_at FROM cursors ORDER BY source_id, key")
+      .all() as Array<{
+      source_id: string;
+      key: string;
+      value: string;
+      updated_at: number;
+    }>;
+    return rows.map((r) => ({
+      sourceId: r.source_id,
+      key: r.key,
+      value: JSON.parse(r.value) as CursorValue,
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  /** The oldest pending punches, in enqueue order. */
+  peek(limit: number): OutboxEntry[] {
+    const rows = this.#stmts.peek.all(limit) as Array<{
+      seq: number;
+      id: string;
+      source_id: string;
+      body: string;
+      enqueued_at: number;
+      attempts: number;
+    }>;
+    return rows.map((r) => ({
+      seq: r.seq,
+      id: r.id,
+      sourceId: r.source_id,
+      body: r.body,
+      enqueuedAt: r.enqueued_at,
+      attempts: r.attempts,
+    }));
+  }
+
+  /** Acknowledged by the sink: leave the outbox, remembered as delivered for dedupe. */
+  ack(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    const now = this.#clock.now();
+    const s = this.#stmts;
+    this.#transaction(() => {
+      for (const id of ids) {
+        s.remember.run(id, now);
+        s.dequeue.run(id);
+      }
+    });
+  }
+
+  /** Rejected permanently by the sink: out of the queue into quarantine, with the reason. */
+  quarantineOutbox(rejections: ReadonlyArray<{ readonly id: string; readonly reason: string }>): void {
+    if (rejections.length === 0) return;
+    const now = this.#clock.now();
+    const s = this.#stmts;
+    this.#transaction(() => {
+      for (const { id, reason } of rejections) {
+        const row = s.outboxById.get(id) as { source_id: string; body: string } | undefined;
+        if (!row) continue;
+        s.quarantine.run(row.source_id, id, "sink", reason, row.body, now);
+        s.dequeue.run(id);
+      }
+    });
+  }
+
+  /** Counts a failed delivery attempt (kept for status; order is unaffected). */
+  recordAttempt(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    const s = this.#stmts;
+    this.#transaction(() => {
+      for (const id of ids) s.attempt.run(id);
+    });
+  }
+
+  outboxStats(): { depth: number; oldestEnqueuedAt: number | null } {
+    const row = this.#stmts.stats.get() as { depth: number; oldest: number | null };
+    return { depth: row.depth, oldestEnqueuedAt: row.oldest };
+  }
+
+  deliveredCount(): number {
+    return (this.#db.prepare("SELECT count(*) AS n FROM delivered").get() as { n: number }).n;
+  }
+
+  quarantine(limit = 100): QuarantineEntry[] {
+    const rows = this.#db
+      .prepare(
+        "SELECT rowid, source_id, punch_id, stage, reason, payload, at FROM quarantine ORDER BY rowid DESC LIMIT ?",
+      )
+      .all(limit) as Array<{
+      rowid: number;
+      source_id: string;
+      punch_id: string | null;
+      stage: "source" | "sink";
+      reason: string;
+      payload: string;
+      at: number;
+    }>;
+    return rows.map((r) => ({
+      rowId: r.rowid,
+      sourceId: r.source_id,
+      punchId: r.punch_id,
+      stage: r.stage,
+      reason: r.reason,
+      payload: r.payload,
+      at: r.at,
+    }));
+  }
+
+  quarantineCount(): number {
+    return (this.#db.prepare("SELECT count(*) AS n FROM quarantine").get() as { n: number }).n;
+  }
+
+  /** Forgets delivered ids older than `retentionMs`; they are then outside every lookback window. */
+  pruneDelivered(retentionMs: number): number {
+    return Number(this.#stmts.prune.run(this.#clock.now() - retentionMs).changes);
+  }
+
+  cachedConfig(): CachedConfig | undefined {
+    const row = this.#db
+      .prepare("SELECT version, iv, ciphertext, applied_at FROM config_cache WHERE slot = 'current'")
+      .get() as { version: number; iv: Uint8Array; ciphertext: Uint8Array; applied_at: number } | undefined;
+    return row
+      ? { version: row.version, iv: row.iv, ciphertext: row.ciphertext, appliedAt: row.applied_at }
+      : undefined;
+  }
+
+  saveConfig(config: Omit<CachedConfig, "appliedAt">): void {
+    this.#db
+      .prepare(
+        "INSERT INTO config_cache (slot, version, iv, ciphertext, applied_at) VALUES ('current', ?, ?, ?, ?) " +
+          "ON CONFLICT(slot) DO UPDATE SET version = excluded.version, iv = excluded.iv, ciphertext = excluded.ciphertext, applied_at = excluded.applied_at",
+      )
+      .run(config.version, config.iv, config.ciphertext, this.#clock.now());
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+}
+
+function prepare(db: DatabaseSync) {
+  const p = (sql: string): StatementSync => db.prepare(sql);
+  return {
+    // One statement decides both dedupe rules: not already queued (UNIQUE) and not delivered within retention.
+    enqueue: p(
+      "INSERT OR IGNORE INTO outbox (id, source_id, body, enqueued_at) SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE id = ?)",
+    ),
+    dequeue: p("DELETE FROM outbox WHERE id = ?"),
+    remember: p("INSERT OR REPLACE INTO delivered (id, at) VALUES (?, ?)"),
+    outboxById: p("SELECT source_id, body FROM outbox WHERE id = ?"),
+    peek: p("SELECT seq, id, source_id, body, enqueued_at, attempts FROM outbox ORDER BY seq LIMIT ?"),
+    attempt: p("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"),
+    stats: p("SELECT count(*) AS depth, min(enqueued_at) AS oldest FROM outbox"),
+    quarantine: p("INSERT INTO quarantine (source_id, punch_id, stage, reason, payload, at) VALUES (?, ?, ?, ?, ?, ?)"),
+    putCursor: p(
+      "INSERT INTO cursors (source_id, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(source_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    ),
+    cursors: p("SELECT key, value FROM cursors WHERE source_id = ?"),
+    prune: p("DELETE FROM delivered WHERE at < ?"),
+  };
+}
+
+function migrate(db: DatabaseSync): void {
+  const current = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+  if (current > MIGRATIONS.length) {
+    throw new BioError(
+      "STORE",
+      `The local store has schema version ${current}, newer than this connector knows (${MIGRATIONS.length}).`,
+      {
+        hint: "Run the newer connector version, or restore the data directory from before the downgrade.",
+      },
+    );
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.exec(MIGRATIONS[version] as string);
+      db.exec(`PRAGMA user_version = ${version + 1}`);
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ?? "null";
+  } catch {
+    return String(value);
+  }
+}
