@@ -291,8 +291,9 @@ function prepare(db: DatabaseSync) {
   const p = (sql: string): StatementSync => db.prepare(sql);
   return {
     // One statement decides both dedupe rules: not already queued (UNIQUE) and not delivered within retention.
+    // ON CONFLICT (not OR IGNORE): only a duplicate id is skipped; a NOT NULL violation still fails the emit.
     enqueue: p(
-      "INSERT OR IGNORE INTO outbox (id, source_id, body, enqueued_at) SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE id = ?)",
+      "INSERT INTO outbox (id, source_id, body, enqueued_at) SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE id = ?) ON CONFLICT(id) DO NOTHING",
     ),
     dequeue: p("DELETE FROM outbox WHERE id = ?"),
     remember: p("INSERT OR REPLACE INTO delivered (id, at) VALUES (?, ?)"),

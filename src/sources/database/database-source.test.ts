@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ATT_LOG_COLUMNS, AttendanceDb } from "../../../test/helpers/attendance-db.ts";
+import { sourceHarness } from "../../../test/helpers/run-source.ts";
+import { tempDir } from "../../../test/helpers/temp-dir.ts";
+import { waitFor } from "../../../test/helpers/wait-for.ts";
+import { type DatabaseSourceConfig, databaseSourceSchema } from "../../config/config-schema.ts";
+import { checkIdentifier } from "./identifier.ts";
+
+function sourceConfig(path: string, extra: Partial<DatabaseSourceConfig> = {}): DatabaseSourceConfig {
+  return databaseSourceSchema.parse({
+    id: "att",
+    kind: "database",
+    pollIntervalMs: 100,
+    timezone: "Asia/Kolkata",
+    connection: { engine: "sqlite", path },
+    table: "att_log",
+    columns: ATT_LOG_COLUMNS,
+    lookbackRows: 50,
+    batchSize: 40,
+    ...extra,
+  });
+}
+
+test("reads every row per serial in keyset pages, with the zone's offset, cursor = last id per serial", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insertMany(300, ["S1", "S2", "S3"]);
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path)]);
+  await waitFor("300 punches in the outbox", () => h.store.outboxStats().depth === 300);
+  const cursors = h.store.cursors("att");
+  assert.deepEqual([...cursors.keys()].sort(), ["S1", "S2", "S3"]);
+  assert.deepEqual([...cursors.values()].sort(), [298, 299, 300]);
+  const punches = h.userIds();
+  assert.equal(new Set(punches.map((p) => p.time)).size, 300);
+  assert.ok(punches.every((p) => p.time.endsWith("+05:30")));
+  db.close();
+});
+
+test("a row with a lower id that becomes visible after a higher one is still collected", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert([1, 2, 3, 5].map((id) => ({ id, sn: "S1", pin: `u${id}`, time: `2026-11-26 08:00:0${id}` })));
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path)]);
+  await waitFor("cursor at 5", () => h.store.cursors("att").get("S1") === 5);
+  // The writer that held id 4 commits late (a long transaction in the attendance software).
+  db.insert([{ id: 4, sn: "S1", pin: "u4", time: "2026-11-26 08:00:04" }]);
+  await waitFor("the late row", () => h.userIds().some((p) => p.userId === "u4"));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(
+    h
+      .userIds()
+      .map((p) => p.userId)
+      .sort(),
+    ["u1", "u2", "u3", "u4", "u5"],
+  );
+  db.close();
+});
+
+test("bad rows (null user, unparseable time) are quarantined with a reason; the rest flows", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert([
+    { sn: "S1", pin: "7", time: "2026-11-26 08:00:00" },
+    { sn: "S1", pin: null, time: "2026-11-26 08:00:01" },
+    { sn: "S1", pin: "8", time: "not a time" },
+    { sn: "S1", pin: "9", time: "2026-11-26 08:00:03" },
+  ]);
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path)]);
+  await waitFor("two punches", () => h.store.outboxStats().depth === 2);
+  await waitFor("two quarantined", () => h.store.quarantineCount() === 2);
+  const reasons = h.store.quarantine().map((q) => q.reason);
+  assert.ok(
+    reasons.some((r) => /pin is empty \(row id 2\)/.test(r)),
+    reasons.join(" | "),
+  );
+  assert.ok(
+    reasons.some((r) => /punch_time is not a time: "not a time" \(row id 3\)/.test(r)),
+    reasons.join(" | "),
+  );
+  // Re-polls of the lookback window do not quarantine the same rows again.
+  await new Promise((r) => setTimeout(r, 350));
+  assert.equal(h.store.quarantineCount(), 2);
+  db.close();
+});
+
+test("a missing table or column is reported by name with what exists, and the worker backs off", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  await using h = sourceHarness(dir.path);
+  await h.run([
+    sourceConfig(db.path, { id: "no-table", table: "checkinout" }),
+    sourceConfig(db.path, { id: "no-column", columns: { ...ATT_LOG_COLUMNS, userId: "badge" } }),
+  ]);
+  const noTable = await waitFor(
+    "error on no-table",
+    () => h.supervisor.status().find((w) => w.sourceId === "no-table")?.lastError,
+  );
+  assert.equal(noTable.code, "DB_SCHEMA");
+  assert.match(noTable.message, /Table "checkinout" not found.*Tables that exist: att_log/);
+  const noColumn = await waitFor(
+    "error on no-column",
+    () => h.supervisor.status().find((w) => w.sourceId === "no-column")?.lastError,
+  );
+  assert.match(noColumn.message, /Column "badge" \(the userId column\) not found.*Columns that exist: id, sn, pin/);
+  assert.equal(h.supervisor.status().find((w) => w.sourceId === "no-table")?.state, "backoff");
+  db.close();
+});
+
+test("one broken source does not stop another", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insertMany(20, ["S1"]);
+  await using h = sourceHarness(dir.path);
+  await h.run([
+    sourceConfig(join(dir.path, "missing-dir", "nope.db"), { id: "broken" }),
+    sourceConfig(db.path, { id: "good" }),
+  ]);
+  await waitFor("good source delivers", () => h.store.outboxStats().depth === 20);
+  assert.equal(h.supervisor.status().find((w) => w.sourceId === "broken")?.lastError?.code, "DB_CONNECT");
+  db.close();
+});
+
+test("identifiers are checked again right before they reach SQL", () => {
+  assert.equal(checkIdentifier("att_log"), "att_log");
+  assert.throws(() => checkIdentifier('x"; DROP TABLE y; --'), {
+    code: "IDENTIFIER_INVALID",
+    message: /Refusing the SQL identifier/,
+  });
+});

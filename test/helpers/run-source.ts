@@ -1,0 +1,33 @@
+import { join } from "node:path";
+import { createSource } from "../../src/app/connector.ts";
+import type { SourceConfig } from "../../src/config/config-schema.ts";
+import { Notifier } from "../../src/core/abort.ts";
+import { systemClock } from "../../src/core/clock.ts";
+import { silentLogger } from "../../src/core/logger.ts";
+import { Store } from "../../src/store/store.ts";
+import { Supervisor } from "../../src/supervisor/supervisor.ts";
+
+/** A real store and supervisor with the gate open: sources run exactly as in the connector, minus the cloud. */
+export function sourceHarness(dir: string) {
+  const store = Store.open(join(dir, "connector.db"));
+  const supervisor = new Supervisor({
+    store,
+    clock: systemClock,
+    logger: silentLogger,
+    gate: { isOpen: () => true, waitOpen: async () => undefined },
+    createSource,
+    outboxChanged: new Notifier(),
+  });
+  const userIds = () =>
+    store.peek(1_000_000).map((e) => JSON.parse(e.body) as { userId: string; deviceSerial: string; time: string });
+  return {
+    store,
+    supervisor,
+    userIds,
+    run: (sources: SourceConfig[]) => supervisor.apply(sources),
+    async [Symbol.asyncDispose]() {
+      await supervisor.stop();
+      store.close();
+    },
+  };
+}
