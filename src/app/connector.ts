@@ -157,6 +157,7 @@ export class Connector {
       clock,
       logger: logger.child("config"),
       onApply: (applied) => live.onApply(applied.config),
+      onUnreachable: (error) => connectivity.reportFailure(error),
     });
     const connector = new Connector({
       store,
@@ -183,6 +184,10 @@ export class Connector {
     const signal = this.#controller.signal;
     const logger = this.#logger;
     this.#channel.loadCached();
+    // Fetch the config as soon as the cloud is seen, not at the next poll tick.
+    this.#connectivity.subscribe((state) => {
+      if (state === "online") this.#channel.poke();
+    });
     this.#statusServer = await StatusServer.start({
       host: options.statusHost ?? "127.0.0.1",
       port: options.statusPort ?? 0,
@@ -217,6 +222,7 @@ export class Connector {
 
   #apply(config: ConnectorConfig): void {
     this.#live.config = config;
+    this.#connectivity.poke();
     // Applies are serialised: a second config arriving mid-restart waits for the first to settle.
     this.#applying = this.#applying
       .then(async () => {

@@ -30,6 +30,8 @@ export interface ConfigChannelOptions {
   readonly logger: Logger;
   readonly onApply: (applied: AppliedConfig) => void;
   readonly requestTimeoutMs?: number;
+  /** Told when the cloud could not be reached at all: evidence for the connectivity monitor. */
+  readonly onUnreachable?: (error: unknown) => void;
 }
 
 /**
@@ -175,6 +177,7 @@ export class ConfigChannel {
           await this.fetchOnce(signal);
         } catch (error) {
           if (isAbortError(error) && signal.aborted) return;
+          if (error instanceof BioError && error.code === "CLOUD_UNAVAILABLE") this.#o.onUnreachable?.(error);
           const d = describeError(error);
           this.#lastError = { code: d.code, message: d.message };
           if (this.#lastLogged !== d.message) {

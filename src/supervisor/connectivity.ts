@@ -30,7 +30,9 @@ const HISTORY = 50;
 export class Connectivity {
   readonly #o: ConnectivityOptions;
   readonly #changed = new Notifier();
+  readonly #wake = new Notifier();
   readonly #history: ConnectivityChange[] = [];
+  readonly #listeners = new Set<(state: ConnectivityState) => void>();
   #state: ConnectivityState = "unknown";
   #failures = 0;
 
@@ -55,9 +57,16 @@ export class Connectivity {
     this.#set("online", "cloud answered");
   }
 
+  /** Evidence of loss from any request (shipper, config fetch); a probe follows at once to confirm it. */
   reportFailure(error: unknown): void {
     this.#failures++;
     if (this.#failures >= this.#o.config().failuresBeforeOffline) this.#set("offline", describeError(error).message);
+    else this.#wake.notify();
+  }
+
+  /** Probe now, e.g. because the probe interval changed with a new config. */
+  poke(): void {
+    this.#wake.notify();
   }
 
   #set(state: ConnectivityState, reason: string): void {
@@ -71,6 +80,13 @@ export class Connectivity {
     else if (previous === "offline") this.#o.logger.info("Cloud reachable again: resuming.");
     else this.#o.logger.info("Cloud reachable.");
     this.#changed.notify();
+    for (const listener of this.#listeners) listener(state);
+  }
+
+  /** Calls `listener` on every change of state; returns the unsubscribe function. */
+  subscribe(listener: (state: ConnectivityState) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** Resolves when online. Rejects only on abort. */
@@ -108,7 +124,7 @@ export class Connectivity {
       const { probeIntervalMs } = this.#o.config();
       // A first failure is confirmed quickly, so a real loss pauses the workers within about one interval.
       const confirming = this.#failures > 0 && this.#state !== "offline";
-      await this.#changed
+      await this.#wake
         .wait(confirming ? Math.min(probeIntervalMs / 4, 500) : probeIntervalMs, signal)
         .catch(() => undefined);
     }

@@ -200,7 +200,8 @@ export class Supervisor {
     return [...this.#workers.values()].map((w) => ({
       sourceId: w.config.id,
       kind: w.config.kind,
-      state: w.state,
+      // A running worker with the gate closed starts no new poll: report it paused at once, not at its next tick.
+      state: w.state === "running" && !this.#o.gate.isOpen() ? "paused" : w.state,
       startedAt: new Date(w.startedAt).toISOString(),
       restarts: w.restarts,
       lastPollAt: w.lastPollAt ? new Date(w.lastPollAt).toISOString() : null,
