@@ -1,0 +1,37 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { waitFor } from "./wait-for.ts";
+
+export const BIN = new URL("../../bin/bioapi.mjs", import.meta.url).pathname;
+
+/** `bioapi run` as a real child process on the pinned runtime, its output collected. */
+export class ConnectorProcess {
+  readonly child: ChildProcess;
+  readonly output: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(dataDir: string, extraArgs: readonly string[] = []) {
+    this.child = spawn(process.execPath, [BIN, "run", "--data-dir", dataDir, "--log-format", "json", ...extraArgs], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child.stdout?.on("data", (d: Buffer) => this.output.push(d.toString()));
+    this.child.stderr?.on("data", (d: Buffer) => this.output.push(d.toString()));
+    this.exited = new Promise((resolve) => this.child.once("exit", (code, signal) => resolve({ code, signal })));
+  }
+
+  static async started(dataDir: string, extraArgs: readonly string[] = []): Promise<ConnectorProcess> {
+    const p = new ConnectorProcess(dataDir, extraArgs);
+    await waitFor(
+      "the connector's status endpoint",
+      () => existsSync(join(dataDir, "status.json")) || p.child.exitCode !== null,
+    );
+    if (p.child.exitCode !== null) throw new Error(`connector exited early:\n${p.output.join("")}`);
+    return p;
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
