@@ -22,6 +22,25 @@ if (major < 24) {
 }
 
 const [command, ...rest] = process.argv.slice(2);
+
+// The long-running connector gets a bounded V8 heap: left alone, V8 sizes the heap from the machine's RAM and lets
+// garbage pile up to hundreds of MB during a backlog drain. execve keeps the pid (service managers track it).
+// BIOAPI_MAX_HEAP_MB raises the bound for unusually large device logs.
+if (
+  command === "run" &&
+  typeof process.execve === "function" &&
+  !process.execArgv.some((a) => a.startsWith("--max-old-space-size"))
+) {
+  const heapMb = Number(process.env.BIOAPI_MAX_HEAP_MB) || 96;
+  process.execve(process.execPath, [
+    process.execPath,
+    `--max-old-space-size=${heapMb}`,
+    "--max-semi-space-size=1",
+    ...process.execArgv,
+    new URL(import.meta.url).pathname,
+    ...process.argv.slice(2),
+  ]);
+}
 // The reference cloud and the demo live outside src/ so that the product never imports them.
 const code =
   command === "cloud"

@@ -55,6 +55,8 @@ export interface CloudServer extends AsyncDisposable {
   publishEnvelope(nodeId: string, envelope: Partial<ConfigEnvelope> & Pick<ConfigEnvelope, "version">): void;
   currentConfig(nodeId: string): ConfigEnvelope | undefined;
   stats(nodeId: string): PunchStats;
+  /** Distinct punches held for the node; cheap enough to poll. */
+  count(nodeId: string): number;
   punches(nodeId: string, limit?: number): StoredPunch[];
   rejections(nodeId: string): { id: string; reason: string; receivedAt: string }[];
   lastStatus(nodeId: string): unknown;
@@ -191,6 +193,10 @@ class Cloud implements CloudServer {
 
   stats(nodeId: string): PunchStats {
     return this.#store.stats(nodeId);
+  }
+
+  count(nodeId: string): number {
+    return this.#store.count(nodeId);
   }
 
   punches(nodeId: string, limit?: number): StoredPunch[] {

@@ -289,11 +289,14 @@ export class Connector {
 
   status(): ConnectorStatus {
     const outbox = this.#store.outboxStats();
+    const mem = process.memoryUsage();
+    const mb = (n: number) => Math.round(n / 1048576);
     return {
       version: VERSION,
       nodeId: this.#nodeId,
       pid: process.pid,
       startedAt: new Date(this.#startedAt).toISOString(),
+      memory: { rssMb: mb(mem.rss), heapUsedMb: mb(mem.heapUsed), externalMb: mb(mem.external) },
       connectivity: {
         state: this.#connectivity.state,
         policy: this.#live.config.connectivity.policy,

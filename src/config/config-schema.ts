@@ -88,6 +88,13 @@ export const shipperSchema = z
   .object({
     batchSize: z.number().int().min(1).max(10_000).default(1000),
     lingerMs: z.number().int().min(0).max(60_000).default(100),
+    maxInFlight: z
+      .number()
+      .int()
+      .min(1)
+      .max(8)
+      .default(2)
+      .describe("Batches travelling at once; 2 keeps the cloud busy while the next batch is prepared."),
     requestTimeoutMs: z.number().int().min(100).max(300_000).default(15_000),
     maxBackoffMs: z.number().int().min(100).max(3_600_000).default(60_000),
     gzip: z.boolean().default(true),

@@ -52,8 +52,25 @@ function naiveToUtcMs(local: LocalDateTime): number {
   return Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s ?? 0));
 }
 
+/**
+ * Offsets are looked up per quarter hour of local time: zone transitions fall on quarter-hour boundaries, and
+ * Intl formatting is the costliest step of turning a row into a punch.
+ */
+const offsetCache = new Map<string, number>();
+const OFFSET_CACHE_MAX = 50_000;
+
 /** Offset of `timeZone` from UTC, in minutes, at the given local wall-clock time. */
 export function offsetMinutesAt(local: LocalDateTime, timeZone: string): number {
+  const key = `${timeZone}|${local.slice(0, 14)}${Math.floor(Number(local.slice(14, 16)) / 15)}`;
+  const cached = offsetCache.get(key);
+  if (cached !== undefined) return cached;
+  const offset = computeOffset(local, timeZone);
+  if (offsetCache.size >= OFFSET_CACHE_MAX) offsetCache.clear();
+  offsetCache.set(key, offset);
+  return offset;
+}
+
+function computeOffset(local: LocalDateTime, timeZone: string): number {
   const asUtc = naiveToUtcMs(local);
   // Two passes settle the offset across DST transitions; in a gap or overlap the earlier offset wins.
   let guess = asUtc;

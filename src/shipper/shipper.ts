@@ -63,33 +63,70 @@ export class Shipper {
     };
   }
 
+  /**
+   * Up to `maxInFlight` batches travel at once, each taken in outbox order after the previous one, so the cloud
+   * ingests one batch while we prepare or acknowledge the next. After any failure the in-flight batches settle and
+   * reading restarts from the oldest unacknowledged punch.
+   */
   async run(signal: AbortSignal): Promise<void> {
     const { store, connectivity, wake, clock } = this.#o;
-    while (!signal.aborted) {
-      await connectivity.waitOnline(signal);
-      const config = this.#o.config();
-      const size = Math.min(this.#limit ?? config.batchSize, config.batchSize);
-      let batch = store.peek(size);
-      if (batch.length === 0) {
-        await wake.wait(1000, signal);
-        continue;
+    const inflight = new Set<Promise<void>>();
+    let after = 0;
+    let dirty = false;
+    try {
+      while (!signal.aborted) {
+        await connectivity.waitOnline(signal);
+        const config = this.#o.config();
+        if (dirty) {
+          await Promise.allSettled([...inflight]);
+          after = 0;
+          dirty = false;
+          continue;
+        }
+        if (inflight.size >= config.maxInFlight) {
+          await Promise.race(inflight);
+          continue;
+        }
+        const size = Math.min(this.#limit ?? config.batchSize, config.batchSize);
+        let batch = store.peek(size, after);
+        if (batch.length === 0) {
+          await (inflight.size > 0 ? Promise.race([...inflight, wake.wait(1000, signal)]) : wake.wait(1000, signal));
+          continue;
+        }
+        const oldest = batch[0]?.enqueuedAt ?? clock.now();
+        const lingerLeft = config.lingerMs - (clock.now() - oldest);
+        if (inflight.size === 0 && batch.length < size && lingerLeft > 0) {
+          await sleep(lingerLeft, signal);
+          batch = store.peek(size, after);
+        }
+        after = batch.at(-1)?.seq ?? after;
+        const delivery: Promise<void> = this.#deliver(batch, signal)
+          .then((clean) => {
+            if (!clean) dirty = true;
+          })
+          .finally(() => inflight.delete(delivery));
+        inflight.add(delivery);
       }
-      const oldest = batch[0]?.enqueuedAt ?? clock.now();
-      const lingerLeft = config.lingerMs - (clock.now() - oldest);
-      if (batch.length < size && lingerLeft > 0) {
-        await sleep(lingerLeft, signal);
-        batch = store.peek(size);
-      }
-      await this.#deliver(batch, signal);
+    } finally {
+      await Promise.allSettled([...inflight]);
     }
   }
 
-  async #deliver(batch: OutboxEntry[], signal: AbortSignal): Promise<void> {
+  /** Sends one batch and settles it; false when something is left to retry (after the backoff has run). */
+  async #deliver(batch: OutboxEntry[], signal: AbortSignal): Promise<boolean> {
     const { store, sink, connectivity, clock, logger } = this.#o;
     try {
+      const sendStarted = performance.now();
       const result = await sink.send(batch, signal);
+      const sendMs = performance.now() - sendStarted;
       connectivity.reportSuccess();
       store.ack(result.acked);
+      logger.debug("Batch delivered.", {
+        size: batch.length,
+        acked: result.acked.length,
+        sendMs: Math.round(sendMs),
+        ackMs: Math.round(performance.now() - sendStarted - sendMs),
+      });
       const permanent = result.rejected.filter((r) => r.permanent);
       store.quarantineOutbox(permanent);
       for (const r of permanent)
@@ -108,7 +145,7 @@ export class Shipper {
               }
             : { code: "CLOUD_RETRY", message: `${unsettled} punches not settled by the cloud; retrying.` };
         await this.#pause(wait, signal, result.retryAfterMs === undefined);
-        return;
+        return false;
       }
       this.#backoff.reset();
       this.#lastError = null;
@@ -116,6 +153,7 @@ export class Shipper {
       if (this.#limit !== undefined && this.#limit < this.#o.config().batchSize)
         this.#limit = Math.min(this.#limit * 2, this.#o.config().batchSize);
       else this.#limit = undefined;
+      return true;
     } catch (error) {
       if (isAbortError(error) && signal.aborted) throw error;
       const d = describeError(error);
@@ -123,12 +161,13 @@ export class Shipper {
       store.recordAttempt(batch.map((e) => e.id));
       if (error instanceof BioError && error.code === "CLOUD_REJECTED") {
         await this.#isolate(batch, error, signal);
-        return;
+        return false;
       }
       if (error instanceof BioError && error.code === "CLOUD_UNAVAILABLE") connectivity.reportFailure(error);
       const wait = this.#backoff.next();
       logger.warn("Delivery failed; will retry.", { error, retryInMs: wait, batch: batch.length });
       await this.#pause(wait, signal, true);
+      return false;
     }
   }
 

@@ -9,6 +9,8 @@ export interface ConnectorStatus {
   readonly nodeId: string;
   readonly pid: number;
   readonly startedAt: string;
+  /** Resident set and V8 heap in MiB, for spotting leaks from the status page. */
+  readonly memory: { readonly rssMb: number; readonly heapUsedMb: number; readonly externalMb: number };
   readonly connectivity: {
     readonly state: ConnectivityState;
     readonly policy: "pause" | "buffer";

@@ -70,12 +70,15 @@ export class Store {
   readonly #db: DatabaseSync;
   readonly #clock: Clock;
   readonly #stmts: ReturnType<typeof prepare>;
+  /** Outbox depth kept in memory: count(*) scans the table, and status asks often. */
+  #depth: number;
   #closed = false;
 
   private constructor(db: DatabaseSync, clock: Clock) {
     this.#db = db;
     this.#clock = clock;
     this.#stmts = prepare(db);
+    this.#depth = (this.#stmts.depth.get() as { depth: number }).depth;
   }
 
   static open(path: string, options: StoreOptions = {}): Store {
@@ -83,8 +86,11 @@ export class Store {
     try {
       db = new DatabaseSync(path, { timeout: 5000 });
       db.exec("PRAGMA journal_mode = WAL");
-      // FULL: a punch acknowledged to a source as stored survives a power cut, not only a process crash.
-      db.exec("PRAGMA synchronous = FULL");
+      // NORMAL in WAL mode survives any process crash; a power cut may roll back the newest commits, but never
+      // half of one. Because punches and their cursor commit together, a rolled-back emit is simply read again
+      // from the source, and a rolled-back ack is a re-delivery the cloud absorbs by id: nothing is lost, and
+      // we avoid an fsync per batch.
+      db.exec("PRAGMA synchronous = NORMAL");
       db.exec("PRAGMA foreign_keys = ON");
       migrate(db);
     } catch (error) {
@@ -124,7 +130,7 @@ export class Store {
   ): EmitResult {
     const now = this.#clock.now();
     const s = this.#stmts;
-    return this.#transaction(() => {
+    const result = this.#transaction(() => {
       let enqueued = 0;
       for (const punch of punches) {
         const changes = s.enqueue.run(punch.id, sourceId, JSON.stringify(punch), now, punch.id).changes;
@@ -138,6 +144,8 @@ export class Store {
       }
       return { enqueued, duplicates: punches.length - enqueued, quarantined: quarantined.length };
     });
+    this.#depth += result.enqueued;
+    return result;
   }
 
   cursors(sourceId: string): Map<string, CursorValue> {
@@ -162,9 +170,9 @@ export class Store {
     }));
   }
 
-  /** The oldest pending punches, in enqueue order. */
-  peek(limit: number): OutboxEntry[] {
-    const rows = this.#stmts.peek.all(limit) as Array<{
+  /** The oldest pending punches, in enqueue order, optionally only those after `afterSeq`. */
+  peek(limit: number, afterSeq = 0): OutboxEntry[] {
+    const rows = this.#stmts.peek.all(afterSeq, limit) as Array<{
       seq: number;
       id: string;
       source_id: string;
@@ -187,11 +195,13 @@ export class Store {
     if (ids.length === 0) return;
     const now = this.#clock.now();
     const s = this.#stmts;
-    this.#transaction(() => {
+    this.#depth -= this.#transaction(() => {
+      let removed = 0;
       for (const id of ids) {
         s.remember.run(id, now);
-        s.dequeue.run(id);
+        removed += Number(s.dequeue.run(id).changes);
       }
+      return removed;
     });
   }
 
@@ -200,13 +210,15 @@ export class Store {
     if (rejections.length === 0) return;
     const now = this.#clock.now();
     const s = this.#stmts;
-    this.#transaction(() => {
+    this.#depth -= this.#transaction(() => {
+      let removed = 0;
       for (const { id, reason } of rejections) {
         const row = s.outboxById.get(id) as { source_id: string; body: string } | undefined;
         if (!row) continue;
         s.quarantine.run(row.source_id, id, "sink", reason, row.body, now);
-        s.dequeue.run(id);
+        removed += Number(s.dequeue.run(id).changes);
       }
+      return removed;
     });
   }
 
@@ -220,8 +232,8 @@ export class Store {
   }
 
   outboxStats(): { depth: number; oldestEnqueuedAt: number | null } {
-    const row = this.#stmts.stats.get() as { depth: number; oldest: number | null };
-    return { depth: row.depth, oldestEnqueuedAt: row.oldest };
+    const oldest = this.#stmts.oldest.get() as { enqueued_at: number } | undefined;
+    return { depth: this.#depth, oldestEnqueuedAt: oldest?.enqueued_at ?? null };
   }
 
   deliveredCount(): number {
@@ -296,11 +308,13 @@ function prepare(db: DatabaseSync) {
       "INSERT INTO outbox (id, source_id, body, enqueued_at) SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE id = ?) ON CONFLICT(id) DO NOTHING",
     ),
     dequeue: p("DELETE FROM outbox WHERE id = ?"),
-    remember: p("INSERT OR REPLACE INTO delivered (id, at) VALUES (?, ?)"),
+    remember: p("INSERT INTO delivered (id, at) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at"),
     outboxById: p("SELECT source_id, body FROM outbox WHERE id = ?"),
-    peek: p("SELECT seq, id, source_id, body, enqueued_at, attempts FROM outbox ORDER BY seq LIMIT ?"),
+    peek: p("SELECT seq, id, source_id, body, enqueued_at, attempts FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
     attempt: p("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"),
-    stats: p("SELECT count(*) AS depth, min(enqueued_at) AS oldest FROM outbox"),
+    depth: p("SELECT count(*) AS depth FROM outbox"),
+    // seq order is enqueue order, so the oldest is the first row of the primary key: no scan.
+    oldest: p("SELECT enqueued_at FROM outbox ORDER BY seq LIMIT 1"),
     quarantine: p("INSERT INTO quarantine (source_id, punch_id, stage, reason, payload, at) VALUES (?, ?, ?, ?, ?, ?)"),
     putCursor: p(
       "INSERT INTO cursors (source_id, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(source_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

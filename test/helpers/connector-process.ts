@@ -11,17 +11,25 @@ export class ConnectorProcess {
   readonly output: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(dataDir: string, extraArgs: readonly string[] = []) {
-    this.child = spawn(process.execPath, [BIN, "run", "--data-dir", dataDir, "--log-format", "json", ...extraArgs], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+  constructor(dataDir: string, extraArgs: readonly string[] = [], nodeFlags: readonly string[] = []) {
+    this.child = spawn(
+      process.execPath,
+      [...nodeFlags, BIN, "run", "--data-dir", dataDir, "--log-format", "json", ...extraArgs],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     this.child.stdout?.on("data", (d: Buffer) => this.output.push(d.toString()));
     this.child.stderr?.on("data", (d: Buffer) => this.output.push(d.toString()));
     this.exited = new Promise((resolve) => this.child.once("exit", (code, signal) => resolve({ code, signal })));
   }
 
-  static async started(dataDir: string, extraArgs: readonly string[] = []): Promise<ConnectorProcess> {
-    const p = new ConnectorProcess(dataDir, extraArgs);
+  static async started(
+    dataDir: string,
+    extraArgs: readonly string[] = [],
+    nodeFlags: readonly string[] = [],
+  ): Promise<ConnectorProcess> {
+    const p = new ConnectorProcess(dataDir, extraArgs, nodeFlags);
     await waitFor(
       "the connector's status endpoint",
       () => existsSync(join(dataDir, "status.json")) || p.child.exitCode !== null,

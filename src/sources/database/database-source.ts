@@ -143,6 +143,8 @@ export class DatabaseSource implements Source {
       const last = punches.at(-1);
       if (last) ctx.progress({ lastPunchTime: last.time });
       if (rows.length < this.#config.batchSize) return;
+      // Node's sqlite is synchronous: yield to the event loop between pages so the shipper drains while we read.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 

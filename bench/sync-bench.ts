@@ -1,0 +1,262 @@
+/**
+ * `npm run bench`: drain a SQLite backlog into the reference cloud on loopback, and beside it, in the same run, the
+ * two baselines the end-to-end rate is judged against: reading the rows raw with node:sqlite, and the cloud's
+ * ingest alone. Then the steady state: how long a new row takes to reach the cloud. Prints a table and JSON.
+ *
+ * BENCH_ROWS overrides the backlog size (default 1,000,000).
+ */
+import { createHash } from "node:crypto";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { gzipSync } from "node:zlib";
+import { startCloud } from "../cloud/cloud-server.ts";
+import { signedFetch } from "../cloud/signed-fetch.ts";
+import { ensureDataDir, openSecretStore } from "../src/app/data-dir.ts";
+import { saveEnrollment } from "../src/secrets/enrollment.ts";
+import { ConnectorProcess } from "../test/helpers/connector-process.ts";
+import { tempDir } from "../test/helpers/temp-dir.ts";
+import { waitFor } from "../test/helpers/wait-for.ts";
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const SERIALS = [
+  "CKJ7201001",
+  "CKJ7201002",
+  "OIN5320117",
+  "BOCK194960",
+  "ZKT0000005",
+  "ZKT0000006",
+  "ZKT0000007",
+  "ZKT0000008",
+];
+const POLL_MS = 1000;
+const LATENCY_SAMPLES = 60;
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function createBacklog(path: string, rows: number): void {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec(
+    "CREATE TABLE att_log (id INTEGER PRIMARY KEY, sn TEXT NOT NULL, pin TEXT, punch_time TEXT NOT NULL, status INTEGER, verify INTEGER)",
+  );
+  db.exec("CREATE INDEX att_log_sn_id ON att_log (sn, id)");
+  const stmt = db.prepare("INSERT INTO att_log (sn, pin, punch_time, status, verify) VALUES (?, ?, ?, ?, ?)");
+  const start = Date.UTC(2025, 0, 1);
+  db.exec("BEGIN");
+  for (let i = 0; i < rows; i++) {
+    const time = new Date(start + i * 7000).toISOString().slice(0, 19).replace("T", " ");
+    stmt.run(SERIALS[i % SERIALS.length] as string, String(1 + (i % 2500)), time, i % 2, 1);
+  }
+  db.exec("COMMIT");
+  db.close();
+}
+
+/** Baseline 1: the same rows through the same driver, the way the source reads them (per serial, keyset pages). */
+function rawRead(path: string): { rows: number; seconds: number } {
+  const db = new DatabaseSync(path, { readOnly: true });
+  const page = db.prepare(
+    "SELECT id, sn, pin, punch_time, status, verify FROM att_log WHERE sn = ? AND id > ? ORDER BY id LIMIT 5000",
+  );
+  const t0 = performance.now();
+  let rows = 0;
+  for (const sn of SERIALS) {
+    let after = 0;
+    for (;;) {
+      const got = page.all(sn, after) as Array<{ id: number }>;
+      rows += got.length;
+      if (got.length < 5000) break;
+      after = got.at(-1)?.id ?? after;
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  db.close();
+  return { rows, seconds };
+}
+
+/** Baseline 2: the cloud ingesting pre-built, pre-compressed batches of the same size the connector sends. */
+async function cloudIngestAlone(
+  url: string,
+  nodeId: string,
+  secret: string,
+  count: number,
+): Promise<{ rows: number; seconds: number }> {
+  const batches: Buffer[] = [];
+  for (let b = 0; b < count / 1000; b++) {
+    const punches = [];
+    for (let i = 0; i < 1000; i++) {
+      const n = b * 1000 + i;
+      const local = new Date(Date.UTC(2025, 0, 1) + n * 7000).toISOString().slice(0, 19);
+      const serial = SERIALS[n % SERIALS.length] as string;
+      const userId = String(1 + (n % 2500));
+      const id = createHash("sha256")
+        .update(`${serial}\u001f${userId}\u001f${local}\u001f${n % 2}`)
+        .digest("hex")
+        .slice(0, 32);
+      punches.push({
+        id,
+        deviceSerial: serial,
+        userId,
+        time: `${local}+05:30`,
+        state: n % 2 ? "checkOut" : "checkIn",
+        stateCode: n % 2,
+        verify: "fingerprint",
+        verifyCode: 1,
+        source: "database",
+        collectedAt: new Date().toISOString(),
+      });
+    }
+    batches.push(gzipSync(JSON.stringify({ punches }), { level: 1 }));
+  }
+  const path = `/v1/nodes/${nodeId}/punches`;
+  const t0 = performance.now();
+  for (const body of batches) {
+    const res = await signedFetch(url, {
+      nodeId,
+      secret,
+      method: "POST",
+      path,
+      body,
+      headers: { "content-type": "application/json", "content-encoding": "gzip" },
+    });
+    if (res.status !== 200) throw new Error(`ingest baseline got ${res.status}`);
+    await res.arrayBuffer();
+  }
+  return { rows: count, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+async function main(): Promise<void> {
+  await using dir = await tempDir("bioapi-bench-");
+  const dbPath = join(dir.path, "att.db");
+  log(`Creating a ${ROWS.toLocaleString()}-row backlog…`);
+  createBacklog(dbPath, ROWS);
+
+  const raw = rawRead(dbPath);
+  log(`raw node:sqlite read: ${Math.round(raw.rows / raw.seconds).toLocaleString()} rows/s`);
+
+  await using cloud = await startCloud({ dataDir: join(dir.path, "cloud") });
+  const baselineNode = cloud.addNode();
+  const ingestRows = Math.min(ROWS, 200_000);
+  const ingest = await cloudIngestAlone(cloud.url, baselineNode.nodeId, baselineNode.secret, ingestRows);
+  log(`cloud ingest alone: ${Math.round(ingest.rows / ingest.seconds).toLocaleString()} punches/s`);
+
+  const node = cloud.addNode();
+  cloud.setConfig(node.nodeId, {
+    schemaVersion: 1,
+    ...(process.env.BENCH_SHIP_BATCH ? { shipper: { batchSize: Number(process.env.BENCH_SHIP_BATCH) } } : {}),
+    sources: [
+      {
+        id: "backlog",
+        kind: "database",
+        pollIntervalMs: POLL_MS,
+        timezone: "Asia/Kolkata",
+        connection: { engine: "sqlite", path: dbPath },
+        table: "att_log",
+        columns: { id: "id", deviceSerial: "sn", userId: "pin", time: "punch_time", state: "status", verify: "verify" },
+      },
+    ],
+  });
+  const layout = ensureDataDir(join(dir.path, "connector"));
+  await saveEnrollment(openSecretStore(layout), { cloudUrl: cloud.url, nodeId: node.nodeId, nodeSecret: node.secret });
+  const t0 = performance.now();
+  const connector = await ConnectorProcess.started(
+    layout.root,
+    ["--log-level", process.env.BENCH_LOG_LEVEL ?? "warn"],
+    (process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean),
+  );
+  const pid = connector.child.pid as number;
+  let lastLog = 0;
+  await waitFor(
+    "the backlog in the cloud",
+    () => {
+      const total = cloud.count(node.nodeId);
+      if (performance.now() - lastLog > 5000) {
+        lastLog = performance.now();
+        log(`  e2e: ${total.toLocaleString()} / ${ROWS.toLocaleString()}`);
+      }
+      return total === ROWS;
+    },
+    30 * 60_000,
+    50,
+  );
+  const e2eSeconds = (performance.now() - t0) / 1000;
+  const rss = await peakRssMb(pid);
+  log(`end to end: ${Math.round(ROWS / e2eSeconds).toLocaleString()} punches/s, peak RSS ${rss.toFixed(0)} MB`);
+
+  // Steady state: single new rows, each timed from commit to the cloud holding it.
+  const writer = new DatabaseSync(dbPath);
+  const insert = writer.prepare("INSERT INTO att_log (sn, pin, punch_time, status, verify) VALUES (?, ?, ?, 0, 1)");
+  const latencies: number[] = [];
+  for (let i = 0; i < LATENCY_SAMPLES; i++) {
+    const before = cloud.count(node.nodeId);
+    const local = new Date(Date.UTC(2027, 0, 1) + i * 1000).toISOString().slice(0, 19).replace("T", " ");
+    const at = performance.now();
+    insert.run(SERIALS[i % SERIALS.length] as string, "9999", local);
+    await waitFor("the new row in the cloud", () => cloud.count(node.nodeId) > before, 30_000, 2);
+    latencies.push(performance.now() - at);
+    await new Promise((r) => setTimeout(r, 37 + Math.random() * 200));
+  }
+  writer.close();
+  const duplicates = cloud.stats(node.nodeId).duplicateDeliveries;
+  await connector.kill("SIGTERM");
+
+  const rawRate = raw.rows / raw.seconds;
+  const ingestRate = ingest.rows / ingest.seconds;
+  const e2eRate = ROWS / e2eSeconds;
+  const slower = Math.min(rawRate, ingestRate);
+  const result = {
+    rows: ROWS,
+    rawReadRowsPerSec: Math.round(rawRate),
+    cloudIngestPunchesPerSec: Math.round(ingestRate),
+    endToEndPunchesPerSec: Math.round(e2eRate),
+    endToEndVsSlowerBaseline: Number((e2eRate / slower).toFixed(3)),
+    targetRatio: 0.5,
+    connectorPeakRssMb: Number(rss.toFixed(1)),
+    targetRssMb: 150,
+    duplicateDeliveries: duplicates,
+    steadyState: {
+      pollIntervalMs: POLL_MS,
+      samples: latencies.length,
+      p50Ms: Math.round(percentile(latencies, 50)),
+      p99Ms: Math.round(percentile(latencies, 99)),
+      targetP99Ms: POLL_MS + 500,
+    },
+  };
+  const rows: Array<[string, string, string]> = [
+    ["raw node:sqlite read", `${result.rawReadRowsPerSec.toLocaleString()} rows/s`, "baseline"],
+    ["cloud ingest alone", `${result.cloudIngestPunchesPerSec.toLocaleString()} punches/s`, "baseline"],
+    [
+      "end to end",
+      `${result.endToEndPunchesPerSec.toLocaleString()} punches/s`,
+      `${result.endToEndVsSlowerBaseline}× slower baseline (target ≥ 0.5) ${result.endToEndVsSlowerBaseline >= 0.5 ? "PASS" : "FAIL"}`,
+    ],
+    ["connector peak RSS", `${result.connectorPeakRssMb} MB`, `target < 150 MB ${rss < 150 ? "PASS" : "FAIL"}`],
+    [
+      "new row → cloud p99",
+      `${result.steadyState.p99Ms} ms (p50 ${result.steadyState.p50Ms})`,
+      `target < ${POLL_MS + 500} ms ${result.steadyState.p99Ms < POLL_MS + 500 ? "PASS" : "FAIL"}`,
+    ],
+  ];
+  const width = Math.max(...rows.map((r) => r[0].length));
+  const valueWidth = Math.max(...rows.map((r) => r[1].length));
+  process.stdout.write(
+    `\n${rows.map(([a, b, c]) => `${a.padEnd(width)}  ${b.padStart(valueWidth)}  ${c}`).join("\n")}\n\n`,
+  );
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  await rm(layout.root, { recursive: true, force: true });
+}
+
+await main();

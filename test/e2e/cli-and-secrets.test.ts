@@ -1,0 +1,177 @@
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+import { startCloud } from "../../cloud/cloud-server.ts";
+import { BIN, ConnectorProcess } from "../helpers/connector-process.ts";
+import { e2e } from "../helpers/e2e-harness.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+
+const exec = promisify(execFile);
+
+/** Runs the CLI on the pinned runtime; `input` goes to stdin. Never throws on a non-zero exit. */
+function bioapi(args: readonly string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on("exit", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
+}
+
+/** The secret in every spelling it could leak as. */
+function spellings(secret: string): string[] {
+  const raw = Buffer.from(secret, "base64url");
+  return [secret, raw.toString("base64"), raw.toString("hex"), raw.toString("latin1")];
+}
+
+async function filesContaining(dir: string, needles: readonly string[]): Promise<string[]> {
+  const hits: string[] = [];
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    const bytes = await readFile(path);
+    const text = bytes.toString("latin1");
+    if (needles.some((n) => text.includes(n) || bytes.toString("utf8").includes(n))) hits.push(path);
+  }
+  return hits;
+}
+
+async function processList(): Promise<string> {
+  return (await exec("ps", ["-eo", "args"])).stdout;
+}
+
+test("--version and unknown commands", async () => {
+  const v = await bioapi(["--version"]);
+  assert.equal(v.code, 0);
+  assert.match(v.stdout, /^\d+\.\d+\.\d+/);
+  const u = await bioapi(["frobnicate"]);
+  assert.equal(u.code, 2);
+  assert.match(u.stderr, /Unknown command "frobnicate"/);
+});
+
+test("enroll refuses a secret on the command line and wrong credentials; takes the secret from stdin", async () => {
+  await using dir = await tempDir();
+  await using cloud = await startCloud({ dataDir: join(dir.path, "cloud") });
+  const node = cloud.addNode();
+  const dataDir = join(dir.path, "c");
+
+  const argv = await bioapi([
+    "enroll",
+    "--cloud-url",
+    cloud.url,
+    "--node-id",
+    node.nodeId,
+    "--secret",
+    "abc",
+    "--data-dir",
+    dataDir,
+  ]);
+  assert.equal(argv.code, 2);
+  assert.match(argv.stderr, /Refusing --secret.*process list/);
+
+  const other = cloud.addNode();
+  const wrong = await bioapi(
+    ["enroll", "--cloud-url", cloud.url, "--node-id", node.nodeId, "--data-dir", dataDir],
+    other.secret,
+  );
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /refused these credentials.*bad_signature.*Nothing was stored/);
+  assert.equal(wrong.stderr.includes(other.secret), false);
+
+  const garbled = await bioapi(
+    ["enroll", "--cloud-url", cloud.url, "--node-id", node.nodeId, "--data-dir", dataDir],
+    "short",
+  );
+  assert.equal(garbled.code, 2);
+  assert.match(garbled.stderr, /not 32 bytes of base64url/);
+
+  const ok = await bioapi(
+    ["enroll", "--cloud-url", cloud.url, "--node-id", node.nodeId, "--data-dir", dataDir],
+    `${node.secret}\n`,
+  );
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, new RegExp(`Enrolled node ${node.nodeId}`));
+  assert.deepEqual(await filesContaining(dataDir, spellings(node.secret)), []);
+});
+
+test("status reports sources, cursor, outbox and connectivity; no secret in status, logs, files or ps", async () => {
+  await using h = await e2e();
+  h.db.insertMany(200, ["S1", "S2"]);
+  const p = await ConnectorProcess.started(h.connectorDir);
+  await waitFor("200 delivered", () => h.cloud.stats(h.nodeId).total === 200);
+  const ps = await processList();
+
+  const human = await bioapi(["status", "--data-dir", h.connectorDir]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /connectivity: online \(policy pause\)/);
+  assert.match(human.stdout, /config: version 1/);
+  assert.match(human.stdout, /outbox: 0 pending/);
+  assert.match(human.stdout, /att \[database\] running .* cursor S1=199 S2=200/);
+
+  const json = await bioapi(["status", "--data-dir", h.connectorDir, "--json"]);
+  const status = JSON.parse(json.stdout);
+  assert.equal(status.nodeId, h.nodeId);
+  assert.equal(status.sources[0].emitted, 200);
+  assert.deepEqual(status.sources[0].cursor, { S1: 199, S2: 200 });
+
+  const exit = await p.kill("SIGTERM");
+  assert.equal(exit.code, 0);
+  const after = await bioapi(["status", "--data-dir", h.connectorDir]);
+  assert.equal(after.code, 2);
+  assert.match(after.stderr, /No connector is running with data directory/);
+
+  const needles = spellings(h.secret);
+  const logs = p.output.join("");
+  assert.ok(logs.includes("Connector started."), "the logs were captured");
+  for (const n of needles) {
+    assert.equal(ps.includes(n), false, "secret in ps output");
+    assert.equal(logs.includes(n), false, "secret in the logs");
+    assert.equal(json.stdout.includes(n) || human.stdout.includes(n), false, "secret in status");
+  }
+  assert.deepEqual(await filesContaining(h.connectorDir, needles), [], "secret in a data-dir file");
+});
+
+test("the demo runs, delivers, stops cleanly, and leaks no secret", async () => {
+  const child = spawn(process.execPath, [BIN, "demo", "--duration", "4", "--keep", "--rate", "20"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const psDuring = await waitFor("demo running", async () => (out.includes("Press Ctrl-C") ? processList() : ""));
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  assert.equal(code, 0, out);
+  const stopped = /Written (\d+), in cloud (\d+)/.exec(out);
+  assert.ok(stopped, out);
+  assert.ok(Number(stopped[2]) >= 2000, `the seeded backlog reached the cloud: ${stopped[0]}`);
+  const root = /Kept (\S+)/.exec(out)?.[1];
+  const nodeId = /node ([0-9a-f-]{36})/.exec(out)?.[1];
+  assert.ok(root && nodeId, out);
+  await using cloud = await startCloud({ dataDir: join(root, "cloud") });
+  const secret = cloud.nodeSecret(nodeId);
+  assert.ok(secret);
+  const needles = spellings(secret);
+  for (const n of needles) {
+    assert.equal(out.includes(n), false, "secret in demo output");
+    assert.equal(psDuring.includes(n), false, "secret in ps output");
+  }
+  assert.deepEqual(await filesContaining(join(root, "connector"), needles), []);
+  await cloud.close();
+  const { rm } = await import("node:fs/promises");
+  await rm(root, { recursive: true, force: true });
+});
