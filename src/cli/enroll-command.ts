@@ -1,17 +1,20 @@
-import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile, rename } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
 import { systemClock } from "../core/clock.ts";
 import { BioError } from "../core/errors.ts";
-import { CloudClient, cloudErrorText } from "../link/cloud-client.ts";
+import { CloudClient, type CloudResponse, cloudErrorText } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { saveEnrollment, validateEnrollment } from "../secrets/enrollment.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 
-export const ENROLL_USAGE = `Usage: bioapi enroll --cloud-url URL --node-id UUID [--secret-file FILE | --secret-stdin] [--data-dir DIR] [--no-verify]
+export const ENROLL_USAGE = `Usage: bioapi enroll --cloud-url URL --node-id UUID [--secret-file FILE | --secret-stdin] [--data-dir DIR]
+                    [--no-verify] [--force]
 
 Stores the node's credentials encrypted in the data directory. The node secret is read from a file or from
-standard input, never from the command line (where other users could see it in the process list).`;
+standard input, never from the command line (where other users could see it in the process list).
+--force starts a fresh secrets file when the old one cannot be opened (it is kept aside as secrets.json.old-*).`;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -19,13 +22,8 @@ async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export async function enrollCommand(argv: string[], io: CliIo): Promise<number> {
-  if (argv.some((a) => a === "--secret" || a.startsWith("--secret="))) {
-    throw usageError(
-      "Refusing --secret: a secret on the command line is visible to every user in the process list. Use --secret-file FILE or pipe it on stdin.",
-    );
-  }
-  const { values } = parseArgs({
+function parseEnrollArgs(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
       "cloud-url": { type: "string" },
@@ -34,10 +32,37 @@ export async function enrollCommand(argv: string[], io: CliIo): Promise<number> 
       "secret-stdin": { type: "boolean", default: false },
       "data-dir": { type: "string" },
       "no-verify": { type: "boolean", default: false },
+      force: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
     strict: true,
+    allowPositionals: false,
   });
+}
+
+/** A 404 counts as "enrolled, no config yet" only when it is the protocol's no_config, not any web server's 404. */
+function isNoConfig(response: CloudResponse): boolean {
+  try {
+    return (JSON.parse(response.body.toString("utf8")) as { error?: string }).error === "no_config";
+  } catch {
+    return false;
+  }
+}
+
+export async function enrollCommand(argv: string[], io: CliIo): Promise<number> {
+  if (argv.some((a) => a === "--secret" || a.startsWith("--secret="))) {
+    throw usageError(
+      "Refusing --secret: a secret on the command line is visible to every user in the process list. Use --secret-file FILE or pipe it on stdin.",
+    );
+  }
+  let parsed: ReturnType<typeof parseEnrollArgs>;
+  try {
+    parsed = parseEnrollArgs(argv);
+  } catch {
+    // parseArgs quotes the offending argument, and a secret pasted by mistake must not be echoed.
+    throw usageError(`Unexpected or malformed argument.\n${ENROLL_USAGE}`);
+  }
+  const { values } = parsed;
   if (values.help) {
     io.out(ENROLL_USAGE);
     return 0;
@@ -45,8 +70,16 @@ export async function enrollCommand(argv: string[], io: CliIo): Promise<number> 
   if (!values["cloud-url"] || !values["node-id"])
     throw usageError(`--cloud-url and --node-id are required.\n${ENROLL_USAGE}`);
   let secret: string;
-  if (values["secret-file"]) secret = await readFile(values["secret-file"], "utf8");
-  else if (values["secret-stdin"] || !io.stdin.isTTY) secret = await readStdin(io.stdin);
+  if (values["secret-file"]) {
+    try {
+      secret = await readFile(values["secret-file"], "utf8");
+    } catch (error) {
+      // The path is not echoed: people do paste the secret where the path belongs.
+      throw usageError(
+        `Cannot read the file given to --secret-file (${(error as NodeJS.ErrnoException).code ?? "error"}).`,
+      );
+    }
+  } else if (values["secret-stdin"] || !io.stdin.isTTY) secret = await readStdin(io.stdin);
   else throw usageError("Give the node secret with --secret-file FILE or on stdin (echo ... | bioapi enroll ...).");
 
   const enrollment = validateEnrollment({
@@ -70,11 +103,16 @@ export async function enrollCommand(argv: string[], io: CliIo): Promise<number> 
         hint: "Check the node id and secret, and that this machine's clock is within 5 minutes of real time. Nothing was stored.",
       });
     }
-    if (response.status !== 200 && response.status !== 404) {
+    if (response.status !== 200 && !(response.status === 404 && isNoConfig(response))) {
       throw new BioError("CLOUD_PROTOCOL", `Unexpected answer from the cloud: ${cloudErrorText(response)}.`, {
         hint: "Check the cloud URL, or pass --no-verify to enroll offline. Nothing was stored.",
       });
     }
+  }
+  if (values.force && existsSync(layout.secrets)) {
+    const aside = `${layout.secrets}.old-${Date.now()}`;
+    await rename(layout.secrets, aside);
+    io.err(`Kept the previous secrets file aside as ${aside}.`);
   }
   const secrets = openSecretStore(layout);
   await saveEnrollment(secrets, enrollment);

@@ -101,6 +101,25 @@ export const shipperSchema = z
   })
   .strict();
 
+export const outboxSchema = z
+  .object({
+    highWater: z
+      .number()
+      .int()
+      .min(100)
+      .max(10_000_000)
+      .default(20_000)
+      .describe("While online, sources wait when this many punches are undelivered, instead of running far ahead."),
+    maxDepth: z
+      .number()
+      .int()
+      .min(1000)
+      .max(100_000_000)
+      .default(5_000_000)
+      .describe("Offline with policy buffer, sources stop reading beyond this many undelivered punches."),
+  })
+  .strict();
+
 export const connectorConfigSchema = z
   .object({
     schemaVersion: z.literal(1),
@@ -108,6 +127,7 @@ export const connectorConfigSchema = z
     heartbeatIntervalMs: z.number().int().min(200).max(86_400_000).default(60_000),
     connectivity: connectivitySchema.default(connectivitySchema.parse({})),
     shipper: shipperSchema.default(shipperSchema.parse({})),
+    outbox: outboxSchema.default(outboxSchema.parse({})),
     sources: z.array(sourceSchema).max(5000),
   })
   .strict()
@@ -126,6 +146,7 @@ export type SourceConfig = z.infer<typeof sourceSchema>;
 export type DatabaseSourceConfig = z.infer<typeof databaseSourceSchema>;
 export type ConnectivityConfig = z.infer<typeof connectivitySchema>;
 export type ShipperConfig = z.infer<typeof shipperSchema>;
+export type OutboxConfig = z.infer<typeof outboxSchema>;
 
 export interface ConfigIssue {
   readonly path: string;

@@ -13,9 +13,12 @@ export interface BackoffOptions {
 export class Backoff {
   readonly #options: Required<BackoffOptions>;
   #attempt = 0;
+  /** The ceiling; settable because it comes from a config that may change while we back off. */
+  maxMs: number;
 
   constructor(options: BackoffOptions) {
     this.#options = { factor: 2, random: Math.random, ...options };
+    this.maxMs = options.maxMs;
   }
 
   get attempt(): number {
@@ -23,8 +26,8 @@ export class Backoff {
   }
 
   next(): number {
-    const { initialMs, maxMs, factor, random } = this.#options;
-    const ceiling = Math.min(maxMs, initialMs * factor ** this.#attempt);
+    const { initialMs, factor, random } = this.#options;
+    const ceiling = Math.min(this.maxMs, initialMs * factor ** this.#attempt);
     this.#attempt++;
     return Math.round(ceiling / 2 + (random() * ceiling) / 2);
   }

@@ -22,7 +22,18 @@ export function validateEnrollment(input: { cloudUrl: string; nodeId: string; no
     });
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new BioError("USAGE", `The cloud URL must be http(s), not ${url.protocol}.`);
+    throw new BioError("USAGE", `The cloud URL must be https, not ${url.protocol}.`);
+  }
+  if (url.username || url.password) {
+    throw new BioError("USAGE", "The cloud URL must not carry a user name or password.", {
+      hint: "Give only https://host[:port]; the node authenticates with its secret.",
+    });
+  }
+  // Plain http only to this machine (the reference cloud, a local TLS-terminating proxy).
+  if (url.protocol === "http:" && !["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) {
+    throw new BioError("USAGE", `The cloud URL must use https for ${url.hostname}.`, {
+      hint: "Plain http is accepted only for a cloud on this machine (127.0.0.1 / localhost).",
+    });
   }
   if (!UUID.test(input.nodeId)) {
     throw new BioError("USAGE", `The node id "${input.nodeId}" is not a UUID.`, {

@@ -45,12 +45,12 @@ export class EnvelopeSecretStore implements SecretStore {
     } catch (error) {
       throw new BioError("SECRET_CORRUPT", `The secrets file ${this.#path} is not valid JSON.`, {
         cause: error,
-        hint: "Restore it from backup or re-enroll (bioapi enroll).",
+        hint: "Restore it from backup, or enroll again with --force (the file is kept aside).",
       });
     }
     if (parsed.format !== "cams-bioapi/secrets" || parsed.v !== 1) {
       throw new BioError("SECRET_CORRUPT", `The secrets file ${this.#path} has an unknown format.`, {
-        hint: "It may belong to a newer connector version; run that version or re-enroll.",
+        hint: "It may belong to a newer connector version; run that version, or enroll again with --force.",
       });
     }
     return parsed;

@@ -16,7 +16,7 @@ export function seal(key: Uint8Array, plaintext: Uint8Array, associatedData: str
 export function open(key: Uint8Array, sealed: Uint8Array, associatedData: string, what: string): Buffer {
   if (sealed.length < IV_BYTES + TAG_BYTES) {
     throw new BioError("SECRET_CORRUPT", `The encrypted ${what} is truncated.`, {
-      hint: "Re-enroll the node (bioapi enroll) to write fresh credentials.",
+      hint: "Enroll again with --force (bioapi enroll --force ...) to write fresh credentials.",
     });
   }
   const iv = sealed.subarray(0, IV_BYTES);
@@ -33,7 +33,7 @@ export function open(key: Uint8Array, sealed: Uint8Array, associatedData: string
       `The encrypted ${what} failed authentication: it was altered or the key is wrong.`,
       {
         cause: error,
-        hint: "If the data directory was copied from another machine, re-enroll here (bioapi enroll).",
+        hint: "If the data directory was copied from another machine, enroll here again with --force.",
       },
     );
   }

@@ -36,13 +36,22 @@ export class KeyFileProtector implements KeyProtector {
           "SECRET_CORRUPT",
           `The key file ${this.#path} has ${key.length} bytes, expected ${KEY_BYTES}.`,
           {
-            hint: "Restore it from backup, or delete it and re-enroll (bioapi enroll).",
+            hint: "Restore it from backup, or enroll again with --force (bioapi enroll --force ...).",
           },
         );
       }
       return key;
     } catch (error) {
-      if (!create || (error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      if (!create) {
+        throw new BioError(
+          "SECRET_MISSING",
+          `The key file ${this.#path} is missing, so the stored credentials cannot be opened.`,
+          {
+            hint: "Restore it from backup, or enroll again with --force (the old secrets file is kept aside).",
+          },
+        );
+      }
     }
     const key = randomBytes(KEY_BYTES);
     // "wx": never overwrite a key another process just created.

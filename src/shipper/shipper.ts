@@ -4,9 +4,12 @@ import { Backoff } from "../core/backoff.ts";
 import type { Clock } from "../core/clock.ts";
 import { BioError, describeError, isAbortError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import type { Sink } from "../sinks/sink.ts";
+import type { Sink, SinkResult } from "../sinks/sink.ts";
 import type { OutboxEntry, Store } from "../store/store.ts";
 import type { Connectivity } from "../supervisor/connectivity.ts";
+
+/** A Retry-After beyond this is treated as this: a misconfigured proxy must not park delivery for days. */
+const MAX_RETRY_AFTER_MS = 15 * 60_000;
 
 export interface ShipperOptions {
   readonly store: Store;
@@ -66,15 +69,17 @@ export class Shipper {
   /**
    * Up to `maxInFlight` batches travel at once, each taken in outbox order after the previous one, so the cloud
    * ingests one batch while we prepare or acknowledge the next. After any failure the in-flight batches settle and
-   * reading restarts from the oldest unacknowledged punch.
+   * reading restarts from the oldest unacknowledged punch (a retry may land after newer batches; ids make that safe).
    */
   async run(signal: AbortSignal): Promise<void> {
     const { store, connectivity, wake, clock } = this.#o;
     const inflight = new Set<Promise<void>>();
     let after = 0;
     let dirty = false;
+    let failure: unknown;
     try {
       while (!signal.aborted) {
+        if (failure !== undefined) throw failure;
         await connectivity.waitOnline(signal);
         const config = this.#o.config();
         if (dirty) {
@@ -83,7 +88,9 @@ export class Shipper {
           dirty = false;
           continue;
         }
-        if (inflight.size >= config.maxInFlight) {
+        // While a refused batch is being narrowed down, one request at a time: newer batches must not reset it.
+        const maxInFlight = this.#limit === undefined ? config.maxInFlight : 1;
+        if (inflight.size >= maxInFlight) {
           await Promise.race(inflight);
           continue;
         }
@@ -93,17 +100,25 @@ export class Shipper {
           await (inflight.size > 0 ? Promise.race([...inflight, wake.wait(1000, signal)]) : wake.wait(1000, signal));
           continue;
         }
-        const oldest = batch[0]?.enqueuedAt ?? clock.now();
-        const lingerLeft = config.lingerMs - (clock.now() - oldest);
+        // Clamped: a wall clock stepped backwards must not turn the linger into hours.
+        const age = clock.now() - (batch[0]?.enqueuedAt ?? clock.now());
+        const lingerLeft = Math.min(config.lingerMs, Math.max(0, config.lingerMs - age));
         if (inflight.size === 0 && batch.length < size && lingerLeft > 0) {
           await sleep(lingerLeft, signal);
           batch = store.peek(size, after);
         }
         after = batch.at(-1)?.seq ?? after;
         const delivery: Promise<void> = this.#deliver(batch, signal)
-          .then((clean) => {
-            if (!clean) dirty = true;
-          })
+          .then(
+            (clean) => {
+              if (!clean) dirty = true;
+            },
+            (error: unknown) => {
+              // The store failed under us (disk, closed): end the loop so spawnTask logs and restarts it.
+              dirty = true;
+              if (!signal.aborted) failure = error;
+            },
+          )
           .finally(() => inflight.delete(delivery));
         inflight.add(delivery);
       }
@@ -115,63 +130,80 @@ export class Shipper {
   /** Sends one batch and settles it; false when something is left to retry (after the backoff has run). */
   async #deliver(batch: OutboxEntry[], signal: AbortSignal): Promise<boolean> {
     const { store, sink, connectivity, clock, logger } = this.#o;
+    let result: SinkResult;
+    const sendStarted = performance.now();
     try {
-      const sendStarted = performance.now();
-      const result = await sink.send(batch, signal);
-      const sendMs = performance.now() - sendStarted;
-      connectivity.reportSuccess();
-      store.ack(result.acked);
-      logger.debug("Batch delivered.", {
-        size: batch.length,
-        acked: result.acked.length,
-        sendMs: Math.round(sendMs),
-        ackMs: Math.round(performance.now() - sendStarted - sendMs),
-      });
-      const permanent = result.rejected.filter((r) => r.permanent);
-      store.quarantineOutbox(permanent);
-      for (const r of permanent)
-        logger.warn("Punch rejected by the cloud; moved to quarantine.", { punchId: r.id, reason: r.reason });
-      this.#delivered += result.acked.length;
-      this.#quarantined += permanent.length;
-      if (result.acked.length > 0) this.#lastDeliveryAt = clock.now();
-      const unsettled = batch.length - result.acked.length - permanent.length;
-      if (result.retryAfterMs !== undefined || unsettled > 0) {
-        const wait = Math.max(result.retryAfterMs ?? 0, this.#backoff.next());
-        this.#lastError =
-          result.retryAfterMs !== undefined
-            ? {
-                code: "CLOUD_BUSY",
-                message: `The cloud asked to retry after ${Math.round(result.retryAfterMs / 1000)} s.`,
-              }
-            : { code: "CLOUD_RETRY", message: `${unsettled} punches not settled by the cloud; retrying.` };
-        await this.#pause(wait, signal, result.retryAfterMs === undefined);
-        return false;
-      }
-      this.#backoff.reset();
-      this.#lastError = null;
-      this.#retryAt = null;
-      if (this.#limit !== undefined && this.#limit < this.#o.config().batchSize)
-        this.#limit = Math.min(this.#limit * 2, this.#o.config().batchSize);
-      else this.#limit = undefined;
-      return true;
+      result = await sink.send(batch, signal);
     } catch (error) {
       if (isAbortError(error) && signal.aborted) throw error;
-      const d = describeError(error);
-      this.#lastError = { code: d.code, message: d.message };
-      store.recordAttempt(batch.map((e) => e.id));
-      if (error instanceof BioError && error.code === "CLOUD_REJECTED") {
-        await this.#isolate(batch, error, signal);
-        return false;
-      }
-      if (error instanceof BioError && error.code === "CLOUD_UNAVAILABLE") connectivity.reportFailure(error);
-      const wait = this.#backoff.next();
-      logger.warn("Delivery failed; will retry.", { error, retryInMs: wait, batch: batch.length });
-      await this.#pause(wait, signal, true);
+      return this.#failed(batch, error, signal);
+    }
+    const sendMs = performance.now() - sendStarted;
+    connectivity.reportSuccess();
+    // Only ids of this batch settle it: a confused reply cannot acknowledge punches it was not sent.
+    const ids = new Set(batch.map((e) => e.id));
+    const acked = [...new Set(result.acked.filter((id) => ids.has(id)))];
+    const ackedSet = new Set(acked);
+    const permanent = result.rejected.filter((r) => r.permanent && ids.has(r.id) && !ackedSet.has(r.id));
+    store.ack(acked);
+    store.quarantineOutbox(permanent);
+    logger.debug("Batch delivered.", {
+      size: batch.length,
+      acked: acked.length,
+      sendMs: Math.round(sendMs),
+      ackMs: Math.round(performance.now() - sendStarted - sendMs),
+    });
+    for (const r of permanent)
+      logger.warn("Punch rejected by the cloud; moved to quarantine.", { punchId: r.id, reason: r.reason });
+    this.#delivered += acked.length;
+    this.#quarantined += permanent.length;
+    if (acked.length > 0) this.#lastDeliveryAt = clock.now();
+    const unsettled = batch.length - acked.length - new Set(permanent.map((r) => r.id)).size;
+    if (result.retryAfterMs !== undefined || unsettled > 0) {
+      const retryAfter =
+        result.retryAfterMs === undefined ? undefined : Math.min(result.retryAfterMs, MAX_RETRY_AFTER_MS);
+      const wait = Math.max(retryAfter ?? 0, this.#nextBackoff());
+      this.#lastError =
+        retryAfter !== undefined
+          ? { code: "CLOUD_BUSY", message: `The cloud asked to retry after ${Math.round(retryAfter / 1000)} s.` }
+          : { code: "CLOUD_RETRY", message: `${unsettled} punches not settled by the cloud; retrying.` };
+      await this.#pause(wait, signal, false);
       return false;
     }
+    this.#backoff.reset();
+    this.#lastError = null;
+    this.#retryAt = null;
+    const configured = this.#o.config().batchSize;
+    this.#limit =
+      this.#limit !== undefined && this.#limit < configured ? Math.min(this.#limit * 2, configured) : undefined;
+    return true;
   }
 
-  /** The cloud refused the whole batch: halve until the refused punch stands alone, then quarantine it. */
+  async #failed(batch: OutboxEntry[], error: unknown, signal: AbortSignal): Promise<boolean> {
+    const { store, connectivity, logger } = this.#o;
+    const d = describeError(error);
+    this.#lastError = { code: d.code, message: d.message };
+    store.recordAttempt(batch.map((e) => e.id));
+    if (error instanceof BioError && error.code === "CLOUD_TOO_LARGE") {
+      await this.#isolate(batch, error, signal);
+      return false;
+    }
+    // Only a request that got no answer at all is evidence of lost connectivity; a 5xx is the cloud talking.
+    const transport =
+      error instanceof BioError && error.code === "CLOUD_UNAVAILABLE" && error.context.httpStatus === undefined;
+    if (transport) connectivity.reportFailure(error);
+    const wait = this.#nextBackoff();
+    logger.warn("Delivery failed; will retry.", { error, retryInMs: wait, batch: batch.length });
+    await this.#pause(wait, signal, transport);
+    return false;
+  }
+
+  #nextBackoff(): number {
+    this.#backoff.maxMs = this.#o.config().maxBackoffMs;
+    return this.#backoff.next();
+  }
+
+  /** The cloud found the batch too large: halve until it fits; a single punch too large goes to quarantine. */
   async #isolate(batch: OutboxEntry[], error: BioError, signal: AbortSignal): Promise<void> {
     const [first] = batch;
     if (batch.length === 1 && first) {
@@ -181,20 +213,21 @@ export class Shipper {
       return;
     }
     this.#limit = Math.max(1, Math.floor(batch.length / 2));
-    await this.#pause(this.#backoff.next(), signal, false);
+    await this.#pause(this.#nextBackoff(), signal, false);
   }
 
   /**
-   * Waits out a backoff. When `interruptible`, connectivity coming back cuts it short, so the backlog drains as soon
-   * as the probe sees the cloud; a Retry-After is never cut short.
+   * Waits out a backoff on the monotonic clock. When `interruptible` (the failure was lost connectivity),
+   * connectivity coming back cuts it short so the backlog drains as soon as the probe sees the cloud; a
+   * Retry-After or a cloud-side error is never cut short.
    */
   async #pause(ms: number, signal: AbortSignal, interruptible: boolean): Promise<void> {
     const { clock, connectivity } = this.#o;
-    const until = clock.now() + ms;
-    this.#retryAt = until;
+    const until = performance.now() + ms;
+    this.#retryAt = clock.now() + ms;
     let sawOffline = !connectivity.isOnline;
-    while (clock.now() < until && !signal.aborted) {
-      await connectivity.waitChange(Math.max(1, until - clock.now()), signal);
+    while (performance.now() < until && !signal.aborted) {
+      await connectivity.waitChange(Math.max(1, until - performance.now()), signal);
       if (!connectivity.isOnline) sawOffline = true;
       else if (interruptible && sawOffline) break;
     }

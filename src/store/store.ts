@@ -92,9 +92,11 @@ export class Store {
       // we avoid an fsync per batch.
       db.exec("PRAGMA synchronous = NORMAL");
       db.exec("PRAGMA foreign_keys = ON");
+      // Punch ids are hashes, so the id indexes take random inserts; a larger cache keeps their pages hot.
+      db.exec("PRAGMA cache_size = -8192");
       migrate(db);
     } catch (error) {
-      throw new BioError("STORE", `Cannot open the local store at ${path}.`, {
+      throw new BioError("STORE", `Cannot open the local store at ${path}: ${(error as Error).message}.`, {
         cause: error,
         hint: "Check that the data directory exists, is writable by the service account, and the disk is not full.",
       });
@@ -190,7 +192,7 @@ export class Store {
     }));
   }
 
-  /** Acknowledged by the sink: leave the outbox, remembered as delivered for dedupe. */
+  /** Acknowledged by the sink: leave the outbox, remembered as delivered for dedupe (invariant 2). */
   ack(ids: readonly string[]): void {
     if (ids.length === 0) return;
     const now = this.#clock.now();
@@ -216,6 +218,8 @@ export class Store {
         const row = s.outboxById.get(id) as { source_id: string; body: string } | undefined;
         if (!row) continue;
         s.quarantine.run(row.source_id, id, "sink", reason, row.body, now);
+        // Remembered like a delivery, so the lookback re-read does not enqueue (and quarantine) it again.
+        s.remember.run(id, now);
         removed += Number(s.dequeue.run(id).changes);
       }
       return removed;
@@ -229,6 +233,11 @@ export class Store {
     this.#transaction(() => {
       for (const id of ids) s.attempt.run(id);
     });
+  }
+
+  /** Punches waiting for acknowledgement. */
+  get depth(): number {
+    return this.#depth;
   }
 
   outboxStats(): { depth: number; oldestEnqueuedAt: number | null } {

@@ -8,7 +8,7 @@ import { spawnTask, type TaskHandle } from "../core/task.ts";
 import type { Source, SourceProgress } from "../sources/source.ts";
 import type { CursorValue, Store } from "../store/store.ts";
 
-export const WORKER_STATES = ["starting", "running", "paused", "backoff", "stopped"] as const;
+export const WORKER_STATES = ["starting", "running", "paused", "throttled", "backoff", "stopped"] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
 
 export interface WorkerStatus {
@@ -26,9 +26,12 @@ export interface WorkerStatus {
   readonly cursor: Record<string, CursorValue>;
 }
 
-/** Whether sources may read now: the connectivity policy decides. */
+/**
+ * Whether sources may read now. `paused`: the cloud is unreachable and the policy is pause. `throttled`: the
+ * outbox holds more than its limit, so reading further ahead would only grow the backlog on disk.
+ */
 export interface ActivityGate {
-  isOpen(): boolean;
+  blockedBy(): "paused" | "throttled" | null;
   waitOpen(signal: AbortSignal): Promise<void>;
 }
 
@@ -72,12 +75,14 @@ export interface ApplyResult {
 export class Supervisor {
   readonly #o: SupervisorOptions;
   readonly #workers = new Map<string, Worker>();
+  #stopped = false;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
   }
 
   async apply(sources: readonly SourceConfig[]): Promise<ApplyResult> {
+    if (this.#stopped) return { started: [], restarted: [], stopped: [], unchanged: [] };
     const wanted = new Map(sources.filter((s) => s.enabled).map((s) => [s.id, s]));
     const result: ApplyResult = { started: [], restarted: [], stopped: [], unchanged: [] };
     const stopping: Promise<void>[] = [];
@@ -93,6 +98,8 @@ export class Supervisor {
       this.#workers.delete(id);
     }
     await Promise.all(stopping);
+    // A stop that arrived while old workers were ending wins: start nothing the stop would not see.
+    if (this.#stopped) return result;
     for (const config of sources) {
       if (!wanted.has(config.id)) continue;
       if (!result.restarted.includes(config.id)) result.started.push(config.id);
@@ -142,8 +149,9 @@ export class Supervisor {
           return result;
         },
         waitUntilActive: async () => {
-          if (gate.isOpen()) return;
-          worker.state = "paused";
+          const blocked = gate.blockedBy();
+          if (!blocked) return;
+          worker.state = blocked;
           await gate.waitOpen(taskSignal);
           worker.state = "running";
         },
@@ -178,6 +186,7 @@ export class Supervisor {
 
   /** Stops every worker; resolves when all have ended or after `boundMs`, whichever is first. */
   async stop(boundMs = 10_000): Promise<boolean> {
+    this.#stopped = true;
     const all = [...this.#workers.values()];
     this.#workers.clear();
     let timer: NodeJS.Timeout | undefined;
@@ -193,6 +202,7 @@ export class Supervisor {
   status(): WorkerStatus[] {
     const cursors = new Map<string, Record<string, CursorValue>>();
     for (const c of this.#o.store.allCursors()) {
+      if (c.key.startsWith("#")) continue; // bookkeeping, not a device
       const entry = cursors.get(c.sourceId) ?? {};
       entry[c.key] = c.value;
       cursors.set(c.sourceId, entry);
@@ -201,7 +211,7 @@ export class Supervisor {
       sourceId: w.config.id,
       kind: w.config.kind,
       // A running worker with the gate closed starts no new poll: report it paused at once, not at its next tick.
-      state: w.state === "running" && !this.#o.gate.isOpen() ? "paused" : w.state,
+      state: w.state === "running" ? (this.#o.gate.blockedBy() ?? "running") : w.state,
       startedAt: new Date(w.startedAt).toISOString(),
       restarts: w.restarts,
       lastPollAt: w.lastPollAt ? new Date(w.lastPollAt).toISOString() : null,

@@ -89,6 +89,18 @@ test("enroll refuses a secret on the command line and wrong credentials; takes t
   assert.match(wrong.stderr, /refused these credentials.*bad_signature.*Nothing was stored/);
   assert.equal(wrong.stderr.includes(other.secret), false);
 
+  const positional = await bioapi(["enroll", "--cloud-url", cloud.url, "--node-id", node.nodeId, node.secret]);
+  assert.equal(positional.code, 2);
+  assert.match(positional.stderr, /Unexpected or malformed argument/);
+  assert.equal(positional.stderr.includes(node.secret), false, "a pasted secret is not echoed");
+
+  const plain = await bioapi(
+    ["enroll", "--cloud-url", "http://cloud.example", "--node-id", node.nodeId, "--no-verify"],
+    node.secret,
+  );
+  assert.equal(plain.code, 2);
+  assert.match(plain.stderr, /must use https for cloud.example/);
+
   const garbled = await bioapi(
     ["enroll", "--cloud-url", cloud.url, "--node-id", node.nodeId, "--data-dir", dataDir],
     "short",
@@ -103,6 +115,22 @@ test("enroll refuses a secret on the command line and wrong credentials; takes t
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, new RegExp(`Enrolled node ${node.nodeId}`));
   assert.deepEqual(await filesContaining(dataDir, spellings(node.secret)), []);
+
+  // A lost key file: the error names the fix, and --force starts afresh while keeping the old file aside.
+  const { rm } = await import("node:fs/promises");
+  await rm(join(dataDir, "master.key"));
+  const again = await bioapi(
+    ["enroll", "--cloud-url", cloud.url, "--node-id", node.nodeId, "--data-dir", dataDir],
+    node.secret,
+  );
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /key file .* is missing.*--force/);
+  const forced = await bioapi(
+    ["enroll", "--cloud-url", cloud.url, "--node-id", node.nodeId, "--data-dir", dataDir, "--force"],
+    node.secret,
+  );
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(forced.stderr, /Kept the previous secrets file aside/);
 });
 
 test("status reports sources, cursor, outbox and connectivity; no secret in status, logs, files or ps", async () => {

@@ -113,6 +113,33 @@ test("a punch the cloud rejects permanently goes to quarantine; the rest flows",
   await waitFor("the others delivered", () => cloud.stats(h.nodeId).total === 59);
   await waitFor("one quarantined", () => h.connector().status().outbox.quarantined === 1);
   assert.equal(h.connector().status().outbox.depth, 0);
+  // The lookback window re-reads that row every poll: it must not be enqueued and rejected again.
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(h.connector().status().outbox.quarantined, 1);
+  assert.equal(cloud.rejections(h.nodeId).length, 1);
+});
+
+test("a cloud refusing whole batches (400, 404) quarantines nothing: the punches wait and flow afterwards", async () => {
+  await using h = await e2e();
+  h.cloud.injectFault({ route: "punches", status: 400, times: 2 });
+  h.cloud.injectFault({ route: "punches", status: 404, times: 2 });
+  h.db.insertMany(300, ["S1", "S2"]);
+  await h.startConnector();
+  await waitFor("300 delivered", () => h.cloud.stats(h.nodeId).total === 300, 30_000);
+  assert.equal(h.connector().status().outbox.quarantined, 0);
+  assert.equal(
+    (h.cloud.requests.byRouteStatus.punches[400] ?? 0) + (h.cloud.requests.byRouteStatus.punches[404] ?? 0),
+    4,
+  );
+});
+
+test("413 Payload Too Large: the batch is halved until it fits, nothing quarantined", async () => {
+  await using h = await e2e();
+  h.cloud.injectFault({ route: "punches", status: 413, times: 3 });
+  h.db.insertMany(400, ["S1"]);
+  await h.startConnector();
+  await waitFor("400 delivered", () => h.cloud.stats(h.nodeId).total === 400, 30_000);
+  assert.equal(h.connector().status().outbox.quarantined, 0);
 });
 
 test("the connector starts and works offline from the cached config", async () => {

@@ -14,7 +14,7 @@ export function sourceHarness(dir: string) {
     store,
     clock: systemClock,
     logger: silentLogger,
-    gate: { isOpen: () => true, waitOpen: async () => undefined },
+    gate: { blockedBy: () => null, waitOpen: async () => undefined },
     createSource,
     outboxChanged: new Notifier(),
   });

@@ -45,6 +45,7 @@ export class CamsCloudSink implements Sink {
     if (response.status >= 500) {
       throw new BioError("CLOUD_UNAVAILABLE", `The cloud failed to take punches: ${cloudErrorText(response)}.`, {
         retriable: true,
+        context: { httpStatus: response.status },
       });
     }
     if (response.status === 401 || response.status === 403) {
@@ -53,11 +54,26 @@ export class CamsCloudSink implements Sink {
         hint: "Check the host clock (within 5 minutes of real time) and that the node secret is current (bioapi enroll).",
       });
     }
+    if (response.status === 413) {
+      throw new BioError(
+        "CLOUD_TOO_LARGE",
+        `The cloud found a batch of ${batch.length} too large: ${cloudErrorText(response)}.`,
+        {
+          context: { httpStatus: 413 },
+        },
+      );
+    }
     if (response.status !== 200) {
+      // A refusal of the whole batch is about the request (a proxy, a wrong URL, a cloud bug), not one punch:
+      // retry with backoff and never quarantine for it.
       throw new BioError(
         "CLOUD_REJECTED",
         `The cloud refused a batch of ${batch.length}: ${cloudErrorText(response)}.`,
-        { retriable: false },
+        {
+          retriable: true,
+          context: { httpStatus: response.status },
+          hint: "Check the cloud URL and any proxy between here and the cloud; the punches stay in the outbox.",
+        },
       );
     }
     let results: PunchResult[];

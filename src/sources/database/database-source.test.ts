@@ -30,9 +30,10 @@ test("reads every row per serial in keyset pages, with the zone's offset, cursor
   await using h = sourceHarness(dir.path);
   await h.run([sourceConfig(db.path)]);
   await waitFor("300 punches in the outbox", () => h.store.outboxStats().depth === 300);
-  const cursors = h.store.cursors("att");
+  const cursors = new Map([...h.store.cursors("att")].filter(([k]) => !k.startsWith("#")));
   assert.deepEqual([...cursors.keys()].sort(), ["S1", "S2", "S3"]);
   assert.deepEqual([...cursors.values()].sort(), [298, 299, 300]);
+  assert.match(String(h.store.cursors("att").get("#target")), /^[0-9a-f]{16}$/);
   const punches = h.userIds();
   assert.equal(new Set(punches.map((p) => p.time)).size, 300);
   assert.ok(punches.every((p) => p.time.endsWith("+05:30")));
@@ -131,4 +132,52 @@ test("identifiers are checked again right before they reach SQL", () => {
     code: "IDENTIFIER_INVALID",
     message: /Refusing the SQL identifier/,
   });
+});
+
+test("a text id column is refused by name instead of paging wrongly", async () => {
+  await using dir = await tempDir();
+  const { DatabaseSync } = await import("node:sqlite");
+  const path = join(dir.path, "text-id.db");
+  const db = new DatabaseSync(path);
+  db.exec("CREATE TABLE att_log (id TEXT, sn TEXT, pin TEXT, punch_time TEXT, status INTEGER, verify INTEGER)");
+  db.exec("INSERT INTO att_log VALUES ('a-1', 'S1', '7', '2026-11-26 08:00:00', 0, 1)");
+  db.close();
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(path)]);
+  const error = await waitFor("schema error", () => h.supervisor.status()[0]?.lastError);
+  assert.equal(error.code, "DB_SCHEMA");
+  assert.match(error.message, /Column "id" of "att_log" holds "a-1", not an integer/);
+});
+
+test("ids that go backwards (table restored or renumbered) re-base the cursor instead of stalling", async () => {
+  await using dir = await tempDir();
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert([100, 101, 102].map((id) => ({ id, sn: "S1", pin: `u${id}`, time: `2026-11-26 08:00:${id - 90}` })));
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path, { lookbackRows: 1 })]);
+  await waitFor("cursor 102", () => h.store.cursors("att").get("S1") === 102);
+  const raw = new DatabaseSync(db.path);
+  raw.exec("DELETE FROM att_log");
+  raw.close();
+  db.insert([{ id: 1, sn: "S1", pin: "new", time: "2026-11-27 08:00:00" }]);
+  await waitFor("the renumbered row", () => h.userIds().some((p) => p.userId === "new"));
+  assert.equal(h.store.cursors("att").get("S1"), 1);
+  db.close();
+});
+
+test("pointing a source id at another table starts its cursors afresh", async () => {
+  await using dir = await tempDir();
+  const a = new AttendanceDb(join(dir.path, "a.db"));
+  const b = new AttendanceDb(join(dir.path, "b.db"));
+  a.insertMany(30, ["S1"]);
+  b.insertMany(5, ["S1"], Date.UTC(2026, 11, 1), 700);
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(a.path)]);
+  await waitFor("30 from a", () => h.store.outboxStats().depth === 30);
+  await h.run([sourceConfig(b.path)]);
+  await waitFor("5 more from b, whose ids are below a's cursor", () => h.store.outboxStats().depth === 35);
+  assert.equal(h.store.cursors("att").get("S1"), 5);
+  a.close();
+  b.close();
 });

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { DatabaseSourceConfig } from "../../config/config-schema.ts";
 import { BioError } from "../../core/errors.ts";
 import { resolveTime } from "../../core/local-time.ts";
@@ -11,6 +12,9 @@ export interface DatabaseSourceOptions {
   /** Opens a client for the configured engine; the source closes it when it stops. */
   readonly connect: (config: DatabaseSourceConfig) => Promise<SqlClient>;
 }
+
+/** Cursor key holding which database and table the cursors belong to ('#' never occurs in a serial). */
+export const TARGET_KEY = "#target";
 
 /** A full `SELECT DISTINCT serial` scans an index; between those, new serials are found among the newest ids. */
 const FULL_DISCOVERY_EVERY_MS = 10 * 60_000;
@@ -34,7 +38,18 @@ export class DatabaseSource implements Source {
     try {
       const sql = await this.#prepare(client, ctx);
       const cursors = new Map<string, number>();
-      for (const [serial, value] of ctx.cursors) if (typeof value === "number") cursors.set(serial, value);
+      // Cursors belong to one table of one database: pointed elsewhere under the same source id, start afresh
+      // (already-delivered punches are dropped by id, so this costs reading, not duplicates).
+      const target = this.#fingerprint();
+      const previous = ctx.cursors.get(TARGET_KEY);
+      if (previous !== undefined && previous !== target) {
+        ctx.logger.warn("The source now points at another database or table; reading it from the start.", {
+          table: this.#config.table,
+        });
+      } else {
+        for (const [serial, value] of ctx.cursors) if (typeof value === "number") cursors.set(serial, value);
+      }
+      if (previous !== target) await ctx.emit([], { [TARGET_KEY]: target });
       const configured = this.#config.devices;
       const serials = new Set<string>(configured ?? cursors.keys());
       let lastFullDiscovery = Number.NEGATIVE_INFINITY;
@@ -53,7 +68,7 @@ export class DatabaseSource implements Source {
         }
         for (const serial of serials) {
           if (ctx.signal.aborted) return;
-          await this.#drainSerial(client, sql.page, serial, cursors, ctx);
+          await this.#drainSerial(client, sql, serial, cursors, ctx);
         }
         ctx.progress({ lastPollAt: started });
         await sleepUnlessAborted(this.#config.pollIntervalMs, ctx.signal);
@@ -101,9 +116,16 @@ export class DatabaseSource implements Source {
     ].join(", ");
     return {
       page: `SELECT ${select} FROM ${t} WHERE ${q(columns.deviceSerial)} = ${d.param(1)} AND ${q(columns.id)} > ${d.param(2)} ORDER BY ${q(columns.id)} ${d.limit(this.#config.batchSize)}`,
+      maxId: `SELECT MAX(${q(columns.id)}) AS max_id FROM ${t} WHERE ${q(columns.deviceSerial)} = ${d.param(1)}`,
       allSerials: `SELECT DISTINCT ${q(columns.deviceSerial)} AS serial FROM ${t}`,
       serialsAbove: `SELECT DISTINCT ${q(columns.deviceSerial)} AS serial FROM ${t} WHERE ${q(columns.id)} > ${d.param(1)}`,
     };
+  }
+
+  #fingerprint(): string {
+    const { connection, table, columns } = this.#config;
+    const where = JSON.stringify([connection.engine, connection.path, table, columns.id, columns.deviceSerial]);
+    return createHash("sha256").update(where).digest("hex").slice(0, 16);
   }
 
   #query(client: SqlClient, sql: string, params: readonly unknown[], ctx: SourceContext): Promise<SqlRow[]> {
@@ -113,24 +135,53 @@ export class DatabaseSource implements Source {
   /** Keyset pages from (cursor - lookback) upwards until a short page; each page is committed with its cursor. */
   async #drainSerial(
     client: SqlClient,
-    sql: string,
+    sql: { readonly page: string; readonly maxId: string },
     serial: string,
     cursors: Map<string, number>,
     ctx: SourceContext,
   ): Promise<void> {
-    const cursor = cursors.get(serial) ?? 0;
+    let cursor = cursors.get(serial) ?? 0;
     let after = Math.max(0, cursor - this.#config.lookbackRows);
-    for (;;) {
-      const rows = await this.#query(client, sql, [serial, after], ctx);
-      if (rows.length === 0) return;
+    for (let page = 0; ; page++) {
+      // Every page, not only every poll: a large backlog pauses mid-way when the cloud goes or the outbox fills.
+      await ctx.waitUntilActive();
+      const rows = await this.#query(client, sql.page, [serial, after], ctx);
+      if (rows.length === 0) {
+        if (page > 0 || cursor === 0) return;
+        // Nothing at or below the cursor's window: if the newest row is below the cursor, the table was restored,
+        // truncated or renumbered. Re-base to 0 rather than wait forever for ids that will never come.
+        const [top] = await this.#query(client, sql.maxId, [serial], ctx);
+        const max = top?.max_id === null || top?.max_id === undefined ? 0 : Number(top.max_id);
+        if (max >= cursor) return;
+        ctx.logger.warn("Row ids went backwards for a device; reading it again from the start.", {
+          serial,
+          cursor,
+          max,
+        });
+        await ctx.emit([], { [serial]: 0 });
+        cursors.set(serial, 0);
+        cursor = 0;
+        after = 0;
+        continue;
+      }
       const punches: Punch[] = [];
       const quarantined: QuarantineInput[] = [];
       const collectedAt = new Date(ctx.clock.now()).toISOString();
       let maxId = cursors.get(serial) ?? 0;
+      const pageStart = after;
       for (const row of rows) {
         const id = Number(row.id);
-        if (Number.isFinite(id) && id > maxId) maxId = id;
-        if (Number.isFinite(id) && id > after) after = id;
+        if (!Number.isSafeInteger(id)) {
+          throw new BioError(
+            "DB_SCHEMA",
+            `Column "${this.#config.columns.id}" of "${this.#config.table}" holds ${JSON.stringify(row.id)}, not an integer.`,
+            {
+              hint: "columns.id must name an integer column that grows with every new row (an identity / autoincrement id).",
+            },
+          );
+        }
+        if (id > maxId) maxId = id;
+        if (id > after) after = id;
         const result = this.#toPunch(row, serial, collectedAt);
         if (typeof result === "string") {
           // Only rows beyond the committed cursor are new; a bad row in the lookback window was quarantined before.
@@ -143,6 +194,15 @@ export class DatabaseSource implements Source {
       const last = punches.at(-1);
       if (last) ctx.progress({ lastPunchTime: last.time });
       if (rows.length < this.#config.batchSize) return;
+      if (after <= pageStart) {
+        throw new BioError(
+          "DB_SCHEMA",
+          `Paging by "${this.#config.columns.id}" does not advance in "${this.#config.table}".`,
+          {
+            hint: "columns.id must be unique per row and sortable as a number.",
+          },
+        );
+      }
       // Node's sqlite is synchronous: yield to the event loop between pages so the shipper drains while we read.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
