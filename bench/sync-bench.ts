@@ -30,7 +30,7 @@ const SERIALS = [
   "ZKT0000008",
 ];
 const POLL_MS = 1000;
-const LATENCY_SAMPLES = 60;
+const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 60);
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);

@@ -65,7 +65,7 @@ export const databaseSourceSchema = z
       .max(1_000_000)
       .default(500)
       .describe("Ids below the cursor re-read each poll, so a row that committed out of id order is still collected."),
-    batchSize: z.number().int().min(1).max(50_000).default(5000),
+    batchSize: z.number().int().min(1).max(50_000).default(1000),
     queryTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   })
   .strict();
