@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { main } from "./cli.ts";
 import { startCloud } from "./cloud-server.ts";
+import { SAMPLE_CONFIG } from "./sample-config.ts";
 import { signedFetch } from "./signed-fetch.ts";
 
 interface Run {
@@ -35,18 +36,7 @@ function tempDir(t: TestContext): string {
   return dir;
 }
 
-const VALID = {
-  schemaVersion: 1,
-  sources: [
-    {
-      id: "main-db",
-      kind: "database",
-      connection: { engine: "sqlite", path: "/var/lib/att.db" },
-      table: "checkinout",
-      columns: { id: "id", deviceSerial: "sn", userId: "userid", time: "checktime" },
-    },
-  ],
-};
+const VALID = SAMPLE_CONFIG;
 
 test("node add prints the id and secret once, as text or JSON", async (t) => {
   const dataDir = join(tempDir(t), "cloud");

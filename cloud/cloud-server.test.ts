@@ -8,20 +8,10 @@ import { type TestContext, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { encryptConfig } from "./cloud-crypto.ts";
 import { type CloudOptions, type CloudServer, startCloud } from "./cloud-server.ts";
+import { SAMPLE_CONFIG } from "./sample-config.ts";
 import { signedFetch, signedHeaders } from "./signed-fetch.ts";
 
-const CONFIG = {
-  schemaVersion: 1,
-  sources: [
-    {
-      id: "main-db",
-      kind: "database",
-      connection: { engine: "sqlite", path: "/var/lib/att.db" },
-      table: "checkinout",
-      columns: { id: "id", deviceSerial: "sn", userId: "userid", time: "checktime" },
-    },
-  ],
-};
+const CONFIG = SAMPLE_CONFIG;
 
 async function cloudFor(t: TestContext, options: Partial<CloudOptions> = {}): Promise<CloudServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "cloud-test-"));
