@@ -102,9 +102,13 @@ export async function main(argv: string[]): Promise<number> {
     if (values.duration) setTimeout(done, Number(values.duration) * 1000).unref();
   });
 
+  // Let the last punches written reach the cloud (a few seconds at most) so the summary adds up.
+  writer.stop();
+  const settleBy = Date.now() + 5000;
+  while (Date.now() < settleBy && cloud.count(node.nodeId) < writer.inserted)
+    await new Promise((r) => setTimeout(r, 100));
   clearInterval(ticker);
   progress();
-  writer.stop();
   await connector.stop();
   const stats = cloud.stats(node.nodeId);
   say(
