@@ -48,7 +48,7 @@ export function createSource(config: SourceConfig): Source {
     case "database":
       return new DatabaseSource({
         config,
-        connect: async (c) => SqliteClient.open(c.connection.path, c.queryTimeoutMs),
+        connect: (c) => SqliteClient.open(c.connection.path, c.queryTimeoutMs),
       });
   }
 }

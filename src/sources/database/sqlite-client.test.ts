@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { test } from "node:test";
+import { AttendanceDb } from "../../../test/helpers/attendance-db.ts";
+import { tempDir } from "../../../test/helpers/temp-dir.ts";
+import { SqliteClient } from "./sqlite-client.ts";
+
+/**
+ * About 1.5 s of pure SQLite work. Finite on purpose: a statement running inside SQLite cannot be interrupted from
+ * JavaScript (node:sqlite has no sqlite3_interrupt), so the reader thread ends only when it returns; what the
+ * connector guarantees is that nothing else waits for it.
+ */
+const SLOW =
+  "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000) SELECT count(*) AS n FROM c";
+
+test("a slow query is abandoned at its timeout while the main thread keeps running", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  const client = await SqliteClient.open(db.path, 1000);
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 10);
+  const started = performance.now();
+  await assert.rejects(client.query(SLOW, [], { signal: new AbortController().signal, timeoutMs: 300 }), {
+    code: "DB_QUERY",
+    message: /took longer than 300 ms; abandoned.*index on \(serial, id\)/,
+  });
+  clearInterval(ticker);
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 1000, `abandoned after ${Math.round(elapsed)} ms`);
+  assert.ok(ticks >= 10, `the event loop kept turning (${ticks} ticks)`);
+  await assert.rejects(client.query("SELECT 1", [], { signal: new AbortController().signal, timeoutMs: 300 }), {
+    code: "DB_QUERY",
+  });
+  await client.close();
+  db.close();
+});
+
+test("cancellation through the signal ends the query", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  const client = await SqliteClient.open(db.path, 1000);
+  const controller = new AbortController();
+  const pending = client.query(SLOW, [], { signal: controller.signal, timeoutMs: 60_000 });
+  setTimeout(() => controller.abort(new DOMException("stopping", "AbortError")), 100);
+  await assert.rejects(pending, { name: "AbortError" });
+  await client.close();
+  db.close();
+});
+
+test("opening a missing database names the path and the fix; the database is never written", async () => {
+  await using dir = await tempDir();
+  await assert.rejects(SqliteClient.open(join(dir.path, "nope", "att.db"), 1000), {
+    code: "DB_CONNECT",
+    message: /Cannot open the SQLite database .*nope.*Check the path/,
+  });
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  const client = await SqliteClient.open(db.path, 1000);
+  await assert.rejects(
+    client.query("DELETE FROM att_log", [], { signal: new AbortController().signal, timeoutMs: 1000 }),
+    /readonly/,
+  );
+  assert.deepEqual(await client.columns("att_log", { signal: new AbortController().signal, timeoutMs: 1000 }), [
+    "id",
+    "sn",
+    "pin",
+    "punch_time",
+    "status",
+    "verify",
+  ]);
+  await client.close();
+  db.close();
+});
