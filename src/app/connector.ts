@@ -72,6 +72,7 @@ export class Connector {
   readonly #statusFile: string;
   #statusServer: StatusServer | undefined;
   readonly #live: LiveConfig;
+  readonly #heartbeatWake = new Notifier();
   #applying: Promise<void> = Promise.resolve();
   #stopped = false;
 
@@ -191,7 +192,9 @@ export class Connector {
     this.#channel.loadCached();
     // Fetch the config as soon as the cloud is seen, not at the next poll tick.
     this.#connectivity.subscribe((state) => {
-      if (state === "online") this.#channel.poke();
+      if (state !== "online") return;
+      this.#channel.poke();
+      this.#heartbeatWake.notify();
     });
     this.#statusServer = await StatusServer.start({
       host: options.statusHost ?? "127.0.0.1",
@@ -228,6 +231,7 @@ export class Connector {
   #apply(config: ConnectorConfig): void {
     this.#live.config = config;
     this.#connectivity.poke();
+    this.#heartbeatWake.notify();
     // Applies are serialised: a second config arriving mid-restart waits for the first to settle.
     this.#applying = this.#applying
       .then(async () => {
@@ -267,7 +271,8 @@ export class Connector {
           });
         if (response && response.status >= 300) this.#logger.debug("Heartbeat refused.", { status: response.status });
       }
-      await sleep(this.#live.config.heartbeatIntervalMs, signal);
+      // Woken early by a new config (its interval may be shorter) and by the cloud coming back.
+      await this.#heartbeatWake.wait(this.#live.config.heartbeatIntervalMs, signal);
     }
   }
 

@@ -21,6 +21,8 @@ export interface ShipperOptions {
   /** Notified by emit() so a new punch does not wait for a poll tick. */
   readonly wake: Notifier;
   readonly random?: () => number;
+  /** First retry delay; tests shorten it. */
+  readonly backoffInitialMs?: number;
 }
 
 export interface ShipperStatus {
@@ -49,9 +51,10 @@ export class Shipper {
 
   constructor(options: ShipperOptions) {
     this.#o = options;
+    // The ceiling is re-read from the live config before every delay (#nextBackoff).
     this.#backoff = new Backoff({
-      initialMs: 500,
-      maxMs: options.config().maxBackoffMs,
+      initialMs: options.backoffInitialMs ?? 500,
+      maxMs: 60_000,
       random: options.random ?? Math.random,
     });
   }

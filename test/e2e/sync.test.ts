@@ -23,6 +23,16 @@ test("N punches inserted into the source database arrive exactly once at the clo
   );
   assert.ok(punches.every((p) => p.deliveries === 1));
   assert.equal(h.connector().status().outbox.depth, 0);
+  const heartbeat = (await waitFor("a heartbeat with the source", () => {
+    const last = h.cloud.lastStatus(h.nodeId) as { sources?: unknown[] } | undefined;
+    return last?.sources?.length ? last : undefined;
+  })) as { configVersion: number; sources: Array<{ id: string; state: string }>; outbox: { depth: number } };
+  assert.equal(heartbeat.configVersion, 1);
+  assert.deepEqual(
+    heartbeat.sources.map((s) => [s.id, s.state]),
+    [["att", "running"]],
+  );
+  assert.equal(JSON.stringify(heartbeat).includes(h.secret), false);
 });
 
 test("cloud 500s, 429 with Retry-After and responses slower than the timeout lose nothing", async () => {

@@ -122,7 +122,12 @@ test("one broken source does not stop another", async () => {
     sourceConfig(db.path, { id: "good" }),
   ]);
   await waitFor("good source delivers", () => h.store.outboxStats().depth === 20);
-  assert.equal(h.supervisor.status().find((w) => w.sourceId === "broken")?.lastError?.code, "DB_CONNECT");
+  const broken = await waitFor(
+    "the broken source's error",
+    () => h.supervisor.status().find((w) => w.sourceId === "broken")?.lastError,
+  );
+  assert.equal(broken.code, "DB_CONNECT");
+  assert.match(broken.message, /Cannot open the SQLite database .*nope\.db/);
   db.close();
 });
 
