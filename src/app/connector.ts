@@ -293,10 +293,6 @@ export class Connector {
     return this.#supervisor;
   }
 
-  get configChannel(): ConfigChannel {
-    return this.#channel;
-  }
-
   status(): ConnectorStatus {
     const outbox = this.#store.outboxStats();
     const mem = process.memoryUsage();
