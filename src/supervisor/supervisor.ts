@@ -94,8 +94,13 @@ export class Supervisor {
         continue;
       }
       (next ? result.restarted : result.stopped).push(id);
-      stopping.push(this.#stop(worker));
-      this.#workers.delete(id);
+      // The old worker stays listed (as stopping, then stopped) until it has ended, so status never loses a source
+      // mid-restart; a removed source leaves the list once it has stopped.
+      stopping.push(
+        this.#stop(worker).then(() => {
+          if (!next && this.#workers.get(id) === worker) this.#workers.delete(id);
+        }),
+      );
     }
     await Promise.all(stopping);
     // A stop that arrived while old workers were ending wins: start nothing the stop would not see.

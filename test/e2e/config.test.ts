@@ -38,7 +38,10 @@ test("a new config version restarts only the workers whose config changed; curso
 
   assert.equal(h.cloud.setConfig(h.nodeId, twoSources(h.db.path, pathB, 150)), 2);
   await waitFor("version 2 applied", () => connector.status().config.version === 2);
-  await waitFor("b restarted", () => connector.supervisor.workerStartedAt("b") !== startedB);
+  await waitFor("b restarted", () => {
+    const now = connector.supervisor.workerStartedAt("b");
+    return now !== undefined && now !== startedB;
+  });
   assert.equal(connector.supervisor.workerStartedAt("a"), startedA, "unchanged worker kept running");
   const cursors = Object.fromEntries(connector.status().sources.map((s) => [s.sourceId, s.cursor]));
   assert.deepEqual(cursors, { a: { A1: 40 }, b: { B1: 40 } });
