@@ -92,8 +92,6 @@ export class Store {
       // we avoid an fsync per batch.
       db.exec("PRAGMA synchronous = NORMAL");
       db.exec("PRAGMA foreign_keys = ON");
-      // Punch ids are hashes, so the id indexes take random inserts; a larger cache keeps their pages hot.
-      db.exec("PRAGMA cache_size = -2048");
       migrate(db);
     } catch (error) {
       throw new BioError("STORE", `Cannot open the local store at ${path}: ${(error as Error).message}.`, {

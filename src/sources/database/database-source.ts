@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { DatabaseSourceConfig } from "../../config/config-schema.ts";
+import { sleep } from "../../core/abort.ts";
 import { BioError } from "../../core/errors.ts";
 import { resolveTime } from "../../core/local-time.ts";
 import { makePunch, type Punch } from "../../core/punch.ts";
@@ -71,7 +72,8 @@ export class DatabaseSource implements Source {
           await this.#drainSerial(client, sql, serial, cursors, ctx);
         }
         ctx.progress({ lastPollAt: started });
-        await sleepUnlessAborted(this.#config.pollIntervalMs, ctx.signal);
+        // An abort ends the wait early; the loop condition then ends the run.
+        await sleep(this.#config.pollIntervalMs, ctx.signal).catch(() => undefined);
       }
     } finally {
       await client.close();
@@ -203,8 +205,6 @@ export class DatabaseSource implements Source {
           },
         );
       }
-      // Node's sqlite is synchronous: yield to the event loop between pages so the shipper drains while we read.
-      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
@@ -235,17 +235,4 @@ export class DatabaseSource implements Source {
       collectedAt,
     });
   }
-}
-
-function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
