@@ -16,6 +16,7 @@ import { CamsCloudSink } from "../sinks/cams-cloud/cams-cloud-sink.ts";
 import { DatabaseSource } from "../sources/database/database-source.ts";
 import { SqliteClient } from "../sources/database/sqlite-client.ts";
 import type { Source } from "../sources/source.ts";
+import { ZkSource } from "../sources/zk/zk-source.ts";
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
 import { StatusServer } from "../status/status-server.ts";
 import { Store } from "../store/store.ts";
@@ -50,6 +51,8 @@ export function createSource(config: SourceConfig): Source {
         config,
         connect: (c) => SqliteClient.open(c.connection.path, c.queryTimeoutMs),
       });
+    case "zk":
+      return new ZkSource(config);
   }
 }
 

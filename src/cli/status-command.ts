@@ -53,6 +53,14 @@ export function formatStatus(s: ConnectorStatus): string {
     lines.push(
       `  ${w.sourceId} [${w.kind}] ${w.state}  last punch ${w.lastPunchTime ?? "-"}  emitted ${w.emitted}  cursor ${cursor || "-"}${w.lastError ? `\n    ! ${w.lastError.code}: ${w.lastError.message}` : ""}`,
     );
+    const d = w.device;
+    if (d) {
+      const drift =
+        d.clockDriftMs === undefined ? "-" : `${d.clockDriftMs >= 0 ? "+" : ""}${Math.round(d.clockDriftMs / 1000)} s`;
+      lines.push(
+        `    terminal ${d.serial} at ${d.address}${d.model ? ` (${d.model}${d.firmware ? `, ${d.firmware}` : ""})` : ""}: ${d.records ?? "?"} records, ${d.users ?? "?"} users, clock drift ${drift}${d.realtime ? ", real-time on" : ""}`,
+      );
+    }
   }
   return lines.join("\n");
 }

@@ -70,7 +70,93 @@ export const databaseSourceSchema = z
   })
   .strict();
 
-export const sourceSchema = z.discriminatedUnion("kind", [databaseSourceSchema]);
+export const zkSourceSchema = z
+  .object({
+    id: sourceId,
+    kind: z.literal("zk"),
+    enabled: z.boolean().default(true),
+    host: z.string().min(1).max(253).describe("IP address or host name of the terminal on the LAN."),
+    port: z.number().int().min(1).max(65_535).default(4370),
+    transport: z
+      .enum(["tcp", "udp"])
+      .default("tcp")
+      .describe("TFT/ZK8 firmware usually speaks TCP; older black-and-white units UDP only."),
+    commKey: z
+      .number()
+      .int()
+      .min(0)
+      .max(999_999)
+      .default(0)
+      .describe("The terminal's COMM Key (Menu → Comm); 0 = none. Treated as a secret: never logged."),
+    serial: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe("Expected serial number. When set, a different terminal at this address is refused, not read."),
+    timezone: timeZone.default("UTC"),
+    pollIntervalMs: z
+      .number()
+      .int()
+      .min(200)
+      .max(3_600_000)
+      .default(10_000)
+      .describe("How often the record count is checked (one small round trip); the log is read only when it changed."),
+    realtime: z
+      .boolean()
+      .default(true)
+      .describe("Register for real-time attendance events: punches arrive within a second, polls reconcile."),
+    reconcileIntervalMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(86_400_000)
+      .default(600_000)
+      .describe("At least this often the newest records are read even if the count did not change."),
+    lookbackRecords: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(200)
+      .describe("Records before the cursor position re-read on each read; they prove the log was not rewritten."),
+    recordFormat: z
+      .union([z.literal("auto"), z.literal(8), z.literal(16), z.literal(40)])
+      .default("auto")
+      .describe("Attendance record size in bytes; auto detects it from the log."),
+    requestTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    readAhead: z
+      .number()
+      .int()
+      .min(1)
+      .max(8)
+      .default(2)
+      .describe("Log chunks requested ahead; 1 for firmware that mishandles queued requests."),
+    chunkBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(65_472)
+      .optional()
+      .describe("Bytes per chunk of a log read. Default 65,472 over TCP, 16,384 over UDP."),
+    disableDuringRead: z
+      .boolean()
+      .default(false)
+      .describe("Lock the keypad while reading the log (blocks punching; auto-unlocks after 60 s if we die)."),
+    syncClock: z
+      .boolean()
+      .default(false)
+      .describe("Set the terminal's clock from this machine when it drifts more than maxClockDriftMs. Logged."),
+    maxClockDriftMs: z.number().int().min(1000).max(86_400_000).default(60_000),
+    checksum: z
+      .enum(["verify", "ignore"])
+      .default("verify")
+      .describe("ignore: accept packets whose checksum is wrong (only for firmware known to send bad ones)."),
+  })
+  .strict();
+
+export const sourceSchema = z.discriminatedUnion("kind", [databaseSourceSchema, zkSourceSchema]);
 
 export const connectivitySchema = z
   .object({
@@ -144,6 +230,7 @@ export const connectorConfigSchema = z
 export type ConnectorConfig = z.infer<typeof connectorConfigSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;
 export type DatabaseSourceConfig = z.infer<typeof databaseSourceSchema>;
+export type ZkSourceConfig = z.infer<typeof zkSourceSchema>;
 export type ConnectivityConfig = z.infer<typeof connectivitySchema>;
 export type ShipperConfig = z.infer<typeof shipperSchema>;
 export type OutboxConfig = z.infer<typeof outboxSchema>;

@@ -3,11 +3,26 @@ import type { Logger } from "../core/logger.ts";
 import type { Punch } from "../core/punch.ts";
 import type { CursorUpdate, CursorValue, EmitResult, QuarantineInput } from "../store/store.ts";
 
+/** What a terminal source knows about the device it reads; shown by `bioapi status`. */
+export interface DeviceStatus {
+  readonly serial: string;
+  readonly address: string;
+  readonly model?: string | undefined;
+  readonly firmware?: string | undefined;
+  readonly records?: number | undefined;
+  readonly users?: number | undefined;
+  readonly recordCapacity?: number | undefined;
+  readonly recordSize?: number | undefined;
+  /** Device clock minus host clock, in ms (resolution 1 s); never corrected unless the config asks. */
+  readonly clockDriftMs?: number | undefined;
+  readonly realtime?: boolean | undefined;
+}
+
 /** What a source can tell the status page about itself between polls. */
 export interface SourceProgress {
   readonly lastPollAt?: number;
   readonly lastPunchTime?: string;
-  readonly detail?: string;
+  readonly device?: DeviceStatus;
 }
 
 /**

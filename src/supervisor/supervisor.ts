@@ -5,7 +5,7 @@ import type { Clock } from "../core/clock.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { spawnTask, type TaskHandle } from "../core/task.ts";
-import type { Source, SourceProgress } from "../sources/source.ts";
+import type { DeviceStatus, Source, SourceProgress } from "../sources/source.ts";
 import type { CursorValue, Store } from "../store/store.ts";
 
 export const WORKER_STATES = ["starting", "running", "paused", "throttled", "backoff", "stopped"] as const;
@@ -24,6 +24,7 @@ export interface WorkerStatus {
   readonly quarantined: number;
   readonly lastError: { code: string; message: string; at: string } | null;
   readonly cursor: Record<string, CursorValue>;
+  readonly device: DeviceStatus | null;
 }
 
 /**
@@ -55,6 +56,7 @@ interface Worker {
   restarts: number;
   lastPollAt: number | null;
   lastPunchTime: string | null;
+  device: DeviceStatus | null;
   emitted: number;
   duplicates: number;
   quarantined: number;
@@ -127,6 +129,7 @@ export class Supervisor {
       restarts: 0,
       lastPollAt: null,
       lastPunchTime: null,
+      device: null,
       emitted: 0,
       duplicates: 0,
       quarantined: 0,
@@ -163,6 +166,7 @@ export class Supervisor {
         progress: (update: SourceProgress) => {
           if (update.lastPollAt !== undefined) worker.lastPollAt = update.lastPollAt;
           if (update.lastPunchTime !== undefined) worker.lastPunchTime = update.lastPunchTime;
+          if (update.device !== undefined) worker.device = update.device;
           if (update.lastPollAt !== undefined) worker.lastError = null;
         },
       });
@@ -226,6 +230,7 @@ export class Supervisor {
       quarantined: w.quarantined,
       lastError: w.lastError,
       cursor: cursors.get(w.config.id) ?? {},
+      device: w.device,
     }));
   }
 

@@ -1,0 +1,532 @@
+import { BioError, isAbortError } from "../../core/errors.ts";
+import {
+  commKeyBytes,
+  type DeviceTime,
+  decodeDeviceTime,
+  decodePacket,
+  encodeDeviceTime,
+  encodePacket,
+  type ZkPacket,
+} from "./zk-codec.ts";
+import { CMD, commandName, EVENT_FLAG } from "./zk-commands.ts";
+import { decodeFreeSizes, type FreeSizes } from "./zk-records.ts";
+import { openTcpTransport, openUdpTransport, type ZkTransport, type ZkTransportKind } from "./zk-transport.ts";
+
+export const CHECKSUM_POLICIES = ["verify", "ignore"] as const;
+export type ChecksumPolicy = (typeof CHECKSUM_POLICIES)[number];
+
+export interface ZkClientOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly transport: ZkTransportKind;
+  /** Numeric comm key set on the terminal; 0 = none. */
+  readonly commKey: number;
+  /** Per request; for bulk chunks, the longest silence tolerated between packets. */
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs?: number;
+  readonly signal: AbortSignal;
+  /** Names the device in errors before its serial is known. Default host:port. */
+  readonly label?: string;
+  readonly checksum?: ChecksumPolicy;
+}
+
+export interface DeviceInfo {
+  readonly serial: string;
+  readonly deviceName: string | undefined;
+  readonly platform: string | undefined;
+  readonly firmware: string | undefined;
+  readonly vendor: string | undefined;
+  readonly sizes: FreeSizes;
+}
+
+export interface ZkEvent {
+  readonly flag: number;
+  readonly data: Buffer;
+}
+
+export interface ReadSetOptions {
+  /** Byte offset into the set (which starts with a uint32 total) to read from; 0 reads it all. */
+  readonly fromOffset?: number;
+  readonly chunkSize?: number;
+  /** Chunk requests kept in flight, so the link's round trip is paid once rather than once per chunk. */
+  readonly readAhead?: number;
+  /** Called in order with each chunk and its offset in the set. The next chunk is already being fetched. */
+  readonly onData: (chunk: Buffer, offset: number, total: number) => Promise<void> | void;
+  readonly signal?: AbortSignal;
+}
+
+export const SET_KINDS = {
+  attendance: Buffer.from([0x01, 0x0d, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]),
+  users: Buffer.from([0x01, 0x09, 0x00, 0x05, 0, 0, 0, 0, 0, 0, 0]),
+} as const;
+export type SetKind = keyof typeof SET_KINDS;
+
+/** pyzk asks TCP devices for 65,472-byte chunks; over UDP a lost datagram costs a whole chunk, so ask less. */
+export const DEFAULT_CHUNK = { tcp: 0xffc0, udp: 0x4000 } as const;
+const CHUNK_ATTEMPTS = 3;
+
+interface Pending {
+  readonly command: number;
+  onPacket(packet: ZkPacket): void;
+  fail(error: unknown): void;
+}
+
+export interface ZkClientStats {
+  requests: number;
+  checksumErrors: number;
+  staleReplies: number;
+  events: number;
+}
+
+/**
+ * One session with one terminal over TCP or UDP. Requests are matched to replies by reply id, so several may be
+ * in flight and events pushed by the device in between are routed apart. Every request has a timeout and follows
+ * the session's signal; when the link ends, `lost` aborts with the reason.
+ */
+export class ZkClient {
+  readonly #options: ZkClientOptions;
+  readonly #pending = new Map<number, Pending>();
+  readonly #lost = new AbortController();
+  #transport: ZkTransport | undefined;
+  #replyId = 65534;
+  #session = 0;
+  #label: string;
+  #onEvent: ((event: ZkEvent) => void) | undefined;
+  readonly stats: ZkClientStats = { requests: 0, checksumErrors: 0, staleReplies: 0, events: 0 };
+
+  private constructor(options: ZkClientOptions) {
+    this.#options = options;
+    this.#label = options.label ?? `${options.host}:${options.port}`;
+  }
+
+  /** Opens the link, connects and authenticates with the comm key when the device asks for one. */
+  static async connect(options: ZkClientOptions): Promise<ZkClient> {
+    const client = new ZkClient(options);
+    const open = options.transport === "tcp" ? openTcpTransport : openUdpTransport;
+    client.#transport = await open(
+      {
+        host: options.host,
+        port: options.port,
+        timeoutMs: options.connectTimeoutMs ?? options.timeoutMs,
+        signal: options.signal,
+        label: client.#label,
+      },
+      { onPacket: (packet) => client.#receive(packet), onClose: (error) => client.#end(error) },
+    );
+    const onAbort = () => client.#end(options.signal.reason);
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    client.#lost.signal.addEventListener("abort", () => options.signal.removeEventListener("abort", onAbort), {
+      once: true,
+    });
+    try {
+      await client.#handshake();
+      return client;
+    } catch (error) {
+      client.#transport.close();
+      client.#end(error);
+      throw error;
+    }
+  }
+
+  /** Aborts when the link to the device ends; the reason says why. */
+  get lost(): AbortSignal {
+    return this.#lost.signal;
+  }
+
+  get transport(): ZkTransportKind {
+    return this.#options.transport;
+  }
+
+  get bytesReceived(): number {
+    return this.#transport?.bytesReceived ?? 0;
+  }
+
+  get bytesSent(): number {
+    return this.#transport?.bytesSent ?? 0;
+  }
+
+  /** Once the serial is known, errors name it rather than the address. */
+  setLabel(label: string): void {
+    this.#label = label;
+  }
+
+  onEvent(handler: ((event: ZkEvent) => void) | undefined): void {
+    this.#onEvent = handler;
+  }
+
+  async #handshake(): Promise<void> {
+    const reply = await this.request(CMD.CONNECT);
+    this.#session = reply.session;
+    if (reply.command === CMD.ACK_OK) return;
+    if (reply.command === CMD.ACK_ERROR) {
+      throw new BioError("DEVICE_BUSY", `Terminal ${this.#label} refused the session: it is busy.`, {
+        retriable: true,
+        hint: "Another program (attendance software, another connector) may hold the terminal's only connection; close it, or give this connector its own transport.",
+      });
+    }
+    if (reply.command !== CMD.ACK_UNAUTH) throw this.#unexpected(CMD.CONNECT, reply);
+    if (this.#options.commKey === 0) {
+      throw new BioError("DEVICE_AUTH", `Terminal ${this.#label} requires a comm key and none is configured.`, {
+        hint: "Set commKey in this source's config to the value under the terminal's Comm settings (COMM Key).",
+      });
+    }
+    const auth = await this.request(CMD.AUTH, commKeyBytes(this.#options.commKey, this.#session));
+    if (auth.command !== CMD.ACK_OK) {
+      throw new BioError("DEVICE_AUTH", `Terminal ${this.#label} rejected the comm key.`, {
+        hint: "The commKey in this source's config differs from the terminal's (Menu → Comm → COMM Key).",
+      });
+    }
+  }
+
+  /** Sends one command and resolves with the first packet answering it. */
+  request(
+    command: number,
+    data?: Buffer,
+    timeoutMs = this.#options.timeoutMs,
+    signal?: AbortSignal,
+  ): Promise<ZkPacket> {
+    return this.#send(command, data, timeoutMs, signal, (resolve) => ({
+      command,
+      onPacket: (packet) => resolve(packet),
+      fail: () => undefined,
+    }));
+  }
+
+  /** Like request(), but rejects unless the device answers ACK_OK. */
+  async command(command: number, data?: Buffer): Promise<ZkPacket> {
+    const reply = await this.request(command, data);
+    if (reply.command !== CMD.ACK_OK) throw this.#unexpected(command, reply);
+    return reply;
+  }
+
+  #send(
+    command: number,
+    data: Buffer | undefined,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    make: (resolve: (packet: ZkPacket) => void, reject: (error: unknown) => void, touch: () => void) => Pending,
+  ): Promise<ZkPacket> {
+    const transport = this.#transport;
+    if (!transport || this.#lost.signal.aborted) {
+      return Promise.reject(
+        this.#lost.signal.reason ??
+          new BioError("DEVICE_UNREACHABLE", `No session with terminal ${this.#label}.`, { retriable: true }),
+      );
+    }
+    this.#replyId = (this.#replyId + 1) % 0xffff;
+    const replyId = this.#replyId;
+    this.stats.requests++;
+    return new Promise<ZkPacket>((resolve, reject) => {
+      let timer: NodeJS.Timeout;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          finish();
+          reject(
+            new BioError(
+              "DEVICE_TIMEOUT",
+              `Terminal ${this.#label} did not answer ${commandName(command)} within ${timeoutMs} ms.`,
+              {
+                retriable: true,
+                hint: "The terminal may be busy, stalled or on a slow link; the connector retries. If it persists, check the network or raise requestTimeoutMs.",
+              },
+            ),
+          );
+        }, timeoutMs);
+      };
+      const onAbort = () => {
+        finish();
+        reject(signal?.reason);
+      };
+      const finish = () => {
+        clearTimeout(timer);
+        this.#pending.delete(replyId);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const pending = make(
+        (packet) => {
+          finish();
+          resolve(packet);
+        },
+        (error) => {
+          finish();
+          reject(error);
+        },
+        arm,
+      );
+      this.#pending.set(replyId, {
+        command,
+        onPacket: (packet) => {
+          arm();
+          pending.onPacket(packet);
+        },
+        fail: (error) => {
+          finish();
+          reject(error);
+        },
+      });
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      arm();
+      transport.send(encodePacket(command, this.#session, replyId, data));
+    });
+  }
+
+  #receive(raw: Buffer): void {
+    const packet = decodePacket(raw);
+    if (!packet) return;
+    if (!packet.checksumOk) {
+      this.stats.checksumErrors++;
+      if (this.#options.checksum !== "ignore") {
+        // The packet cannot be trusted, not even its reply id; fail the request it claims to answer so the
+        // caller retries, and let anything else time out.
+        this.#pending.get(packet.replyId)?.fail(
+          new BioError("DEVICE_PROTOCOL", `Terminal ${this.#label} sent a packet with a bad checksum.`, {
+            retriable: true,
+            hint: 'Usually line noise, retried. If it repeats on every read, set checksum: "ignore" for this terminal.',
+          }),
+        );
+        return;
+      }
+    }
+    if (packet.command === CMD.REG_EVENT) {
+      this.stats.events++;
+      // Acknowledged with our session and reply id 0; the session field of the event carries its flag instead.
+      this.#transport?.send(encodePacket(CMD.ACK_OK, this.#session, 0));
+      this.#onEvent?.({ flag: packet.session, data: packet.data });
+      return;
+    }
+    const pending = this.#pending.get(packet.replyId);
+    if (!pending) {
+      // A late answer to a request that timed out and was retried.
+      this.stats.staleReplies++;
+      return;
+    }
+    pending.onPacket(packet);
+  }
+
+  #end(reason: unknown): void {
+    if (this.#lost.signal.aborted) return;
+    this.#lost.abort(reason);
+    this.#transport?.close();
+    for (const pending of [...this.#pending.values()]) pending.fail(reason);
+    this.#pending.clear();
+  }
+
+  #unexpected(command: number, reply: ZkPacket): BioError {
+    if (reply.command === CMD.ACK_UNAUTH) {
+      return new BioError(
+        "DEVICE_AUTH",
+        `Terminal ${this.#label} refused ${commandName(command)}: not authenticated.`,
+        {
+          hint: "Check commKey in this source's config.",
+        },
+      );
+    }
+    return new BioError(
+      "DEVICE_PROTOCOL",
+      `Terminal ${this.#label} answered ${commandName(command)} with ${commandName(reply.command)}.`,
+      {
+        retriable: true,
+        hint:
+          reply.command === CMD.ACK_ERROR
+            ? "The terminal refused the command; it may be busy (menu open, enrolling) or not support it."
+            : "Unexpected reply; the terminal's firmware may speak a variant of the protocol. Report the model and firmware.",
+      },
+    );
+  }
+
+  /** A device option such as "~SerialNumber"; undefined when the device does not know it. */
+  async option(name: string): Promise<string | undefined> {
+    const reply = await this.request(CMD.OPTIONS_RRQ, Buffer.from(`${name}\0`, "latin1"));
+    if (reply.command !== CMD.ACK_OK) return undefined;
+    const text = reply.data.toString("latin1");
+    const value = text.slice(text.indexOf("=") + 1).split("\0")[0] ?? "";
+    return value.replaceAll("=", "").trim() || undefined;
+  }
+
+  async freeSizes(): Promise<FreeSizes> {
+    const reply = await this.command(CMD.FREE_SIZES);
+    const sizes = decodeFreeSizes(reply.data);
+    if (!sizes) {
+      throw new BioError(
+        "DEVICE_PROTOCOL",
+        `Terminal ${this.#label} sent a ${reply.data.length}-byte size report; 80 or 92 expected.`,
+        {
+          retriable: true,
+          hint: "This firmware may not serve attendance over port 4370 (newer face terminals use push).",
+        },
+      );
+    }
+    return sizes;
+  }
+
+  async info(): Promise<DeviceInfo> {
+    const serial = await this.option("~SerialNumber");
+    if (!serial) {
+      throw new BioError("DEVICE_PROTOCOL", `Terminal ${this.#label} did not report a serial number.`, {
+        hint: "Set `serial` in this source's config so its punches can be attributed.",
+      });
+    }
+    const version = await this.request(CMD.GET_VERSION);
+    return {
+      serial,
+      deviceName: await this.option("~DeviceName"),
+      platform: await this.option("~Platform"),
+      vendor: await this.option("~OEMVendor"),
+      firmware:
+        version.command === CMD.ACK_OK
+          ? version.data.toString("latin1").split("\0")[0]?.trim() || undefined
+          : undefined,
+      sizes: await this.freeSizes(),
+    };
+  }
+
+  async deviceTime(): Promise<DeviceTime> {
+    const reply = await this.command(CMD.GET_TIME);
+    if (reply.data.length < 4) throw this.#unexpected(CMD.GET_TIME, reply);
+    return decodeDeviceTime(reply.data.readUInt32LE(0));
+  }
+
+  async setDeviceTime(time: DeviceTime): Promise<void> {
+    const data = Buffer.alloc(4);
+    data.writeUInt32LE(encodeDeviceTime(time), 0);
+    await this.command(CMD.SET_TIME, data);
+  }
+
+  /** Blocks punching until enable() or `seconds` pass, so a crash cannot leave the terminal locked. */
+  async disable(seconds: number): Promise<void> {
+    const data = Buffer.alloc(4);
+    data.writeUInt32LE(seconds, 0);
+    await this.command(CMD.DISABLE_DEVICE, data);
+  }
+
+  async enable(): Promise<void> {
+    await this.command(CMD.ENABLE_DEVICE);
+  }
+
+  async registerEvents(mask: number): Promise<void> {
+    const data = Buffer.alloc(4);
+    data.writeUInt32LE(mask >>> 0, 0);
+    await this.command(CMD.REG_EVENT, data);
+  }
+
+  /**
+   * The buffered bulk read (1503, then 1504 per chunk, then 1502). Chunks are handed over in order as they arrive,
+   * so a large log is never held whole; a chunk that times out or fails its checksum is asked for again.
+   */
+  async readSet(kind: SetKind, options: ReadSetOptions): Promise<{ total: number }> {
+    const prepared = await this.request(CMD.DATA_WRRQ, SET_KINDS[kind]);
+    if (prepared.command === CMD.DATA) {
+      await options.onData(prepared.data, 0, prepared.data.length);
+      return { total: prepared.data.length };
+    }
+    if (prepared.command !== CMD.ACK_OK || prepared.data.length < 5) throw this.#unexpected(CMD.DATA_WRRQ, prepared);
+    const total = prepared.data.readUInt32LE(1);
+    try {
+      const chunkSize = options.chunkSize ?? DEFAULT_CHUNK[this.#options.transport];
+      const ahead = Math.max(1, options.readAhead ?? 2);
+      const queue: Array<{ offset: number; data: Promise<Buffer> }> = [];
+      let next = Math.max(0, options.fromOffset ?? 0);
+      const fill = () => {
+        while (queue.length < ahead && next < total) {
+          const length = Math.min(chunkSize, total - next);
+          const data = this.#chunk(next, length, options.signal);
+          // Awaited in order below; until then a rejection must not count as unhandled.
+          data.catch(() => undefined);
+          queue.push({ offset: next, data });
+          next += length;
+        }
+      };
+      fill();
+      for (let head = queue.shift(); head; head = queue.shift()) {
+        const chunk = await head.data;
+        fill();
+        await options.onData(chunk, head.offset, total);
+      }
+    } finally {
+      if (!this.#lost.signal.aborted) await this.request(CMD.FREE_DATA).catch(() => undefined);
+    }
+    return { total };
+  }
+
+  async #chunk(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#fetchChunk(offset, length, signal);
+      } catch (error) {
+        const retriable = error instanceof BioError && error.retriable && error.code !== "DEVICE_UNREACHABLE";
+        if (!retriable || attempt >= CHUNK_ATTEMPTS || this.#lost.signal.aborted || isAbortError(error)) throw error;
+      }
+    }
+  }
+
+  #fetchChunk(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    const request = Buffer.alloc(8);
+    request.writeUInt32LE(offset, 0);
+    request.writeUInt32LE(length, 4);
+    return this.#send(CMD.DATA_RDY, request, this.#options.timeoutMs, signal, (resolve, reject) => {
+      let expected = length;
+      const parts: Buffer[] = [];
+      let received = 0;
+      const done = () => {
+        const data = Buffer.concat(parts, received);
+        resolve({ command: CMD.DATA, session: this.#session, replyId: 0, data, checksumOk: true });
+      };
+      return {
+        command: CMD.DATA_RDY,
+        onPacket: (packet) => {
+          switch (packet.command) {
+            case CMD.PREPARE_DATA:
+              if (packet.data.length >= 4) expected = packet.data.readUInt32LE(0);
+              return;
+            case CMD.DATA:
+              parts.push(packet.data);
+              received += packet.data.length;
+              if (received > expected) {
+                reject(
+                  new BioError(
+                    "DEVICE_PROTOCOL",
+                    `Terminal ${this.#label} sent ${received} bytes for a ${expected}-byte chunk.`,
+                    {
+                      retriable: true,
+                      hint: "A duplicated datagram or a firmware quirk; the chunk is read again.",
+                    },
+                  ),
+                );
+              } else if (received === expected) done();
+              return;
+            case CMD.ACK_OK:
+              if (received === expected) done();
+              else
+                reject(
+                  new BioError(
+                    "DEVICE_PROTOCOL",
+                    `Terminal ${this.#label} ended a chunk after ${received} of ${expected} bytes.`,
+                    { retriable: true, hint: "Part of the chunk was lost in transit; it is read again." },
+                  ),
+                );
+              return;
+            default:
+              reject(this.#unexpected(CMD.DATA_RDY, packet));
+          }
+        },
+        fail: () => undefined,
+      };
+    }).then((packet) => packet.data);
+  }
+
+  /** Says goodbye (best effort, briefly) and closes the link. */
+  async close(): Promise<void> {
+    if (this.#lost.signal.aborted) return;
+    await this.request(CMD.EXIT, undefined, Math.min(1000, this.#options.timeoutMs)).catch(() => undefined);
+    this.#end(new BioError("ABORTED", `Session with terminal ${this.#label} closed.`));
+  }
+
+  get eventFlagAttendance(): number {
+    return EVENT_FLAG.ATTLOG;
+  }
+}

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { encodeDeviceTime } from "./zk-codec.ts";
+import {
+  decodeAttendance,
+  decodeAttendanceEvent,
+  decodeFreeSizes,
+  decodeUser,
+  detectRecordSize,
+  detectUserSize,
+  recordProblem,
+} from "./zk-records.ts";
+
+const T = encodeDeviceTime("2026-11-26T08:59:07");
+
+function record40(uid: number, user: string, verify: number, time: number, state: number): Buffer {
+  const b = Buffer.alloc(40);
+  b.writeUInt16LE(uid, 0);
+  b.write(user, 2, "latin1");
+  b.writeUInt8(verify, 26);
+  b.writeUInt32LE(time, 27);
+  b.writeUInt8(state, 31);
+  b.writeUInt8(0xff, 36);
+  return b;
+}
+
+describe("zk records", () => {
+  it("decodes 40-, 16- and 8-byte attendance records by offset", () => {
+    assert.deepEqual(decodeAttendance(record40(7, "999111333", 1, T, 1), 0, 40), {
+      uid: 7,
+      userId: "999111333",
+      verify: 1,
+      time: "2026-11-26T08:59:07",
+      state: 1,
+      workCode: 0,
+    });
+    const r16 = Buffer.alloc(16);
+    r16.writeUInt32LE(1001, 0);
+    r16.writeUInt32LE(T, 4);
+    r16.writeUInt8(4, 8);
+    r16.writeUInt8(15, 9);
+    r16.writeUInt32LE(42, 12);
+    assert.deepEqual(decodeAttendance(r16, 0, 16), {
+      uid: 0,
+      userId: "1001",
+      time: "2026-11-26T08:59:07",
+      state: 4,
+      verify: 15,
+      workCode: 42,
+    });
+    const r8 = Buffer.alloc(8);
+    r8.writeUInt16LE(3, 0);
+    r8.writeUInt8(2, 2);
+    r8.writeUInt32LE(T, 3);
+    r8.writeUInt8(5, 7);
+    assert.deepEqual(decodeAttendance(r8, 0, 8), {
+      uid: 3,
+      userId: undefined,
+      verify: 2,
+      time: "2026-11-26T08:59:07",
+      state: 5,
+      workCode: 0,
+    });
+  });
+
+  it("cuts user ids at the first NUL, ignoring garbage after it", () => {
+    const b = record40(1, "42", 1, T, 0);
+    b.write("\0JUNK", 4, "latin1");
+    assert.equal(decodeAttendance(b, 0, 40).userId, "42");
+  });
+
+  it("decodes 72- and 28-byte users", () => {
+    const u72 = Buffer.alloc(72);
+    u72.writeUInt16LE(5, 0);
+    u72.writeUInt8(14, 2);
+    u72.write("Asha Rao", 11, "latin1");
+    u72.writeUInt32LE(123456, 35);
+    u72.write("A-1005", 48, "latin1");
+    assert.deepEqual(decodeUser(u72, 0, 72), {
+      uid: 5,
+      privilege: 14,
+      name: "Asha Rao",
+      card: 123456,
+      userId: "A-1005",
+    });
+    const u28 = Buffer.alloc(28);
+    u28.writeUInt16LE(6, 0);
+    u28.write("Ravi", 8, "latin1");
+    u28.writeUInt32LE(77, 16);
+    u28.writeUInt32LE(1006, 24);
+    assert.deepEqual(decodeUser(u28, 0, 28), { uid: 6, privilege: 0, name: "Ravi", card: 77, userId: "1006" });
+  });
+
+  it("flags records that cannot become punches instead of failing the read", () => {
+    const bad = decodeAttendance(record40(1, "1", 1, encodeDeviceTime("2026-02-31T10:00:00"), 0), 0, 40);
+    assert.match(recordProblem(bad) ?? "", /impossible device time 2026-02-31/);
+    assert.match(recordProblem(decodeAttendance(record40(1, "", 1, T, 0), 0, 40)) ?? "", /empty user id/);
+    assert.equal(recordProblem(decodeAttendance(record40(1, "1", 1, T, 0), 0, 40)), undefined);
+  });
+
+  it("detects the record size from the set length and the count, tolerating a punch in between", () => {
+    assert.equal(detectRecordSize(400, 10), 40);
+    assert.equal(detectRecordSize(400, 25), 16);
+    assert.equal(detectRecordSize(400, 50), 8);
+    // Counted 9, sent 10 (a punch landed between the two requests).
+    assert.equal(detectRecordSize(400, 9), 40);
+    assert.equal(detectRecordSize(401, 10), undefined);
+    // 80 bytes divides by 40, 16 and 8: decoded times decide when the count is ambiguous.
+    const sample = Buffer.concat([record40(1, "1", 1, T, 0), record40(2, "2", 1, T + 7, 0)]);
+    assert.equal(detectRecordSize(80, 3, sample), 40);
+    assert.equal(detectUserSize(720, 10), 72);
+    assert.equal(detectUserSize(280, 10), 28);
+  });
+
+  it("decodes real-time attendance events of each length", () => {
+    const e32 = Buffer.alloc(32);
+    e32.write("999111333", 0, "latin1");
+    e32.writeUInt8(1, 24);
+    e32.writeUInt8(0, 25);
+    Buffer.from([18, 6, 25, 17, 41, 5]).copy(e32, 26);
+    assert.deepEqual(decodeAttendanceEvent(e32), {
+      userId: "999111333",
+      verify: 1,
+      state: 0,
+      time: "2018-06-25T17:41:05",
+    });
+    assert.equal(decodeAttendanceEvent(Buffer.concat([e32, Buffer.alloc(4)]))?.userId, "999111333");
+    const e10 = Buffer.from([9, 0, 1, 0x11, 26, 11, 26, 8, 0, 1]);
+    assert.deepEqual(decodeAttendanceEvent(e10), {
+      userId: "#uid:9",
+      verify: 1,
+      state: 1,
+      time: "2026-11-26T08:00:01",
+    });
+    assert.equal(decodeAttendanceEvent(Buffer.alloc(5)), undefined);
+  });
+
+  it("reads the free-sizes report at its documented offsets", () => {
+    const b = Buffer.alloc(92);
+    b.writeInt32LE(100, 16);
+    b.writeInt32LE(5000, 32);
+    b.writeInt32LE(3000, 60);
+    b.writeInt32LE(100000, 64);
+    b.writeInt32LE(95000, 76);
+    b.writeInt32LE(7, 80);
+    const sizes = decodeFreeSizes(b);
+    assert.equal(sizes?.users, 100);
+    assert.equal(sizes?.records, 5000);
+    assert.equal(sizes?.recordCapacity, 100000);
+    assert.equal(sizes?.recordsFree, 95000);
+    assert.equal(sizes?.faces, 7);
+    assert.equal(decodeFreeSizes(Buffer.alloc(40)), undefined);
+  });
+});

@@ -1,0 +1,360 @@
+import { createHash } from "node:crypto";
+import type { ZkSourceConfig } from "../../config/config-schema.ts";
+import { sleep } from "../../core/abort.ts";
+import { BioError } from "../../core/errors.ts";
+import { resolveTime, toLocal } from "../../core/local-time.ts";
+import { makePunch, type Punch } from "../../core/punch.ts";
+import type { CursorValue, QuarantineInput } from "../../store/store.ts";
+import type { DeviceStatus, Source, SourceContext } from "../source.ts";
+import { type DeviceInfo, ZkClient } from "./zk-client.ts";
+import type { DeviceTime } from "./zk-codec.ts";
+import { EVENT_FLAG } from "./zk-commands.ts";
+import {
+  type AttendanceRecord,
+  decodeAttendance,
+  decodeAttendanceEvent,
+  decodeUser,
+  detectRecordSize,
+  detectUserSize,
+  type FreeSizes,
+  RECORD_SIZES,
+  type RecordSize,
+  recordProblem,
+} from "./zk-records.ts";
+
+/**
+ * Where reading a terminal's log stopped, per serial. `time` is the newest punch's device time (what an operator
+ * asks for); `count` and `tail` are what make it safe: the log is append-only, so records at positions at or beyond
+ * `count` are new whatever their time says — a clock set backwards or an old punch appended late is still
+ * collected — and `tail` (a hash of record count−1) proves on every read that the log was not cleared or rewritten.
+ */
+export interface ZkCursor {
+  readonly time: DeviceTime | null;
+  readonly count: number;
+  readonly tail: string;
+  readonly format: RecordSize;
+}
+
+export function parseZkCursor(value: CursorValue | undefined): ZkCursor | undefined {
+  if (!value || typeof value !== "object" || Array.isArray(value)) return undefined;
+  const v = value as Record<string, CursorValue>;
+  const format = RECORD_SIZES.find((s) => s === v.format);
+  if (typeof v.count !== "number" || typeof v.tail !== "string" || !format) return undefined;
+  return { time: typeof v.time === "string" ? v.time : null, count: v.count, tail: v.tail, format };
+}
+
+function cursorValue(cursor: ZkCursor): CursorValue {
+  return { time: cursor.time, count: cursor.count, tail: cursor.tail, format: cursor.format };
+}
+
+const recordHash = (raw: Buffer) => createHash("sha256").update(raw).digest("hex").slice(0, 16);
+
+/** Seconds after which a terminal locked by disableDuringRead unlocks itself should the connector die mid-read. */
+const DISABLE_SECONDS = 60;
+const DRIFT_EVERY_MS = 60_000;
+
+/** The log changed under the cursor: the record at the cursor's position is not the one we read last time. */
+class LogRewritten extends Error {}
+
+/**
+ * Reads one terminal over the ZK protocol. Each poll costs one round trip (the record count); the log is read only
+ * when the count moved, from just before the cursor's position, or in full when the log was cleared or rewritten.
+ * Real-time events deliver punches within a second; the reads reconcile them (same punch, same id).
+ */
+export class ZkSource implements Source {
+  readonly #config: ZkSourceConfig;
+
+  constructor(config: ZkSourceConfig) {
+    this.#config = config;
+  }
+
+  async run(ctx: SourceContext): Promise<void> {
+    const config = this.#config;
+    const address = `${config.host}:${config.port}/${config.transport}`;
+    const client = await ZkClient.connect({
+      host: config.host,
+      port: config.port,
+      transport: config.transport,
+      commKey: config.commKey,
+      timeoutMs: config.requestTimeoutMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+      signal: ctx.signal,
+      label: config.serial ?? `${config.host}:${config.port}`,
+      checksum: config.checksum,
+    });
+    const events: Promise<void>[] = [];
+    try {
+      const info = await client.info();
+      if (config.serial && info.serial !== config.serial) {
+        throw new BioError(
+          "DEVICE_MISMATCH",
+          `The terminal at ${address} reports serial ${info.serial}, but source ${config.id} expects ${config.serial}.`,
+          {
+            hint: "The IP address now belongs to another terminal (DHCP?). Fix host, or serial if the terminal was replaced.",
+          },
+        );
+      }
+      client.setLabel(info.serial);
+      const device = new DeviceSession(config, ctx, client, info, address);
+      const session = AbortSignal.any([ctx.signal, client.lost]);
+      if (config.realtime) {
+        client.onEvent((event) => {
+          if (event.flag === EVENT_FLAG.ATTLOG) events.push(device.onAttendanceEvent(event.data));
+        });
+        await client.registerEvents(EVENT_FLAG.ATTLOG);
+      }
+      await device.measureDrift();
+      let lastRead = Number.NEGATIVE_INFINITY;
+      let lastDrift = ctx.clock.now();
+      let sizes = info.sizes;
+      while (!session.aborted) {
+        await ctx.waitUntilActive();
+        const started = ctx.clock.now();
+        const due = started - lastRead >= config.reconcileIntervalMs;
+        if (due || sizes.records !== device.cursor?.count) {
+          await device.sync(sizes);
+          lastRead = started;
+        }
+        if (started - lastDrift >= DRIFT_EVERY_MS) {
+          await device.measureDrift();
+          lastDrift = started;
+        }
+        // Events still being stored belong to this poll.
+        await Promise.all(events.splice(0));
+        device.report(sizes, started);
+        await sleep(config.pollIntervalMs, session).catch(() => undefined);
+        if (session.aborted) break;
+        sizes = await client.freeSizes();
+      }
+      if (!ctx.signal.aborted && client.lost.aborted) throw client.lost.reason;
+    } finally {
+      await Promise.allSettled(events);
+      await client.close();
+    }
+  }
+}
+
+/** State of one connected terminal while the source runs. */
+class DeviceSession {
+  readonly #config: ZkSourceConfig;
+  readonly #ctx: SourceContext;
+  readonly #client: ZkClient;
+  readonly #info: DeviceInfo;
+  readonly #address: string;
+  readonly #serial: string;
+  cursor: ZkCursor | undefined;
+  #users: Map<number, string> | undefined;
+  #userCount = -1;
+  #driftMs: number | undefined;
+  #lastPunchTime: string | undefined;
+
+  constructor(config: ZkSourceConfig, ctx: SourceContext, client: ZkClient, info: DeviceInfo, address: string) {
+    this.#config = config;
+    this.#ctx = ctx;
+    this.#client = client;
+    this.#info = info;
+    this.#address = address;
+    this.#serial = info.serial;
+    this.cursor = parseZkCursor(ctx.cursors.get(info.serial));
+  }
+
+  report(sizes: FreeSizes, polledAt: number): void {
+    const device: DeviceStatus = {
+      serial: this.#serial,
+      address: this.#address,
+      model: this.#info.deviceName ?? this.#info.platform,
+      firmware: this.#info.firmware,
+      records: sizes.records,
+      users: sizes.users,
+      recordCapacity: sizes.recordCapacity,
+      recordSize: this.cursor?.format,
+      clockDriftMs: this.#driftMs,
+      realtime: this.#config.realtime,
+    };
+    this.#ctx.progress({
+      lastPollAt: polledAt,
+      device,
+      ...(this.#lastPunchTime ? { lastPunchTime: this.#lastPunchTime } : {}),
+    });
+  }
+
+  async measureDrift(): Promise<void> {
+    const before = this.#ctx.clock.now();
+    const local = await this.#client.deviceTime();
+    const hostNow = (before + this.#ctx.clock.now()) / 2;
+    const deviceMs = resolveTime(local, this.#config.timezone).epochMs;
+    this.#driftMs = Math.round(deviceMs - hostNow);
+    if (Math.abs(this.#driftMs) < this.#config.maxClockDriftMs) return;
+    if (this.#config.syncClock) {
+      const now = toLocal(this.#ctx.clock.now(), this.#config.timezone);
+      await this.#client.setDeviceTime(now);
+      this.#ctx.logger.warn("Terminal clock corrected (syncClock is on).", {
+        serial: this.#serial,
+        driftMs: this.#driftMs,
+        setTo: now,
+      });
+      this.#driftMs = 0;
+    } else {
+      this.#ctx.logger.warn(
+        "Terminal clock is off; punches keep the terminal's time. Fix it on the terminal, or set syncClock.",
+        {
+          serial: this.#serial,
+          driftMs: this.#driftMs,
+        },
+      );
+    }
+  }
+
+  async onAttendanceEvent(data: Buffer): Promise<void> {
+    const event = decodeAttendanceEvent(data);
+    if (!event) {
+      this.#ctx.logger.warn("Unrecognised real-time event ignored; the next read collects the punch.", {
+        serial: this.#serial,
+        bytes: data.length,
+      });
+      return;
+    }
+    let userId: string | undefined = event.userId;
+    // Only the cached table: loading it here could overlap a log read, and the device has one read buffer.
+    if (userId.startsWith("#uid:")) userId = this.#users?.get(Number(userId.slice(5)));
+    const record: AttendanceRecord = { ...event, uid: 0, userId, workCode: 0 };
+    // Invalid events are left to the log read, which quarantines the record with its position.
+    if (userId === undefined || recordProblem(record)) return;
+    const punch = this.#punch(record, userId, new Date(this.#ctx.clock.now()).toISOString());
+    await this.#ctx.emit([punch], null);
+    this.#lastPunchTime = punch.time;
+    this.#ctx.progress({ lastPunchTime: punch.time });
+  }
+
+  async sync(sizes: FreeSizes): Promise<void> {
+    const cursor = this.cursor;
+    if (!cursor && sizes.records === 0) return;
+    try {
+      await this.#read(sizes, cursor && sizes.records >= cursor.count ? cursor : undefined, cursor);
+    } catch (error) {
+      if (!(error instanceof LogRewritten)) throw error;
+      this.#ctx.logger.warn(
+        "The terminal's log no longer holds the record at the cursor (cleared, rewritten or rotated); reading it all again. Punches already delivered are not sent twice.",
+        { serial: this.#serial, cursorCount: cursor?.count, records: sizes.records },
+      );
+      await this.#read(sizes, undefined, cursor);
+    }
+  }
+
+  /**
+   * One pass over the log. With `from`, reading starts `lookbackRecords` before its position and the record at
+   * the position must match its tail hash; without, the whole log is read and every record counts as new.
+   */
+  async #read(sizes: FreeSizes, from: ZkCursor | undefined, previous: ZkCursor | undefined): Promise<void> {
+    const config = this.#config;
+    const forced = config.recordFormat === "auto" ? undefined : config.recordFormat;
+    let format: RecordSize | undefined = from?.format ?? forced;
+    const startIndex = from ? Math.max(0, from.count - config.lookbackRecords) : 0;
+    let index = startIndex;
+    let carry = Buffer.alloc(0);
+    let count = from?.count ?? 0;
+    let tail = from?.tail ?? "";
+    let time = from?.time ?? previous?.time ?? null;
+    // Before the log read, never during it: the terminal has one read buffer.
+    const users = format === 8 || format === undefined ? await this.#userMap(sizes.users) : undefined;
+    const disabled = config.disableDuringRead;
+    if (disabled) await this.#client.disable(DISABLE_SECONDS);
+    try {
+      await this.#client.readSet("attendance", {
+        fromOffset: from && format ? 4 + startIndex * format : 0,
+        readAhead: config.readAhead,
+        ...(config.chunkBytes ? { chunkSize: config.chunkBytes } : {}),
+        signal: this.#ctx.signal,
+        onData: async (chunk, offset, total) => {
+          let data = chunk;
+          if (offset === 0) {
+            data = chunk.subarray(4);
+            format ??= detectRecordSize(total - 4, sizes.records, data.subarray(0, 16 * 40));
+            if (!format || (total - 4) % format !== 0) {
+              throw new BioError(
+                "DEVICE_FORMAT",
+                `Terminal ${this.#serial} sent a ${total - 4}-byte log for ${sizes.records} records: no known record layout (8, 16 or 40 bytes) fits.`,
+                {
+                  hint: "Set recordFormat for this source if the model's layout is known, and report the model and firmware.",
+                },
+              );
+            }
+          }
+          if (!format) throw new BioError("DEVICE_FORMAT", "Record size unknown before the first chunk.");
+          if (from && offset > 0 && (total - 4) / format < from.count) throw new LogRewritten();
+          const bytes = carry.length > 0 ? Buffer.concat([carry, data]) : data;
+          const whole = bytes.length - (bytes.length % format);
+          carry = Buffer.from(bytes.subarray(whole));
+          const punches: Punch[] = [];
+          const quarantined: QuarantineInput[] = [];
+          const collectedAt = new Date(this.#ctx.clock.now()).toISOString();
+          for (let at = 0; at < whole; at += format, index++) {
+            const raw = bytes.subarray(at, at + format);
+            if (from && index === from.count - 1 && recordHash(raw) !== from.tail) throw new LogRewritten();
+            const record = decodeAttendance(raw, 0, format);
+            // A uid missing from the user table (user deleted) keeps its number rather than losing the punch.
+            const userId = record.userId ?? users?.get(record.uid) ?? String(record.uid);
+            const isNew = index >= count;
+            if (isNew) {
+              count = index + 1;
+              tail = recordHash(raw);
+              time = record.time;
+            }
+            const problem = recordProblem(record);
+            if (problem) {
+              if (isNew)
+                quarantined.push({
+                  reason: `${problem} (record ${index})`,
+                  payload: { serial: this.#serial, index, raw: raw.toString("hex") },
+                });
+              continue;
+            }
+            punches.push(this.#punch(record, userId, collectedAt));
+          }
+          const next: ZkCursor = { time, count, tail, format };
+          await this.#ctx.emit(punches, { [this.#serial]: cursorValue(next) }, quarantined);
+          this.cursor = next;
+          const last = punches.at(-1);
+          if (last) this.#lastPunchTime = last.time;
+        },
+      });
+    } finally {
+      if (disabled) await this.#client.enable().catch(() => undefined);
+    }
+    if (from && index < from.count) throw new LogRewritten();
+  }
+
+  #punch(record: AttendanceRecord, userId: string, collectedAt: string): Punch {
+    const resolved = resolveTime(record.time, this.#config.timezone);
+    return makePunch({
+      deviceSerial: this.#serial,
+      userId,
+      local: resolved.local,
+      iso: resolved.iso,
+      stateCode: record.state,
+      verifyCode: record.verify,
+      workCode: record.workCode ? String(record.workCode) : undefined,
+      source: "zk",
+      collectedAt,
+    });
+  }
+
+  /** uid → user id, needed where records or events carry only the internal index; re-read when users change. */
+  async #userMap(userCount: number): Promise<Map<number, string>> {
+    if (this.#users && userCount === this.#userCount) return this.#users;
+    const parts: Buffer[] = [];
+    await this.#client.readSet("users", { onData: (chunk) => void parts.push(chunk), signal: this.#ctx.signal });
+    const set = Buffer.concat(parts);
+    const bytes = set.length - 4;
+    const size = detectUserSize(bytes, userCount);
+    const users = new Map<number, string>();
+    if (size)
+      for (let at = 4; at + size <= set.length; at += size) {
+        const user = decodeUser(set, at, size);
+        users.set(user.uid, user.userId);
+      }
+    this.#users = users;
+    this.#userCount = userCount;
+    return users;
+  }
+}

@@ -1,0 +1,193 @@
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { createConnection, type Socket } from "node:net";
+import { BioError } from "../../core/errors.ts";
+import { encodeTcpFrame, TcpFrameReader } from "./zk-codec.ts";
+
+export const ZK_TRANSPORTS = ["tcp", "udp"] as const;
+export type ZkTransportKind = (typeof ZK_TRANSPORTS)[number];
+
+/** One ZK packet in, one out: TCP framing or UDP datagrams stay below this line. */
+export interface ZkTransport {
+  readonly kind: ZkTransportKind;
+  send(packet: Buffer): void;
+  /** Idempotent. */
+  close(): void;
+  /** Bytes received at the ZK level (TCP prefixes included), for wire-cost figures. */
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+}
+
+export interface TransportHandlers {
+  onPacket(packet: Buffer): void;
+  /** Called once when the link ends for any reason other than our own close(). */
+  onClose(error: BioError): void;
+}
+
+export interface OpenTransportOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal;
+  /** Names the device in errors: its serial when known, else host:port. */
+  readonly label: string;
+}
+
+function linkError(error: NodeJS.ErrnoException, options: OpenTransportOptions, kind: ZkTransportKind): BioError {
+  const where = `${options.label} (${options.host}:${options.port}/${kind})`;
+  switch (error.code) {
+    case "ECONNREFUSED":
+      return new BioError("DEVICE_UNREACHABLE", `Connection to terminal ${where} was refused.`, {
+        retriable: true,
+        cause: error,
+        hint: `Check the port (usually 4370) and the transport: the terminal may listen on ${kind === "tcp" ? "UDP" : "TCP"} only, or another program holds its only connection.`,
+      });
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new BioError("DEVICE_UNREACHABLE", `Terminal ${where} is unreachable (${error.code}).`, {
+        retriable: true,
+        cause: error,
+        hint: "Check the terminal's IP address in the config, that it is powered on, and that this machine can reach its network.",
+      });
+    default:
+      return new BioError("DEVICE_UNREACHABLE", `Link to terminal ${where} failed: ${error.code ?? error.message}.`, {
+        retriable: true,
+        cause: error,
+        hint: "Check the network between this machine and the terminal.",
+      });
+  }
+}
+
+export async function openTcpTransport(
+  options: OpenTransportOptions,
+  handlers: TransportHandlers,
+): Promise<ZkTransport> {
+  const socket: Socket = await new Promise((resolve, reject) => {
+    const s = createConnection({ host: options.host, port: options.port, noDelay: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(
+        new BioError(
+          "DEVICE_TIMEOUT",
+          `Terminal ${options.label} (${options.host}:${options.port}/tcp) did not accept a connection within ${options.timeoutMs} ms.`,
+          {
+            retriable: true,
+            hint: "Check the IP address and that nothing (a firewall, a VLAN) blocks TCP port 4370; some terminals speak UDP only.",
+          },
+        ),
+      );
+    }, options.timeoutMs);
+    const onAbort = () => {
+      clearTimeout(timer);
+      s.destroy();
+      reject(options.signal.reason);
+    };
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    s.once("connect", () => {
+      clearTimeout(timer);
+      options.signal.removeEventListener("abort", onAbort);
+      s.removeAllListeners("error");
+      resolve(s);
+    });
+    s.once("error", (error) => {
+      clearTimeout(timer);
+      options.signal.removeEventListener("abort", onAbort);
+      reject(linkError(error, options, "tcp"));
+    });
+  });
+  socket.setKeepAlive(true, 30_000);
+  const reader = new TcpFrameReader();
+  let closed = false;
+  const transport = {
+    kind: "tcp" as const,
+    bytesReceived: 0,
+    bytesSent: 0,
+    send(packet: Buffer) {
+      if (closed) return;
+      const frame = encodeTcpFrame(packet);
+      transport.bytesSent += frame.length;
+      socket.write(frame);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      socket.destroy();
+    },
+  };
+  const end = (error: BioError) => {
+    if (closed) return;
+    closed = true;
+    socket.destroy();
+    handlers.onClose(error);
+  };
+  socket.on("data", (chunk: Buffer) => {
+    transport.bytesReceived += chunk.length;
+    for (const packet of reader.push(chunk)) handlers.onPacket(packet);
+  });
+  socket.on("error", (error: NodeJS.ErrnoException) => end(linkError(error, options, "tcp")));
+  socket.on("close", () =>
+    end(
+      new BioError("DEVICE_UNREACHABLE", `Terminal ${options.label} closed the connection.`, {
+        retriable: true,
+        hint: "The terminal may have restarted, or it serves one connection at a time and another program took it.",
+      }),
+    ),
+  );
+  return transport;
+}
+
+export async function openUdpTransport(
+  options: OpenTransportOptions,
+  handlers: TransportHandlers,
+): Promise<ZkTransport> {
+  const socket: UdpSocket = createSocket("udp4");
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      socket.close();
+      reject(options.signal.reason);
+    };
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    socket.once("error", (error) => {
+      options.signal.removeEventListener("abort", onAbort);
+      socket.close();
+      reject(linkError(error, options, "udp"));
+    });
+    socket.connect(options.port, options.host, () => {
+      options.signal.removeEventListener("abort", onAbort);
+      socket.removeAllListeners("error");
+      resolve();
+    });
+  });
+  let closed = false;
+  const transport = {
+    kind: "udp" as const,
+    bytesReceived: 0,
+    bytesSent: 0,
+    send(packet: Buffer) {
+      if (closed) return;
+      transport.bytesSent += packet.length;
+      // A connected UDP socket reports an ICMP "port unreachable" through the send callback.
+      socket.send(packet, (error) => {
+        if (error) fail(error);
+      });
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      socket.close();
+    },
+  };
+  socket.on("message", (packet: Buffer) => {
+    transport.bytesReceived += packet.length;
+    handlers.onPacket(packet);
+  });
+  function fail(error: NodeJS.ErrnoException) {
+    if (closed) return;
+    closed = true;
+    socket.close();
+    handlers.onClose(linkError(error, options, "udp"));
+  }
+  socket.on("error", fail);
+  return transport;
+}
