@@ -1,0 +1,255 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { FaultBook } from "./fault-book.ts";
+import { SeededRandom } from "./seeded-random.ts";
+import { TcpPacketReader } from "./tcp-packet-reader.ts";
+import { type LinkOptions, VirtualWire } from "./virtual-wire.ts";
+import { isZkChecksumValid } from "./zk-checksum.ts";
+import type { EventTarget, Reply, SessionState, Transport, ZkDevice } from "./zk-device.ts";
+import { decodeZkPacket, encodeZkPacket, frameTcp, type ZkPacket } from "./zk-packet.ts";
+
+export const WRITE_MODES = ["normal", "paced", "merged", "split"] as const;
+export type WriteMode = (typeof WRITE_MODES)[number];
+
+/** The socket side of one connection: a TCP socket or one UDP peer. */
+export interface Conduit {
+  /** One socket write (TCP) or one datagram (UDP). */
+  write(bytes: Buffer): void;
+  /** Graceful: end after queued bytes; otherwise destroy at once. */
+  close(graceful: boolean): void;
+  /** Resolves when the socket's own buffer has room again (TCP backpressure). */
+  whenWritable(): Promise<void>;
+}
+
+export interface ConnectionOptions {
+  readonly transport: Transport;
+  readonly writeMode: WriteMode;
+  readonly link: LinkOptions | undefined;
+  readonly pacingMs: number;
+  readonly seed: number;
+  readonly onClosed: (connection: ZkConnection) => void;
+}
+
+/** Keep at most this much of a reply on a slow virtual wire before producing the next one. */
+const WIRE_HIGH_WATER = 512 * 1024;
+const TCP_SEGMENT = 1448;
+const TCP_IP_ETHERNET_OVERHEAD = 52 + 18;
+const UDP_IP_ETHERNET_OVERHEAD = 28 + 18;
+
+/**
+ * One client session. Requests are answered strictly in arrival order (clients pipeline 1504s),
+ * replies and pushed events share one output chain so an event never lands inside a bulk reply.
+ */
+export class ZkConnection implements EventTarget {
+  readonly state: SessionState;
+  readonly #device: ZkDevice;
+  readonly #faults: FaultBook;
+  readonly #conduit: Conduit;
+  readonly #options: ConnectionOptions;
+  readonly #reader: TcpPacketReader | undefined;
+  readonly #inWire: VirtualWire | undefined;
+  readonly #outWire: VirtualWire | undefined;
+  readonly #random: SeededRandom;
+  readonly #inbox: Buffer[] = [];
+  #isPumping = false;
+  #isClosed = false;
+  #outChain: Promise<void> = Promise.resolve();
+
+  constructor(device: ZkDevice, faults: FaultBook, conduit: Conduit, options: ConnectionOptions) {
+    this.#device = device;
+    this.#faults = faults;
+    this.#conduit = conduit;
+    this.#options = options;
+    this.state = device.newSession(options.transport);
+    this.#reader = options.transport === "tcp" ? new TcpPacketReader() : undefined;
+    this.#inWire = options.link ? new VirtualWire(options.link) : undefined;
+    this.#outWire = options.link ? new VirtualWire(options.link) : undefined;
+    this.#random = new SeededRandom(options.seed);
+    device.register(this);
+  }
+
+  get isClosed(): boolean {
+    return this.#isClosed;
+  }
+
+  /** Raw bytes from the socket (TCP segment or whole datagram). */
+  receive(bytes: Buffer): void {
+    if (this.#isClosed) return;
+    this.#device.stats.bytesReceived += bytes.length;
+    if (this.#inWire) this.#inWire.send(bytes.length, () => this.#accept(bytes));
+    else this.#accept(bytes);
+  }
+
+  pushEvent(packet: ZkPacket): void {
+    this.#enqueueOut({ packets: [packet] }, true).catch(() => this.#shutdown(false));
+  }
+
+  /** Closes at once: sockets, timers, queued work. */
+  destroy(): void {
+    this.#shutdown(false);
+  }
+
+  #accept(bytes: Buffer): void {
+    if (this.#isClosed) return;
+    const skippedBefore = this.#reader?.skippedBytes ?? 0;
+    const packets = this.#reader ? this.#reader.push(bytes) : [bytes];
+    this.#device.stats.garbageBytesSkipped += (this.#reader?.skippedBytes ?? 0) - skippedBefore;
+    for (const p of packets) {
+      this.#device.stats.packetsReceived++;
+      if (!isZkChecksumValid(p)) this.#device.stats.checksumMismatches++;
+      this.#inbox.push(p);
+    }
+    if (!this.#isPumping && this.#inbox.length > 0) {
+      this.#pump().catch(() => this.#shutdown(false));
+    }
+  }
+
+  async #pump(): Promise<void> {
+    this.#isPumping = true;
+    try {
+      while (!this.#isClosed) {
+        const raw = this.#inbox.shift();
+        if (!raw) break;
+        const packet = decodeZkPacket(raw);
+        if (!packet) continue;
+        await this.#faults.whenNotStalled();
+        if (this.#isClosed) break;
+        const reply = this.#device.handle(this.state, packet);
+        if (reply) await this.#enqueueOut(reply, false);
+      }
+    } finally {
+      this.#isPumping = false;
+    }
+  }
+
+  #enqueueOut(reply: Reply, isEvent: boolean): Promise<void> {
+    const next = this.#outChain.then(() => this.#send(reply, isEvent));
+    this.#outChain = next.catch(() => undefined);
+    return next;
+  }
+
+  async #send(reply: Reply, isEvent: boolean): Promise<void> {
+    await this.#faults.whenNotStalled();
+    if (this.#isClosed) return;
+    const tcp = this.#options.transport === "tcp";
+    // Faults belong to replies; a pushed event must not use up a fault meant for the next answer.
+    const faults = this.#faults;
+    const corrupt = !isEvent && faults.take("bad-checksum");
+    const garbage = !isEvent && faults.take("garbage");
+    let mode = this.#options.writeMode;
+    if (!isEvent && faults.take("split")) mode = "split";
+    else if (!isEvent && faults.take("merge")) mode = "merged";
+    const drop = !isEvent && reply.isBulk === true && faults.take("drop-mid-transfer");
+
+    const frames = reply.packets.map((p) => {
+      const encoded = encodeZkPacket(p, corrupt);
+      return tcp ? frameTcp(encoded) : encoded;
+    });
+    this.#device.stats.packetsSent += frames.length;
+    if (garbage) this.#emit(this.#garbage(tcp));
+
+    if (drop) {
+      this.#sendTruncated(frames, tcp);
+      return;
+    }
+    if (!tcp) {
+      // Datagrams keep their boundaries; only pacing means anything for UDP.
+      for (const [i, f] of frames.entries()) {
+        this.#emit(f);
+        if (mode === "paced" && i < frames.length - 1) await sleep(this.#options.pacingMs);
+        // Yield now and then so a long burst does not overrun a client's receive buffer at once.
+        else if (i % 32 === 31) await new Promise((r) => setImmediate(r));
+      }
+    } else if (mode === "merged") {
+      this.#emit(Buffer.concat(frames));
+    } else if (mode === "split") {
+      const all = Buffer.concat(frames);
+      for (let at = 0; at < all.length && !this.#isClosed; ) {
+        const size = this.#random.int(1, 300);
+        this.#emit(all.subarray(at, at + size));
+        at += size;
+        await new Promise((r) => setImmediate(r));
+      }
+    } else {
+      for (const [i, f] of frames.entries()) {
+        this.#emit(f);
+        if (mode === "paced" && i < frames.length - 1) await sleep(this.#options.pacingMs);
+      }
+    }
+    if (reply.closeAfter) {
+      this.#closeAfterDelivery();
+      return;
+    }
+    await this.#conduit.whenWritable();
+    await this.#outWire?.whenBelow(WIRE_HIGH_WATER);
+  }
+
+  /** drop-mid-transfer: the start of the data, then the line goes dead. */
+  #sendTruncated(frames: Buffer[], tcp: boolean): void {
+    const [prepare, ...rest] = frames;
+    if (prepare) this.#emit(prepare);
+    const data = rest.slice(0, -1);
+    if (tcp) {
+      const first = data[0];
+      if (first) this.#emit(first.subarray(0, Math.max(1, Math.floor(first.length / 2))));
+      this.#closeAfterDelivery();
+    } else {
+      // UDP has no connection to break; the device just stops sending the rest.
+      for (const f of data.slice(0, Math.floor(data.length / 2))) this.#emit(f);
+    }
+  }
+
+  #garbage(tcp: boolean): Buffer {
+    const out = Buffer.alloc(this.#random.int(8, 40));
+    for (let i = 0; i < out.length; i++) {
+      // No 0x50 at all, so the junk can never contain (or start) the 50 50 82 7D magic.
+      let b = this.#random.int(0, 254);
+      if (b >= 0x50) b++;
+      out[i] = b;
+    }
+    if (!tcp) out[0] = 0xee;
+    return out;
+  }
+
+  #emit(bytes: Buffer): void {
+    if (this.#isClosed) return;
+    const stats = this.#device.stats;
+    stats.bytesSent += bytes.length;
+    stats.estimatedEthernetBytesSent +=
+      bytes.length +
+      (this.#options.transport === "tcp"
+        ? Math.ceil(bytes.length / TCP_SEGMENT) * TCP_IP_ETHERNET_OVERHEAD
+        : UDP_IP_ETHERNET_OVERHEAD);
+    if (this.#outWire) this.#outWire.send(bytes.length, () => this.#conduit.write(bytes));
+    else this.#conduit.write(bytes);
+  }
+
+  #closeAfterDelivery(): void {
+    const close = () => this.#shutdown(true);
+    this.#isClosed = true;
+    if (this.#outWire) this.#outWire.send(0, close);
+    else close();
+  }
+
+  #shutdown(graceful: boolean): void {
+    const wasOpen = !this.#closedNotified;
+    this.#isClosed = true;
+    this.#inbox.length = 0;
+    this.#inWire?.close();
+    // A graceful close is scheduled on the wire itself, so closing the wire here would drop the tail.
+    if (!graceful) this.#outWire?.close();
+    this.#conduit.close(graceful);
+    this.#device.release(this.state);
+    this.#device.unregister(this);
+    if (wasOpen) {
+      this.#closedNotified = true;
+      this.#options.onClosed(this);
+    }
+  }
+
+  #closedNotified = false;
+
+  /** Called by the endpoint when the socket went away on its own. */
+  socketClosed(): void {
+    this.#shutdown(false);
+  }
+}
