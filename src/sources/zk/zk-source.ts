@@ -104,6 +104,7 @@ export class ZkSource implements Source {
         await client.registerEvents(EVENT_FLAG.ATTLOG);
       }
       await device.measureDrift();
+      device.report(info.sizes);
       let lastRead = Number.NEGATIVE_INFINITY;
       let lastDrift = ctx.clock.now();
       let sizes = info.sizes;
@@ -111,11 +112,13 @@ export class ZkSource implements Source {
         await ctx.waitUntilActive();
         const started = ctx.clock.now();
         const due = started - lastRead >= config.reconcileIntervalMs;
-        if (due || sizes.records !== device.cursor?.count) {
+        const changed = sizes.records !== device.cursor?.count;
+        if (due || changed) {
           await device.sync(sizes);
           lastRead = started;
         }
-        if (started - lastDrift >= DRIFT_EVERY_MS) {
+        // A read costs many round trips already; one more keeps the drift current when punches flow.
+        if (changed || started - lastDrift >= DRIFT_EVERY_MS) {
           await device.measureDrift();
           lastDrift = started;
         }
@@ -158,7 +161,7 @@ class DeviceSession {
     this.cursor = parseZkCursor(ctx.cursors.get(info.serial));
   }
 
-  report(sizes: FreeSizes, polledAt: number): void {
+  report(sizes: FreeSizes, polledAt?: number): void {
     const device: DeviceStatus = {
       serial: this.#serial,
       address: this.#address,
@@ -172,7 +175,7 @@ class DeviceSession {
       realtime: this.#config.realtime,
     };
     this.#ctx.progress({
-      lastPollAt: polledAt,
+      ...(polledAt === undefined ? {} : { lastPollAt: polledAt }),
       device,
       ...(this.#lastPunchTime ? { lastPunchTime: this.#lastPunchTime } : {}),
     });

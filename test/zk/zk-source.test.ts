@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ZkClient } from "../../src/sources/zk/zk-client.ts";
+import { sourceHarness } from "../helpers/run-source.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+import { collected, expectedIds, outboxIds, terminal, zkSourceFor } from "../helpers/zk-harness.ts";
+
+describe("zk source against the simulated terminal", { concurrency: 3 }, () => {
+  const formats = [
+    { transport: "tcp", recordSize: 40, userSize: 72 },
+    { transport: "tcp", recordSize: 16, userSize: 28 },
+    { transport: "tcp", recordSize: 8, userSize: 72 },
+    { transport: "udp", recordSize: 40, userSize: 72 },
+    { transport: "udp", recordSize: 16, userSize: 28 },
+    { transport: "udp", recordSize: 8, userSize: 28 },
+  ] as const;
+  for (const f of formats) {
+    it(`reads every record exactly: ${f.transport}, ${f.recordSize}-byte records, ${f.userSize}-byte users`, async () => {
+      await using sim = await terminal({ records: 4000, recordSize: f.recordSize, userSize: f.userSize, seed: 7 });
+      await using tmp = await tempDir();
+      await using h = sourceHarness(tmp.path);
+      await h.run([zkSourceFor(sim, { transport: f.transport })]);
+      await collected(h, expectedIds(sim));
+      await waitFor("the device in status", () => h.supervisor.status()[0]?.device?.recordSize);
+      const [status] = h.supervisor.status();
+      assert.equal(status?.device?.serial, sim.serial);
+      assert.equal(status?.device?.recordSize, f.recordSize);
+      assert.deepEqual(status?.cursor[sim.serial], {
+        time: sim.records(3999)[0]?.time.replace(" ", "T"),
+        count: 4000,
+        tail: (status?.cursor[sim.serial] as { tail: string }).tail,
+        format: f.recordSize,
+      });
+    });
+  }
+
+  for (const transport of ["tcp", "udp"] as const) {
+    it(`reads 100,000 records exactly over ${transport}`, async () => {
+      await using sim = await terminal({ records: 100_000, recordSize: 40, seed: 3 });
+      await using tmp = await tempDir();
+      await using h = sourceHarness(tmp.path);
+      await h.run([zkSourceFor(sim, { transport, realtime: false })]);
+      await collected(h, expectedIds(sim), 90_000);
+      // A single pass: the log was read once, in chunks, not once per chunk or per retry.
+      assert.equal(sim.stats().commands[1503], 2, "one user-table read and one log read");
+    });
+  }
+
+  it("authenticates with the right comm key and names the fix for a wrong or missing one", async () => {
+    await using sim = await terminal({ records: 10, commKey: 123456 });
+    for (const [commKey, message] of [
+      [654321, /rejected the comm key.*commKey/s],
+      [0, /requires a comm key and none is configured/],
+    ] as const) {
+      await using tmp = await tempDir();
+      await using h = sourceHarness(tmp.path);
+      await h.run([zkSourceFor(sim, { commKey })]);
+      const error = await waitFor("the auth error", () => h.supervisor.status()[0]?.lastError);
+      assert.equal(error.code, "DEVICE_AUTH");
+      assert.match(error.message, message);
+      assert.equal(h.store.depth, 0);
+    }
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    await h.run([zkSourceFor(sim, { commKey: 123456 })]);
+    await collected(h, expectedIds(sim));
+  });
+
+  it("costs one small round trip per poll when nothing changed, and reads only the tail when it did", async () => {
+    await using sim = await terminal({ records: 20_000, recordSize: 40 });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    await h.run([zkSourceFor(sim, { realtime: false, pollIntervalMs: 200, lookbackRecords: 50 })]);
+    await collected(h, expectedIds(sim));
+    // The poll that made the read has ended once a later one starts.
+    const readDone = Date.now();
+    await waitFor("the next poll", () => Date.parse(h.supervisor.status()[0]?.lastPollAt ?? "") > readDone);
+    sim.resetStats();
+    await waitFor("four polls", () => (sim.stats().commands[50] ?? 0) >= 4);
+    const idle = sim.stats();
+    assert.deepEqual(Object.keys(idle.commands), ["50"], "nothing but the record count while unchanged");
+    assert.ok(
+      idle.bytesSent / (idle.commands[50] ?? 1) < 150,
+      `${idle.bytesSent} bytes for ${idle.commands[50]} polls`,
+    );
+    sim.resetStats();
+    sim.addPunch({ userId: "1001", state: 1 });
+    await collected(h, expectedIds(sim));
+    const tail = sim.stats();
+    assert.ok(tail.bytesSent < 51 * 40 + 500, `tail read moved ${tail.bytesSent} bytes, not the 800 KB log`);
+  });
+
+  it("delivers a real-time punch at once and the reconcile read adds nothing", async () => {
+    await using sim = await terminal({ records: 100, recordSize: 40 });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    // Polls far apart: only the event can bring the punch quickly.
+    await h.run([zkSourceFor(sim, { pollIntervalMs: 60_000 })]);
+    await collected(h, expectedIds(sim));
+    const started = Date.now();
+    sim.addPunch({ userId: "1005", state: 0 });
+    await collected(h, expectedIds(sim), 5000);
+    assert.ok(Date.now() - started < 1000, `event took ${Date.now() - started} ms`);
+    await waitFor("the event acknowledged", () => sim.stats().eventAcks === 1);
+  });
+
+  it("collects punches made after the terminal's clock was set back by days", async () => {
+    await using sim = await terminal({ records: 500, recordSize: 40 });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    await h.run([zkSourceFor(sim, { realtime: false, lookbackRecords: 10 })]);
+    await collected(h, expectedIds(sim));
+    sim.jumpClock(-3 * 86_400_000);
+    for (let i = 0; i < 5; i++) sim.addPunch({ userId: `100${i}` });
+    await collected(h, expectedIds(sim));
+    const drift = await waitFor("drift measured", () => h.supervisor.status()[0]?.device?.clockDriftMs);
+    assert.ok(drift < -2 * 86_400_000, `drift ${drift}`);
+    assert.equal(sim.stats().setTime, 0, "the clock is never written unless syncClock is on");
+  });
+
+  it("reads the log again when it was cleared on the terminal, without duplicates", async () => {
+    await using sim = await terminal({ records: 300, recordSize: 40 });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    await h.run([zkSourceFor(sim, { realtime: false })]);
+    const before = expectedIds(sim);
+    await collected(h, before);
+    // Clear through the protocol, as attendance software does.
+    const client = await ZkClient.connect({
+      host: sim.host,
+      port: sim.port,
+      transport: "tcp",
+      commKey: 0,
+      timeoutMs: 1000,
+      signal: AbortSignal.timeout(5000),
+    });
+    await client.command(15);
+    await client.close();
+    for (let i = 0; i < 400; i++) sim.addPunch({ userId: String(1001 + (i % 50)), state: i % 2 });
+    await collected(h, [...before, ...expectedIds(sim)]);
+  });
+
+  it("quarantines records with impossible times and keeps reading", async () => {
+    await using sim = await terminal({ records: 50, recordSize: 40 });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    sim.addPunch({ userId: "1001", time: "2026-02-31 10:00:00" });
+    sim.addPunch({ userId: "1002", time: "2026-03-01 10:00:00" });
+    await h.run([zkSourceFor(sim, { realtime: false })]);
+    const good = expectedIds(sim).filter((_, i) => i !== 50);
+    await collected(h, good);
+    const [entry] = h.store.quarantine();
+    assert.match(entry?.reason ?? "", /impossible device time 2026-02-31T10:00:00 \(record 50\)/);
+  });
+
+  it("refuses a different terminal at the configured address, naming both serials", async () => {
+    await using sim = await terminal({ records: 5, serial: "CAMS123" });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    await h.run([zkSourceFor(sim, { serial: "CAMS999" })]);
+    const error = await waitFor("the mismatch", () => h.supervisor.status()[0]?.lastError);
+    assert.equal(error.code, "DEVICE_MISMATCH");
+    assert.match(error.message, /reports serial CAMS123, but source gate expects CAMS999/);
+    assert.equal(outboxIds(h).length, 0);
+  });
+});
