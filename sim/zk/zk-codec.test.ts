@@ -167,14 +167,21 @@ describe("TcpPacketReader", () => {
   it("cuts merged packets and joins split ones", () => {
     const reader = new TcpPacketReader();
     const both = Buffer.concat([a, b]);
-    const got = [...reader.push(both.subarray(0, 3)), ...reader.push(both.subarray(3, 30)), ...reader.push(both.subarray(30))];
+    const got = [
+      ...reader.push(both.subarray(0, 3)),
+      ...reader.push(both.subarray(3, 30)),
+      ...reader.push(both.subarray(30)),
+    ];
     assert.deepEqual(got, [a.subarray(8), b.subarray(8)]);
   });
 
   it("skips garbage, including a magic split across reads", () => {
     const reader = new TcpPacketReader();
     assert.deepEqual(reader.push(Buffer.from([1, 2, 3, 0x50, 0x50])), []);
-    assert.deepEqual(reader.push(Buffer.concat([a.subarray(2), Buffer.from([9, 9]), b])), [a.subarray(8), b.subarray(8)]);
+    assert.deepEqual(reader.push(Buffer.concat([a.subarray(2), Buffer.from([9, 9]), b])), [
+      a.subarray(8),
+      b.subarray(8),
+    ]);
     assert.equal(reader.skippedBytes, 5);
   });
 });
