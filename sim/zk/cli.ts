@@ -1,0 +1,193 @@
+import { parseArgs } from "node:util";
+import { RECORD_SIZES, type RecordSize, USER_SIZES, type UserSize } from "./record-codec.ts";
+import { WRITE_MODES, type WriteMode } from "./zk-connection.ts";
+import { type Transport, ZkSimulator, type ZkSimulatorOptions } from "./zk-simulator.ts";
+
+export const USAGE = `bioapi sim zk — run simulated ZK terminals (TCP/UDP, protocol port 4370)
+
+  --host ADDR            listen address (default 127.0.0.1)
+  --port N               first port (default 4370; 0 = any free port)
+  --transport T          tcp | udp | both (default both)
+  --count K              K terminals on consecutive ports, serial suffix incremented (default 1)
+  --serial S             serial of the first terminal (default SIM0000001)
+  --comm-key N           comm key the client must prove (default 0 = none)
+  --records N            preloaded attendance records (default 0)
+  --users N              enrolled users (default 100)
+  --record-size N        8 | 16 | 40 (default 40)
+  --user-size N          28 | 72 (default 72)
+  --rate N               live punches per second (default 0)
+  --tz ZONE              device time zone, IANA name (default UTC)
+  --clock-offset-ms N    device clock minus host clock (default 0)
+  --bandwidth BITS       simulated link bandwidth in bits/s (needs --latency-ms or uses 0)
+  --latency-ms N         simulated one-way delay
+  --single-connection    turn away a second TCP client while one is connected
+  --write-mode M         normal | paced | merged | split (default normal)
+  --seed N               seed for generated data (default 1)
+  --help                 show this text
+
+Runs until SIGINT or SIGTERM.`;
+
+/** What the command needs from outside; tests pass their own and stop it with `signal`. */
+export interface SimCliIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+const processIo: SimCliIo = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+};
+
+class UsageError extends Error {}
+
+function int(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^-?\d+(\.\d+)?(e\d+)?$/i.test(value) || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be a number from ${min} to ${max}, got "${value}".`);
+  }
+  return n;
+}
+
+function oneOf<T extends string | number>(
+  name: string,
+  value: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  const found = allowed.find((a) => String(a) === value);
+  if (found === undefined) throw new UsageError(`--${name} must be one of ${allowed.join(", ")}, got "${value}".`);
+  return found;
+}
+
+/** "SIM0000001" + 2 → "SIM0000003", keeping the digit width. */
+export function nthSerial(serial: string, n: number): string {
+  const m = /^(.*?)(\d+)$/.exec(serial);
+  if (!m) return n === 0 ? serial : `${serial}-${n + 1}`;
+  const [, head = "", digits = ""] = m;
+  return `${head}${String(Number(digits) + n).padStart(digits.length, "0")}`;
+}
+
+function parse(argv: string[]): { options: ZkSimulatorOptions[]; help: boolean } {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      transport: { type: "string" },
+      count: { type: "string" },
+      serial: { type: "string" },
+      "comm-key": { type: "string" },
+      records: { type: "string" },
+      users: { type: "string" },
+      "record-size": { type: "string" },
+      "user-size": { type: "string" },
+      rate: { type: "string" },
+      tz: { type: "string" },
+      "clock-offset-ms": { type: "string" },
+      bandwidth: { type: "string" },
+      "latency-ms": { type: "string" },
+      "single-connection": { type: "boolean" },
+      "write-mode": { type: "string" },
+      seed: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return { options: [], help: true };
+  const transport = oneOf("transport", values.transport, ["tcp", "udp", "both"] as const, "both");
+  const transports: Transport[] = transport === "both" ? ["tcp", "udp"] : [transport];
+  const port = int("port", values.port, 4370, 0, 65_535);
+  const count = int("count", values.count, 1, 1, 1000);
+  if (port !== 0 && port + count - 1 > 65_535) throw new UsageError("--port plus --count runs past port 65535.");
+  const timeZone = values.tz ?? "UTC";
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone });
+  } catch {
+    throw new UsageError(`--tz "${timeZone}" is not a known IANA time zone.`);
+  }
+  const bandwidth = values.bandwidth === undefined ? undefined : int("bandwidth", values.bandwidth, 0, 1);
+  const latency =
+    values["latency-ms"] === undefined ? undefined : int("latency-ms", values["latency-ms"], 0, 0, 60_000);
+  const base = {
+    host: values.host ?? "127.0.0.1",
+    transports,
+    commKey: int("comm-key", values["comm-key"], 0, 0, 0xffff_ffff),
+    records: int("records", values.records, 0, 0, 10_000_000),
+    users: int("users", values.users, 100, 0, 65_534),
+    recordSize: oneOf<RecordSize>("record-size", values["record-size"], RECORD_SIZES, 40),
+    userSize: oneOf<UserSize>("user-size", values["user-size"], USER_SIZES, 72),
+    liveRate: int("rate", values.rate, 0, 0, 100_000),
+    timeZone,
+    clockOffsetMs: int("clock-offset-ms", values["clock-offset-ms"], 0, -1e12, 1e12),
+    singleConnection: values["single-connection"] ?? false,
+    writeMode: oneOf<WriteMode>("write-mode", values["write-mode"], WRITE_MODES, "normal"),
+    seed: int("seed", values.seed, 1, 0, 0xffff_ffff),
+    ...(bandwidth !== undefined || latency !== undefined
+      ? { link: { bandwidthBitsPerSec: bandwidth ?? 0, latencyMs: latency ?? 0 } }
+      : {}),
+  } satisfies ZkSimulatorOptions;
+  const serial = values.serial ?? "SIM0000001";
+  const options = Array.from({ length: count }, (_, i) => ({
+    ...base,
+    port: port === 0 ? 0 : port + i,
+    serial: nthSerial(serial, i),
+    seed: base.seed + i,
+  }));
+  return { options, help: false };
+}
+
+/** `bioapi sim zk …`: starts the terminals, prints one line each, runs until a signal, returns the exit code. */
+export async function main(argv: string[], io: SimCliIo = processIo): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    io.err(`bioapi sim zk: ${message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  const sims: ZkSimulator[] = [];
+  try {
+    for (const options of parsed.options) {
+      const sim = await ZkSimulator.start(options);
+      sims.push(sim);
+      io.out(`${sim.serial} ${sim.host}:${sim.port} ${sim.transports.join("+")}`);
+    }
+  } catch (error) {
+    await Promise.all(sims.map((s) => s.close()));
+    io.err(`bioapi sim zk: could not start: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+  await untilStopped(io.signal);
+  await Promise.all(sims.map((s) => s.close()));
+  return 0;
+}
+
+function untilStopped(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      signal?.removeEventListener("abort", stop);
+      resolve();
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    if (signal?.aborted) stop();
+    else signal?.addEventListener("abort", stop, { once: true });
+  });
+}
