@@ -47,13 +47,17 @@ if (
     { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2" },
   );
 }
-// The reference cloud and the demo live outside src/ so that the product never imports them.
+// The reference cloud, the demo and the simulators live outside src/ so that the product never imports them.
+const simulated = command === "sim" && rest[0] === "zk";
 const code =
   command === "cloud"
     ? await (await import("../cloud/cli.ts")).main(rest)
     : command === "demo"
       ? await (await import("../demo/demo.ts")).main(rest)
-      : await (await import("../src/cli/main.ts")).main(process.argv.slice(2));
+      : simulated
+        ? await (await import("../sim/zk/cli.ts")).main(rest.slice(1))
+        : await (await import("../src/cli/main.ts")).main(process.argv.slice(2));
 process.exitCode = code;
 // A long-running command has stopped cleanly by now; idle keep-alive sockets must not hold the process open.
-if (command === "run" || command === "demo" || (command === "cloud" && rest[0] === "serve")) process.exit(code);
+if (command === "run" || command === "demo" || simulated || (command === "cloud" && rest[0] === "serve"))
+  process.exit(code);

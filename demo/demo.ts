@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startCloud } from "../cloud/cloud-server.ts";
+import { ZkSimulator } from "../sim/zk/zk-simulator.ts";
 import { Connector } from "../src/app/connector.ts";
 import { ensureDataDir, openSecretStore } from "../src/app/data-dir.ts";
 import { createLogger, Redactor } from "../src/core/logger.ts";
@@ -12,7 +13,8 @@ import { DemoAttendanceWriter } from "./demo-attendance-writer.ts";
 export const DEMO_USAGE = `Usage: bioapi demo [--duration SECONDS] [--rate PUNCHES_PER_SECOND] [--keep]
 
 Runs everything on this machine: the reference cloud, a sample SQLite attendance database that keeps receiving
-punches from four devices, and the connector, enrolled and configured through the cloud. Ctrl-C stops it all.`;
+punches from four devices, two simulated ZK terminals on the loopback (one TCP, one UDP) punching live, and the
+connector, enrolled and configured through the cloud. Ctrl-C stops it all.`;
 
 const DEVICES = ["CKJ7201001", "CKJ7201002", "OIN5320117", "BOCK194960"];
 
@@ -52,6 +54,19 @@ export async function main(argv: string[]): Promise<number> {
   redactor.add(node.secret);
   const writer = new DemoAttendanceWriter(join(root, "attendance.db"), DEVICES);
   writer.seed(2000);
+  // Terminals keep their own clocks in local time; each punches at a quarter of the database's rate.
+  const terminals = [
+    await ZkSimulator.start({ serial: "CAMS-GATE-01", records: 3000, recordSize: 40, timeZone: "Asia/Kolkata" }),
+    await ZkSimulator.start({
+      serial: "CAMS-CANTEEN-02",
+      records: 1500,
+      recordSize: 16,
+      userSize: 28,
+      timeZone: "Asia/Kolkata",
+      transports: ["udp"],
+    }),
+  ];
+  const terminalRecords = () => terminals.reduce((n, t) => n + t.recordCount, 0);
   const version = cloud.setConfig(node.nodeId, {
     schemaVersion: 1,
     configPollIntervalMs: 5000,
@@ -67,6 +82,16 @@ export async function main(argv: string[]): Promise<number> {
         table: "att_log",
         columns: { id: "id", deviceSerial: "sn", userId: "pin", time: "punch_time", state: "status", verify: "verify" },
       },
+      ...terminals.map((t, i) => ({
+        id: `terminal-${i + 1}`,
+        kind: "zk",
+        host: t.host,
+        port: t.port,
+        transport: t.transports[0],
+        serial: t.serial,
+        timezone: "Asia/Kolkata",
+        pollIntervalMs: 5000,
+      })),
     ],
   });
   const layout = ensureDataDir(join(root, "connector"));
@@ -75,18 +100,27 @@ export async function main(argv: string[]): Promise<number> {
 
   say(`Reference cloud   ${cloud.url}   node ${node.nodeId}   config v${version}`);
   say(`Attendance db     ${writer.path}   ${DEVICES.length} devices, ${writer.inserted} rows, +${rate}/s`);
+  for (const t of terminals) {
+    say(
+      `ZK terminal       ${t.serial} at ${t.host}:${t.port}/${t.transports[0]}   ${t.recordCount} records in its log`,
+    );
+  }
   const connector = await Connector.start({ dataDir: layout.root, secrets, logger, redactor });
   say(`Connector         data ${layout.root}   status ${connector.statusUrl}/v1/status`);
   say("Press Ctrl-C to stop.\n");
 
   writer.start(rate);
+  // Real-time events carry these to the cloud within a second; the polls only reconcile.
+  const punching = setInterval(() => {
+    for (const t of terminals) if (Math.random() < rate / 4) t.addPunch();
+  }, 1000);
   const tty = process.stdout.isTTY === true;
   let lastPrinted = 0;
   const progress = () => {
     const s = connector.status();
     const cloudTotal = cloud.stats(node.nodeId).total;
-    const lag = writer.lagMs(cloudTotal);
-    const line = `written ${writer.inserted}  read ${s.sources.reduce((n, w) => n + w.emitted, 0)}  in outbox ${s.outbox.depth}  delivered ${s.shipper.delivered}  in cloud ${cloudTotal}  lag ${lag === null ? "-" : `${(lag / 1000).toFixed(1)} s`}  ${s.connectivity.state}`;
+    const lag = writer.lagMs(cloudTotal - terminalRecords());
+    const line = `written ${writer.inserted + terminalRecords()}  read ${s.sources.reduce((n, w) => n + w.emitted, 0)}  in outbox ${s.outbox.depth}  delivered ${s.shipper.delivered}  in cloud ${cloudTotal}  lag ${lag === null ? "-" : `${(lag / 1000).toFixed(1)} s`}  ${s.connectivity.state}`;
     if (tty) process.stdout.write(`\r\x1b[K${line}`);
     else if (Date.now() - lastPrinted > 5000) {
       lastPrinted = Date.now();
@@ -104,15 +138,17 @@ export async function main(argv: string[]): Promise<number> {
 
   // Let the last punches written reach the cloud (a few seconds at most) so the summary adds up.
   writer.stop();
+  clearInterval(punching);
+  const written = () => writer.inserted + terminalRecords();
   const settleBy = Date.now() + 5000;
-  while (Date.now() < settleBy && cloud.count(node.nodeId) < writer.inserted)
-    await new Promise((r) => setTimeout(r, 100));
+  while (Date.now() < settleBy && cloud.count(node.nodeId) < written()) await new Promise((r) => setTimeout(r, 100));
   clearInterval(ticker);
   progress();
   await connector.stop();
+  await Promise.all(terminals.map((t) => t.close()));
   const stats = cloud.stats(node.nodeId);
   say(
-    `\n\nStopped. Written ${writer.inserted}, in cloud ${stats.total} (${stats.duplicateDeliveries} duplicate deliveries absorbed).`,
+    `\n\nStopped. Written ${written()} (${writer.inserted} database rows, ${terminalRecords()} terminal records), in cloud ${stats.total} (${stats.duplicateDeliveries} duplicate deliveries absorbed).`,
   );
   for (const [serial, count] of Object.entries(stats.byDevice)) say(`  ${serial}: ${count}`);
   await cloud.close();

@@ -12,6 +12,7 @@ export const USAGE = `bioapi ${VERSION} — Cams Bio API Service
   bioapi run ...              run the connector in the foreground
   bioapi status [--json]      show the running connector's state
   bioapi cloud ...            the reference cloud (serve, node add, config set, punches)
+  bioapi sim zk ...           simulated ZK terminals (TCP/UDP port 4370) for trials and tests
   bioapi --version
 
 Add --help after a command for its options.`;
