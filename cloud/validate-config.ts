@@ -40,9 +40,30 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+interface RawIssue {
+  readonly code?: string;
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  readonly errors?: readonly (readonly RawIssue[])[];
+}
+
+/**
+ * A source is one of several kinds (a `oneOf` in the schema), and a failed union only says "Invalid input". The
+ * branch whose `kind` matched is the one the author meant, so its issues are reported instead, with full paths.
+ */
+function flatten(issue: RawIssue, prefix: readonly PropertyKey[]): ConfigIssue[] {
+  const at = [...prefix, ...issue.path];
+  if (issue.code === "invalid_union" && issue.errors && issue.errors.length > 0) {
+    const meant = issue.errors.filter((branch) => !branch.some((i) => i.path.length === 1 && i.path[0] === "kind"));
+    if (meant.length === 1 && meant[0]) return meant[0].flatMap((i) => flatten(i, at));
+    if (meant.length === 0) return [{ path: formatPath([...at, "kind"]), message: "is not one of the known kinds" }];
+  }
+  return [{ path: formatPath(at), message: issue.message }];
+}
+
 /** Every issue with its path; empty when the config is valid. */
 export function validateConfig(config: unknown): ConfigIssue[] {
   const result = schema().safeParse(config);
   if (result.success) return [];
-  return result.error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message }));
+  return result.error.issues.flatMap((issue) => flatten(issue as RawIssue, []));
 }

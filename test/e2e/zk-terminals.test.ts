@@ -75,7 +75,12 @@ describe("terminals end to end", () => {
         );
         return Math.max(...arrived.values());
       };
-      const baseline = await latencies(sims);
+      // The median of three rounds, so one scheduling hiccup on a loaded machine does not decide the outcome.
+      const median = async (group: readonly Sim[]) => {
+        const rounds = [await latencies(group), await latencies(group), await latencies(group)];
+        return rounds.sort((a, b) => a - b)[1] ?? Number.NaN;
+      };
+      const baseline = await median(sims);
 
       const stalled = sims.slice(0, 5);
       const healthy = sims.slice(5);
@@ -93,7 +98,7 @@ describe("terminals end to end", () => {
         20_000,
       );
       for (const sim of stalled) sim.addPunch({ userId: "7002" });
-      const withStalls = await latencies(healthy);
+      const withStalls = await median(healthy);
       assert.ok(
         withStalls <= Math.max(3 * baseline, baseline + 1000),
         `healthy terminals: ${withStalls} ms with 5 stalled vs ${baseline} ms baseline`,
