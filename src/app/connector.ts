@@ -14,7 +14,7 @@ import type { SecretStore } from "../secrets/secret-store.ts";
 import { Shipper } from "../shipper/shipper.ts";
 import { CamsCloudSink } from "../sinks/cams-cloud/cams-cloud-sink.ts";
 import { DatabaseSource } from "../sources/database/database-source.ts";
-import { SqliteClient } from "../sources/database/sqlite-client.ts";
+import { openSqlClient } from "../sources/database/open-client.ts";
 import type { Source } from "../sources/source.ts";
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
 import { StatusServer } from "../status/status-server.ts";
@@ -46,10 +46,7 @@ interface LiveConfig {
 export function createSource(config: SourceConfig): Source {
   switch (config.kind) {
     case "database":
-      return new DatabaseSource({
-        config,
-        connect: (c) => SqliteClient.open(c.connection.path, c.queryTimeoutMs),
-      });
+      return new DatabaseSource({ config, connect: openSqlClient });
   }
 }
 
