@@ -177,7 +177,6 @@ export class SqliteClient implements SqlClient {
       cols.push(String(r.col));
       out.set(String(r.idx), cols);
     }
-    // An INTEGER PRIMARY KEY is the rowid itself: a (serial, id) index is then an index on serial alone.
     return [...out].map(([name, columns]) => ({ name, columns }));
   }
 
