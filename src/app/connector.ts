@@ -159,7 +159,14 @@ export class Connector {
       store,
       clock,
       logger: logger.child("config"),
-      onApply: (applied) => live.onApply(applied.config),
+      onApply: (applied) => {
+        // Database passwords arrive inside the config: from now on no log line may carry one.
+        for (const source of applied.config.sources) {
+          if (source.kind === "database" && "password" in source.connection)
+            options.redactor.add(source.connection.password);
+        }
+        live.onApply(applied.config);
+      },
       onUnreachable: (error) => connectivity.reportFailure(error),
     });
     const connector = new Connector({

@@ -193,3 +193,41 @@ for (const engine of ENGINES) {
     assert.deepEqual(new Set(got), expected, "every committed row, no rolled-back row");
   });
 }
+
+for (const engine of ENGINES) {
+  test(`${engine}: a query past its timeout is cancelled on the server; an unreachable server is DB_CONNECT`, async (t) => {
+    await using s = await scratch(engine);
+    if (!s) return t.skip(`${engine} absent`);
+    const signal = new AbortController().signal;
+    const client = await openSqlClient(source(s, { queryTimeoutMs: 10_000 }), signal);
+    const q = client as unknown as {
+      query(sql: string, params: unknown[], o: { signal: AbortSignal; timeoutMs: number }): Promise<unknown>;
+    };
+    const marker = `bioapi_sleep_${Math.random().toString(36).slice(2, 8)}`;
+    const sleepSql = engine === "postgres" ? `SELECT pg_sleep(5) AS ${marker}` : `SELECT SLEEP(5) AS ${marker}`;
+    const t0 = Date.now();
+    await assert.rejects(q.query(sleepSql, [], { signal, timeoutMs: 300 }), {
+      code: "DB_QUERY",
+      message: /took longer than 300 ms and was cancelled/,
+    });
+    assert.ok(Date.now() - t0 < 2000);
+    const activity =
+      engine === "postgres"
+        ? "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()"
+        : "SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> CONNECTION_ID()";
+    await waitFor(
+      "the statement gone from the server",
+      async () => {
+        const [row] = await s.exec(activity, [`%${marker}%`]);
+        return Number(row?.n) === 0;
+      },
+      3000,
+    );
+    await client.close();
+
+    await assert.rejects(openSqlClient(source(s, { connection: { ...s.connection, port: 1 } }), signal), {
+      code: "DB_CONNECT",
+      message: /Cannot reach the database server.*Check that the server is running/,
+    });
+  });
+}
