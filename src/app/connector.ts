@@ -14,7 +14,7 @@ import type { SecretStore } from "../secrets/secret-store.ts";
 import { Shipper } from "../shipper/shipper.ts";
 import { CamsCloudSink } from "../sinks/cams-cloud/cams-cloud-sink.ts";
 import { DatabaseSource } from "../sources/database/database-source.ts";
-import { SqliteClient } from "../sources/database/sqlite-client.ts";
+import { openSqlClient } from "../sources/database/open-client.ts";
 import type { Source } from "../sources/source.ts";
 import { ZkSource } from "../sources/zk/zk-source.ts";
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
@@ -47,10 +47,7 @@ interface LiveConfig {
 export function createSource(config: SourceConfig): Source {
   switch (config.kind) {
     case "database":
-      return new DatabaseSource({
-        config,
-        connect: (c) => SqliteClient.open(c.connection.path, c.queryTimeoutMs),
-      });
+      return new DatabaseSource({ config, connect: openSqlClient });
     case "zk":
       return new ZkSource(config);
   }
@@ -165,7 +162,14 @@ export class Connector {
       store,
       clock,
       logger: logger.child("config"),
-      onApply: (applied) => live.onApply(applied.config),
+      onApply: (applied) => {
+        // Database passwords arrive inside the config: from now on no log line may carry one.
+        for (const source of applied.config.sources) {
+          if (source.kind === "database" && "password" in source.connection)
+            options.redactor.add(source.connection.password);
+        }
+        live.onApply(applied.config);
+      },
       onUnreachable: (error) => connectivity.reportFailure(error),
     });
     const connector = new Connector({

@@ -1,6 +1,7 @@
 import { BioError, describeError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
 import { type CliIo, processIo } from "./cli-io.ts";
+import { doctorCommand } from "./doctor-command.ts";
 import { enrollCommand } from "./enroll-command.ts";
 import { runCommand } from "./run-command.ts";
 import { statusCommand } from "./status-command.ts";
@@ -11,6 +12,7 @@ export const USAGE = `bioapi ${VERSION} — Cams Bio API Service
   bioapi enroll ...           store this node's cloud credentials (encrypted)
   bioapi run ...              run the connector in the foreground
   bioapi status [--json]      show the running connector's state
+  bioapi doctor ...           check a database source: connect, table, row count, newest rows, start cursor
   bioapi cloud ...            the reference cloud (serve, node add, config set, punches)
   bioapi sim zk ...           simulated ZK terminals (TCP/UDP port 4370) for trials and tests
   bioapi --version
@@ -18,6 +20,7 @@ export const USAGE = `bioapi ${VERSION} — Cams Bio API Service
 Add --help after a command for its options.`;
 
 const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
+  doctor: doctorCommand,
   enroll: enrollCommand,
   run: runCommand,
   status: statusCommand,

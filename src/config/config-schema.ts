@@ -26,8 +26,10 @@ const sourceId = z
 
 export const databaseColumnsSchema = z
   .object({
-    id: identifier.describe("Monotonic integer row id (the cursor)."),
-    deviceSerial: identifier.describe("Column holding the terminal serial number."),
+    id: identifier
+      .optional()
+      .describe("Integer row id that grows with every new row: the cursor. Absent: the time column is the cursor."),
+    deviceSerial: identifier.describe("Column holding the terminal serial number (the cursor is kept per value)."),
     userId: identifier.describe("Column holding the enrolled user / badge number."),
     time: identifier.describe("Column holding the punch time."),
     state: identifier.optional().describe("Column holding the state code (check in/out...). Absent: 0."),
@@ -36,12 +38,123 @@ export const databaseColumnsSchema = z
   })
   .strict();
 
+const scalar = z.union([z.string().max(256), z.number(), z.boolean()]);
+
+/** Structured, never raw SQL: the column is an identifier and the value is bound as a parameter. */
+export const filterConditionSchema = z
+  .object({
+    column: identifier,
+    op: z.enum(["eq", "ne", "lt", "lte", "gt", "gte", "in", "notIn", "isNull", "notNull"]),
+    value: z.union([scalar, z.array(scalar).min(1).max(1000)]).optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const list = c.op === "in" || c.op === "notIn";
+    const none = c.op === "isNull" || c.op === "notNull";
+    if (none && c.value !== undefined)
+      ctx.addIssue({ code: "custom", path: ["value"], message: `${c.op} takes no value` });
+    if (!none && c.value === undefined)
+      ctx.addIssue({ code: "custom", path: ["value"], message: `${c.op} needs a value` });
+    if (list && c.value !== undefined && !Array.isArray(c.value))
+      ctx.addIssue({ code: "custom", path: ["value"], message: `${c.op} needs a list` });
+    if (!list && Array.isArray(c.value))
+      ctx.addIssue({ code: "custom", path: ["value"], message: `${c.op} takes one value, not a list` });
+  })
+  .describe("Rows must match every condition. Values are bound as parameters.");
+
+export const tlsSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    rejectUnauthorized: z
+      .boolean()
+      .default(true)
+      .describe("Verify the server certificate (against `ca` when given, else the system store)."),
+    ca: z.string().max(65_536).optional().describe("PEM certificate(s) of the CA that signed the server certificate."),
+    serverName: z.string().max(255).optional().describe("Name to verify the certificate against; default: host."),
+  })
+  .strict();
+
+const host = z.string().min(1).max(255).describe("Server host name or address.");
+const password = z
+  .string()
+  .max(1024)
+  .default("")
+  .describe("Kept only in the encrypted config; never logged or shown in errors.");
+const poolSize = z.number().int().min(1).max(10).default(2).describe("Connections kept open at most.");
+const connectTimeoutMs = z.number().int().min(100).max(120_000).default(10_000);
+
 export const sqliteConnectionSchema = z
   .object({
     engine: z.literal("sqlite"),
     path: z.string().min(1).describe("Path of the SQLite database file; opened read-only."),
   })
   .strict();
+
+export const postgresConnectionSchema = z
+  .object({
+    engine: z.literal("postgres"),
+    host,
+    port: z.number().int().min(1).max(65_535).default(5432),
+    database: z.string().min(1).max(128),
+    user: z.string().min(1).max(128),
+    password,
+    schema: identifier.default("public").describe("Schema holding the table."),
+    tls: tlsSchema.default(tlsSchema.parse({})),
+    poolSize,
+    connectTimeoutMs,
+  })
+  .strict();
+
+export const mysqlConnectionSchema = z
+  .object({
+    engine: z.literal("mysql").describe("MySQL or MariaDB."),
+    host,
+    port: z.number().int().min(1).max(65_535).default(3306),
+    database: z.string().min(1).max(128),
+    user: z.string().min(1).max(128),
+    password,
+    tls: tlsSchema.default(tlsSchema.parse({})),
+    poolSize,
+    connectTimeoutMs,
+  })
+  .strict();
+
+export const mssqlConnectionSchema = z
+  .object({
+    engine: z.literal("mssql").describe("Microsoft SQL Server (SQL authentication)."),
+    host,
+    port: z.number().int().min(1).max(65_535).default(1433),
+    instanceName: z.string().min(1).max(128).optional().describe("Named instance (uses SQL Browser; omit port)."),
+    database: z.string().min(1).max(128),
+    user: z.string().min(1).max(128),
+    password,
+    schema: identifier.default("dbo"),
+    tls: tlsSchema.default(tlsSchema.parse({ enabled: true })),
+    poolSize,
+    connectTimeoutMs,
+  })
+  .strict();
+
+export const accessConnectionSchema = z
+  .object({
+    engine: z.literal("access").describe("MS Access .mdb / .accdb, read from a snapshot copy."),
+    path: z.string().min(1).describe("Path of the .mdb / .accdb file; copied, never opened in place."),
+    password: z.string().max(1024).optional().describe("Database password, if the file has one."),
+  })
+  .strict();
+
+export const databaseConnectionSchema = z.discriminatedUnion("engine", [
+  sqliteConnectionSchema,
+  postgresConnectionSchema,
+  mysqlConnectionSchema,
+  mssqlConnectionSchema,
+  accessConnectionSchema,
+]);
+
+export const DATABASE_PRESETS = ["generic", "biotime", "att2000", "etimetracklite", "zkbiosecurity"] as const;
+
+/** The delivered-id memory lasts 7 days (connector.ts); a longer time lookback could re-send what it forgot. */
+const MAX_LOOKBACK_MS = 6 * 24 * 3600_000;
 
 export const databaseSourceSchema = z
   .object({
@@ -50,14 +163,21 @@ export const databaseSourceSchema = z
     enabled: z.boolean().default(true),
     pollIntervalMs: z.number().int().min(100).max(3_600_000).default(5000),
     timezone: timeZone.default("UTC"),
-    connection: sqliteConnectionSchema,
-    table: identifier,
-    columns: databaseColumnsSchema,
+    connection: databaseConnectionSchema,
+    preset: z
+      .enum(DATABASE_PRESETS)
+      .default("generic")
+      .describe("A vendor schema (table, columns, cursor, device and user lookups), or generic: your own mapping."),
+    table: identifier
+      .optional()
+      .describe("Table or view to read. Required for generic; overrides the preset's table otherwise."),
+    columns: databaseColumnsSchema.optional().describe("generic only: which column holds what."),
+    filter: z.array(filterConditionSchema).max(20).default([]),
     devices: z
       .array(z.string().min(1).max(64))
       .max(5000)
       .optional()
-      .describe("Serials to read. Absent: every serial found in the table."),
+      .describe("Values of the partition column (usually the serial) to read. Absent: every one found."),
     lookbackRows: z
       .number()
       .int()
@@ -65,10 +185,36 @@ export const databaseSourceSchema = z
       .max(1_000_000)
       .default(500)
       .describe("Ids below the cursor re-read each poll, so a row that committed out of id order is still collected."),
+    lookbackMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_LOOKBACK_MS)
+      .optional()
+      .describe("Time cursors: the window below the newest time re-read each poll. Default per preset."),
     batchSize: z.number().int().min(1).max(50_000).default(1000),
     queryTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.preset === "generic") {
+      if (!s.table) ctx.addIssue({ code: "custom", path: ["table"], message: "generic sources need a table" });
+      if (!s.columns) ctx.addIssue({ code: "custom", path: ["columns"], message: "generic sources need columns" });
+    } else if (s.columns) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["columns"],
+        message: `preset ${s.preset} fixes the columns; use preset generic to map your own`,
+      });
+    }
+    if (s.preset === "etimetracklite" && s.table) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["table"],
+        message: "etimetracklite reads DeviceLogs_<M>_<YYYY> by itself",
+      });
+    }
+  });
 
 export const zkSourceSchema = z
   .object({
@@ -256,3 +402,7 @@ export function parseConfig(input: unknown): ConfigParseResult {
 export function configJsonSchema(): unknown {
   return z.toJSONSchema(connectorConfigSchema, { io: "input", unrepresentable: "any" });
 }
+export type DatabaseConnectionConfig = z.infer<typeof databaseConnectionSchema>;
+export type DatabasePreset = (typeof DATABASE_PRESETS)[number];
+export type FilterCondition = z.infer<typeof filterConditionSchema>;
+export type TlsConfig = z.infer<typeof tlsSchema>;

@@ -1,4 +1,8 @@
-/** A row as drivers return it: column name → value. */
+import type { SelectSpec, SqlDialect } from "./select-spec.ts";
+
+export type { SqlDialect } from "./select-spec.ts";
+
+/** A row as the source sees it: column name → value. */
 export type SqlRow = Readonly<Record<string, unknown>>;
 
 export interface QueryOptions {
@@ -6,22 +10,36 @@ export interface QueryOptions {
   readonly timeoutMs: number;
 }
 
-/** The slice of a database driver a database source needs; one implementation per dialect. */
-export interface SqlClient {
-  readonly dialect: SqlDialect;
-  query(sql: string, params: readonly unknown[], options: QueryOptions): Promise<SqlRow[]>;
-  /** Column names of a table, or undefined when the table does not exist. */
-  columns(table: string, options: QueryOptions): Promise<string[] | undefined>;
-  tables(options: QueryOptions): Promise<string[]>;
-  close(): Promise<void>;
+export interface ColumnInfo {
+  readonly name: string;
+  /** The engine's type name, lower case (e.g. "timestamp with time zone", "datetime", "varchar"). */
+  readonly type: string;
 }
 
-export interface SqlDialect {
+export interface TableInfo {
+  /** The name as the database spells it (config names match case-insensitively). */
   readonly name: string;
-  /** Quotes a validated identifier; throws IDENTIFIER_INVALID for anything else. */
-  quote(identifier: string): string;
-  /** Placeholder for the 1-based parameter index. */
-  param(index: number): string;
-  /** Clause appended to limit the rows of a query. */
-  limit(rows: number): string;
+  readonly columns: readonly ColumnInfo[];
+}
+
+export interface IndexInfo {
+  readonly name: string;
+  readonly columns: readonly string[];
+}
+
+/**
+ * The slice of a database a database source needs; one implementation per engine. Every call takes a timeout and
+ * an AbortSignal, and every failure is a BioError whose message never holds the password.
+ */
+export interface SqlClient {
+  readonly engine: string;
+  /** The SQL dialect, or undefined for engines read without SQL (Access). */
+  readonly dialect: SqlDialect | undefined;
+  select(spec: SelectSpec, options: QueryOptions): Promise<SqlRow[]>;
+  /** A table's real name and columns, looked up case-insensitively; undefined when it does not exist. */
+  describe(table: string, options: QueryOptions): Promise<TableInfo | undefined>;
+  tables(options: QueryOptions): Promise<string[]>;
+  /** The table's indexes, or undefined when the engine has none that matter to us (Access: read in memory). */
+  indexes(table: string, options: QueryOptions): Promise<IndexInfo[] | undefined>;
+  close(): Promise<void>;
 }

@@ -59,14 +59,14 @@ test("opening a missing database names the path and the fix; the database is nev
     client.query("DELETE FROM att_log", [], { signal: new AbortController().signal, timeoutMs: 1000 }),
     /readonly/,
   );
-  assert.deepEqual(await client.columns("att_log", { signal: new AbortController().signal, timeoutMs: 1000 }), [
-    "id",
-    "sn",
-    "pin",
-    "punch_time",
-    "status",
-    "verify",
-  ]);
+  const opts = { signal: new AbortController().signal, timeoutMs: 1000 };
+  const info = await client.describe("ATT_LOG", opts);
+  assert.equal(info?.name, "att_log");
+  assert.deepEqual(
+    info?.columns.map((c) => c.name),
+    ["id", "sn", "pin", "punch_time", "status", "verify"],
+  );
+  assert.deepEqual(await client.indexes("att_log", opts), [{ name: "att_log_sn_id", columns: ["sn", "id"] }]);
   await client.close();
   db.close();
 });

@@ -1,7 +1,8 @@
 import { Worker } from "node:worker_threads";
 import { BioError } from "../../core/errors.ts";
-import { checkIdentifier } from "./identifier.ts";
-import type { QueryOptions, SqlClient, SqlDialect, SqlRow } from "./sql-client.ts";
+import { sqliteDialect } from "./dialects.ts";
+import { renameRows, renderSelect, type SelectSpec } from "./select-spec.ts";
+import type { IndexInfo, QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
 
 /** The worker's protocol (sqlite-worker.mjs). */
 interface SqliteWorkerData {
@@ -13,13 +14,6 @@ type SqliteReply =
   | { readonly id: number; readonly ok: true; readonly rows: unknown[] }
   | { readonly id: number; readonly ok: false; readonly message: string };
 
-export const sqliteDialect: SqlDialect = {
-  name: "sqlite",
-  quote: (identifier) => `"${checkIdentifier(identifier)}"`,
-  param: () => "?",
-  limit: (rows) => `LIMIT ${Math.trunc(rows)}`,
-};
-
 interface Pending {
   readonly resolve: (rows: SqlRow[]) => void;
   readonly reject: (error: Error) => void;
@@ -30,6 +24,7 @@ interface Pending {
  * connector never writes to it, and a query that overruns its timeout or is cancelled terminates the thread.
  */
 export class SqliteClient implements SqlClient {
+  readonly engine = "sqlite";
   readonly dialect = sqliteDialect;
   readonly #worker: Worker;
   readonly #path: string;
@@ -144,18 +139,45 @@ export class SqliteClient implements SqlClient {
     });
   }
 
-  async columns(table: string, options: QueryOptions): Promise<string[] | undefined> {
-    const rows = await this.query(`PRAGMA table_info(${this.dialect.quote(table)})`, [], options);
-    return rows.length === 0 ? undefined : rows.map((r) => String(r.name));
+  async select(spec: SelectSpec, options: QueryOptions): Promise<SqlRow[]> {
+    const r = renderSelect(this.dialect, spec);
+    return renameRows(await this.query(r.sql, r.params, options), r.names);
+  }
+
+  async describe(table: string, options: QueryOptions): Promise<TableInfo | undefined> {
+    const [found] = await this.query(
+      "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND lower(name) = lower(?) ORDER BY name = ? DESC",
+      [table, table],
+      options,
+    );
+    if (!found) return undefined;
+    const name = String(found.name);
+    const cols = await this.query("SELECT name, type FROM pragma_table_info(?) ORDER BY cid", [name], options);
+    return { name, columns: cols.map((c) => ({ name: String(c.name), type: String(c.type).toLowerCase() })) };
   }
 
   async tables(options: QueryOptions): Promise<string[]> {
     const rows = await this.query(
-      "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name",
+      "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name",
       [],
       options,
     );
     return rows.map((r) => String(r.name));
+  }
+
+  async indexes(table: string, options: QueryOptions): Promise<IndexInfo[]> {
+    const rows = await this.query(
+      "SELECT il.name AS idx, ii.name AS col FROM pragma_index_list(?) AS il, pragma_index_info(il.name) AS ii ORDER BY il.name, ii.seqno",
+      [table],
+      options,
+    );
+    const out = new Map<string, string[]>();
+    for (const r of rows) {
+      const cols = out.get(String(r.idx)) ?? [];
+      cols.push(String(r.col));
+      out.set(String(r.idx), cols);
+    }
+    return [...out].map(([name, columns]) => ({ name, columns }));
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,397 @@
+import type { DatabaseSourceConfig } from "../../config/config-schema.ts";
+import { BioError } from "../../core/errors.ts";
+import { resolveTime } from "../../core/local-time.ts";
+import type { Logger } from "../../core/logger.ts";
+import { makePunch, type Punch } from "../../core/punch.ts";
+import type { CursorValue } from "../../store/store.ts";
+import { type ReadPlan, readPlan, textOf } from "./presets.ts";
+import type { Condition, Scalar } from "./select-spec.ts";
+import type { QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
+
+/** A table as found in the database: its real name and the real spelling of each column the plan uses. */
+export interface ResolvedTable {
+  /** The name the plan uses (cursor keys are built from it, so they survive a change of case). */
+  readonly logical: string;
+  readonly name: string;
+  readonly info: TableInfo;
+  col(logical: string): string;
+  /** The selected columns, in real spelling. */
+  readonly select: readonly string[];
+}
+
+/** Rows more than this far in the future are a device clock gone wrong: sent, but never allowed to move a cursor. */
+const FUTURE_SLACK_MS = 24 * 3600_000;
+
+const ZONED_TYPE = /with time zone|timestamptz|datetimeoffset|^timestamp$/;
+
+/** How a time column's values are read: a wall-clock time in the source's zone, or an instant. */
+export function timeSemantics(engine: string, type: string): "naive" | "instant" {
+  // MySQL's TIMESTAMP is an instant (kept in UTC, shown in the session zone); PostgreSQL's bare "timestamp" is not.
+  if (type === "timestamp") return engine === "mysql" ? "instant" : "naive";
+  return ZONED_TYPE.test(type) ? "instant" : "naive";
+}
+
+const NAIVE = /^(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2})(?::(\d{2}))?/;
+
+/** The same kind of time value `ms` earlier: naive stays naive (same separator), an instant becomes ISO UTC. */
+export function shiftTime(value: string | number, ms: number): string | number {
+  if (typeof value === "number") return value > 1e11 ? value - ms : value - Math.ceil(ms / 1000);
+  const m = NAIVE.exec(value);
+  if (m && !/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(value.trim())) {
+    const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[5]), Number(m[6]), Number(m[7] ?? 0));
+    const iso = new Date(t - ms).toISOString();
+    return `${iso.slice(0, 10)}${m[4]}${iso.slice(11, 19)}`;
+  }
+  return new Date(Date.parse(value) - ms).toISOString();
+}
+
+function bindable(value: unknown): Scalar {
+  if (typeof value === "string") return { time: value };
+  if (typeof value === "number") return value;
+  if (value instanceof Date) return { time: value.toISOString() };
+  return String(value);
+}
+
+export interface PageResult {
+  readonly rows: SqlRow[];
+  /** Keyset position after the last row, for the next page. */
+  readonly next: readonly Scalar[] | undefined;
+}
+
+export interface Lookups {
+  readonly devices: ReadonlyMap<string, string>;
+  readonly users: ReadonlyMap<string, string> | undefined;
+}
+
+/**
+ * Everything a database source and `bioapi doctor` share: which tables and columns a preset reads, their real
+ * names, the queries (as SelectSpecs, never SQL text), and a row's mapping to a punch.
+ */
+export class DatabaseReader {
+  readonly config: DatabaseSourceConfig;
+  readonly plan: ReadPlan;
+  readonly client: SqlClient;
+  readonly #opts: QueryOptions;
+  readonly #logger: Logger | undefined;
+  readonly #resolved = new Map<string, ResolvedTable | null>();
+  readonly #warnedIndex = new Set<string>();
+
+  constructor(client: SqlClient, config: DatabaseSourceConfig, signal: AbortSignal, logger?: Logger) {
+    this.client = client;
+    this.config = config;
+    this.plan = readPlan(config);
+    this.#opts = { signal, timeoutMs: config.queryTimeoutMs };
+    this.#logger = logger;
+  }
+
+  get options(): QueryOptions {
+    return this.#opts;
+  }
+
+  /** The table resolved against the database; undefined when it is missing and the preset allows that. */
+  async table(logical: string): Promise<ResolvedTable | undefined> {
+    const cached = this.#resolved.get(logical);
+    if (cached !== undefined) return cached ?? undefined;
+    const info = await this.client.describe(logical, this.#opts);
+    if (!info) {
+      if (this.plan.tablesMayBeMissing) return undefined;
+      const tables = await this.client.tables(this.#opts);
+      throw new BioError(
+        "DB_SCHEMA",
+        `Table "${logical}" not found in source ${this.config.id}. Tables that exist: ${tables.slice(0, 40).join(", ") || "(none)"}${tables.length > 40 ? ", …" : ""}.`,
+        { hint: "Fix `table` (or the preset, or the connection's database/schema) in the source config." },
+      );
+    }
+    const real = new Map(info.columns.map((c) => [c.name.toLowerCase(), c.name]));
+    const p = this.plan;
+    const roles: Array<[string, string | undefined]> = [
+      ["deviceSerial", p.partition],
+      [p.cursor.kind === "id" ? "id" : "cursor", p.cursor.column],
+      ["userId", p.user],
+      ["time", p.time],
+      ["state", p.state],
+      ["verify", p.verify],
+      ["workCode", p.workCode],
+      ...(p.cursor.kind === "time" ? p.cursor.tiebreak.map((t): [string, string] => ["tie-break", t]) : []),
+      ...p.filter.map((f): [string, string] => ["filter", f.column]),
+    ];
+    for (const [role, name] of roles) {
+      if (name !== undefined && !real.has(name.toLowerCase())) {
+        throw new BioError(
+          "DB_SCHEMA",
+          `Column "${name}" (the ${role} column) not found in table "${info.name}". Columns that exist: ${info.columns.map((c) => c.name).join(", ")}.`,
+          {
+            hint:
+              p.preset === "generic"
+                ? `Fix the ${role} column in the source config.`
+                : `This is not the ${p.preset} schema this preset expects: check the preset, table and database.`,
+          },
+        );
+      }
+    }
+    const col = (name: string) => real.get(name.toLowerCase()) ?? name;
+    const wanted = [
+      p.cursor.column,
+      ...(p.cursor.kind === "time" ? p.cursor.tiebreak : []),
+      p.partition,
+      p.user,
+      p.time,
+      p.state,
+      p.verify,
+      p.workCode,
+      // Optional on the row: att2000 files without an sn column exist.
+      p.rowSerial && real.has(p.rowSerial.toLowerCase()) ? p.rowSerial : undefined,
+    ].filter((c): c is string => c !== undefined);
+    const select = [...new Set(wanted.map(col))];
+    const resolved: ResolvedTable = { logical, name: info.name, info, col, select };
+    this.#resolved.set(logical, resolved);
+    await this.#checkIndex(resolved);
+    return resolved;
+  }
+
+  /** Forget a table that vanished (a month table dropped); it is looked up again next time. */
+  forget(logical: string): void {
+    this.#resolved.delete(logical);
+  }
+
+  async #checkIndex(t: ResolvedTable): Promise<void> {
+    const indexes = await this.client.indexes(t.name, this.#opts);
+    if (!indexes) return;
+    const want = this.plan.index.map((c) => t.col(c).toLowerCase());
+    const ok = indexes.some((ix) => want.every((c, i) => ix.columns[i]?.toLowerCase() === c));
+    if (ok || this.#warnedIndex.has(t.name)) return;
+    this.#warnedIndex.add(t.name);
+    this.#logger?.warn(
+      `No index on (${want.join(", ")}) of ${t.name}: every poll scans the table. Ask the database owner for: CREATE INDEX bioapi_${t.name.toLowerCase()}_cursor ON ${t.name} (${this.plan.index.map((c) => t.col(c)).join(", ")})`,
+      { table: t.name },
+    );
+  }
+
+  /** Index advice for doctor: undefined when fine or not applicable. */
+  async missingIndex(t: ResolvedTable): Promise<string | undefined> {
+    const indexes = await this.client.indexes(t.name, this.#opts);
+    if (!indexes) return undefined;
+    const want = this.plan.index.map((c) => t.col(c).toLowerCase());
+    if (indexes.some((ix) => want.every((c, i) => ix.columns[i]?.toLowerCase() === c))) return undefined;
+    return `CREATE INDEX bioapi_${t.name.toLowerCase()}_cursor ON ${t.name} (${this.plan.index.map((c) => t.col(c)).join(", ")})`;
+  }
+
+  #filter(t: ResolvedTable): Condition[] {
+    return this.plan.filter.map((f) => ({ ...f, column: t.col(f.column) }));
+  }
+
+  /** The partition values (usually serials) with rows at or above `since` (a cursor value), or all of them. */
+  async partitions(t: ResolvedTable, since: CursorValue | undefined): Promise<string[]> {
+    const where = this.#filter(t);
+    const c = this.plan.cursor;
+    if (since !== undefined && since !== null) {
+      where.push({
+        column: t.col(c.column),
+        op: c.kind === "id" ? "gt" : "gte",
+        value: c.kind === "id" ? Number(since) : bindable(since),
+      });
+    }
+    const rows = await this.client.select(
+      { table: t.name, columns: [t.col(this.plan.partition)], distinct: true, where },
+      this.#opts,
+    );
+    const out: string[] = [];
+    for (const row of rows) {
+      const value = textOf(row[t.col(this.plan.partition)]);
+      if (value !== undefined) out.push(value);
+    }
+    return out;
+  }
+
+  /**
+   * One keyset page of a partition. Id cursors: ids above `from`. Time cursors: times at or above `from` (already
+   * lowered by the lookback), continuing after `next` within one poll.
+   */
+  async page(
+    t: ResolvedTable,
+    partition: string,
+    from: CursorValue | undefined,
+    next: readonly Scalar[] | undefined,
+  ): Promise<PageResult> {
+    const c = this.plan.cursor;
+    const where = this.#filter(t);
+    where.push({
+      column: t.col(this.plan.partition),
+      op: "eq",
+      value: partitionValue(t, t.col(this.plan.partition), partition),
+    });
+    const order = c.kind === "id" ? [t.col(c.column)] : [t.col(c.column), ...c.tiebreak.map((x) => t.col(x))];
+    if (c.kind === "id") {
+      where.push({ column: order[0] as string, op: "gt", value: next ? (next[0] as Scalar) : Number(from ?? 0) });
+    } else {
+      // A keyset over NULLs is undefined (engines even disagree on where NULLs sort); such rows are no punch anyway.
+      for (const col of order) where.push({ column: col, op: "notNull" });
+      if (from !== undefined && from !== null)
+        where.push({ column: order[0] as string, op: "gte", value: bindable(from) });
+    }
+    const rows = await this.client.select(
+      {
+        table: t.name,
+        columns: t.select,
+        where,
+        orderBy: order,
+        ...(c.kind === "time" && next ? { after: next } : {}),
+        limit: this.config.batchSize,
+      },
+      this.#opts,
+    );
+    const last = rows.at(-1);
+    const nextKey = last
+      ? order.map((col, i) => (i === 0 && c.kind === "time" ? bindable(last[col]) : (last[col] as Scalar)))
+      : undefined;
+    return { rows, next: nextKey };
+  }
+
+  async maxId(t: ResolvedTable, partition: string): Promise<number> {
+    const [top] = await this.client.select(
+      {
+        table: t.name,
+        aggregate: { max: t.col(this.plan.cursor.column) },
+        where: [
+          ...this.#filter(t),
+          {
+            column: t.col(this.plan.partition),
+            op: "eq",
+            value: partitionValue(t, t.col(this.plan.partition), partition),
+          },
+        ],
+      },
+      this.#opts,
+    );
+    return top?.n === null || top?.n === undefined ? 0 : Number(top.n);
+  }
+
+  async count(t: ResolvedTable): Promise<number> {
+    const [row] = await this.client.select(
+      { table: t.name, aggregate: { count: true }, where: this.#filter(t) },
+      this.#opts,
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /** The newest rows by cursor column (doctor). */
+  async newest(t: ResolvedTable, limit: number): Promise<SqlRow[]> {
+    const c = this.plan.cursor;
+    const order = c.kind === "id" ? [t.col(c.column)] : [t.col(c.column), ...c.tiebreak.map((x) => t.col(x))];
+    return this.client.select(
+      { table: t.name, columns: t.select, where: this.#filter(t), orderBy: order, descending: true, limit },
+      this.#opts,
+    );
+  }
+
+  async #lookup(l: { table: string; key: string; value: string }): Promise<Map<string, string>> {
+    const map = new Map<string, string>();
+    const info = await this.client.describe(l.table, this.#opts);
+    const real = new Map(info?.columns.map((c) => [c.name.toLowerCase(), c.name]) ?? []);
+    const key = real.get(l.key.toLowerCase());
+    const value = real.get(l.value.toLowerCase());
+    if (!info || !key || !value) return map;
+    const rows = await this.client.select({ table: info.name, columns: [key, value] }, this.#opts);
+    for (const row of rows) {
+      const k = textOf(row[key]);
+      const v = textOf(row[value]);
+      // Machines has several rows per machine number in real files; the one that knows the serial wins.
+      if (k !== undefined && v !== undefined && !map.has(k)) map.set(k, v);
+    }
+    return map;
+  }
+
+  async lookups(): Promise<Lookups> {
+    const devices = this.plan.devices ? await this.#lookup(this.plan.devices) : new Map<string, string>();
+    const users = this.plan.users ? await this.#lookup(this.plan.users) : undefined;
+    return { devices, users };
+  }
+
+  /** The cursor value of a row (id or time), as stored in the cursor. */
+  cursorOf(t: ResolvedTable, row: SqlRow): number | string | undefined {
+    const raw = row[t.col(this.plan.cursor.column)];
+    if (this.plan.cursor.kind === "id") {
+      const id = Number(raw);
+      if (!Number.isSafeInteger(id)) {
+        throw new BioError(
+          "DB_SCHEMA",
+          `Column "${t.col(this.plan.cursor.column)}" of "${t.name}" holds ${JSON.stringify(raw)}, not an integer.`,
+          {
+            hint: "The id column must be an integer that grows with every new row (identity / autoincrement); without one, leave columns.id out and the time column becomes the cursor.",
+          },
+        );
+      }
+      return id;
+    }
+    if (typeof raw === "number") return raw;
+    if (raw instanceof Date) return raw.toISOString();
+    return typeof raw === "string" ? raw : undefined;
+  }
+
+  /** Epoch ms of a time-cursor value, or undefined when it cannot be read. */
+  cursorEpoch(value: CursorValue | undefined): number | undefined {
+    if (value === undefined || value === null || typeof value === "boolean" || typeof value === "object")
+      return undefined;
+    try {
+      return resolveTime(value, this.config.timezone).epochMs;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A time-cursor value far in the future (a device clock gone wrong) must not move the cursor. */
+  isFuture(value: number | string, nowMs: number): boolean {
+    const epoch = this.cursorEpoch(value);
+    return epoch !== undefined && epoch > nowMs + FUTURE_SLACK_MS;
+  }
+
+  toPunch(t: ResolvedTable, row: SqlRow, partition: string, lookups: Lookups, collectedAt: string): Punch | string {
+    const p = this.plan;
+    const cursor = row[t.col(p.cursor.column)];
+    const where = `(row ${p.cursor.column} ${cursor instanceof Date ? cursor.toISOString() : String(cursor)})`;
+    let user = textOf(row[t.col(p.user)]);
+    if (user === undefined) return `${t.col(p.user)} is empty ${where}`;
+    if (lookups.users) {
+      const badge = lookups.users.get(user);
+      if (badge === undefined) return `${p.users?.table} has no ${p.users?.key} ${user} ${where}`;
+      user = badge;
+    }
+    const rawTime = row[t.col(p.time)];
+    let time: ReturnType<typeof resolveTime>;
+    try {
+      time = resolveTime(rawTime, this.config.timezone);
+    } catch {
+      return `${t.col(p.time)} is not a time: ${JSON.stringify(rawTime)?.slice(0, 60)} ${where}`;
+    }
+    const rawState = p.state ? row[t.col(p.state)] : undefined;
+    const stateCode = p.stateCode(rawState);
+    if (stateCode === undefined)
+      return `${p.state ? t.col(p.state) : "state"} is not a known state: ${JSON.stringify(rawState)} ${where}`;
+    const rawVerify = p.verify ? row[t.col(p.verify)] : undefined;
+    const verify = rawVerify === null || rawVerify === undefined || rawVerify === "" ? null : Number(rawVerify);
+    const work = p.workCode ? textOf(row[t.col(p.workCode)]) : undefined;
+    return makePunch({
+      deviceSerial: p.serial(partition, { sn: p.rowSerial ? row[t.col(p.rowSerial)] : undefined }, lookups.devices),
+      userId: user,
+      local: time.local,
+      iso: time.iso,
+      stateCode,
+      verifyCode: verify !== null && Number.isInteger(verify) ? verify : null,
+      // "0" is what the vendors store for "no work code".
+      workCode: work === "0" ? undefined : work,
+      source: "database",
+      collectedAt,
+    });
+  }
+}
+
+const NUMERIC_TYPE = /int|long|byte|numeric|decimal|serial|number/;
+
+/**
+ * Partition values travel as text (cursor keys); they are bound in the column's own type, because comparing a text
+ * column with a number makes MySQL and SQL Server convert every row (no index, and '0123' = 123).
+ */
+function partitionValue(t: ResolvedTable, column: string, partition: string): Scalar {
+  const type = t.info.columns.find((c) => c.name === column)?.type ?? "";
+  return NUMERIC_TYPE.test(type) && /^-?\d{1,15}$/.test(partition) ? Number(partition) : partition;
+}

@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { test } from "node:test";
+import { sourceHarness } from "../../../test/helpers/run-source.ts";
+import { tempDir } from "../../../test/helpers/temp-dir.ts";
+import { waitFor } from "../../../test/helpers/wait-for.ts";
+import { databaseSourceSchema } from "../../config/config-schema.ts";
+import { eTimeTrackTables } from "./presets.ts";
+
+function monthTable(db: DatabaseSync, name: string): void {
+  db.exec(`CREATE TABLE ${name} (DeviceLogId INTEGER PRIMARY KEY, DownloadDate TEXT, DeviceId INTEGER, UserId TEXT,
+    LogDate TEXT, Direction TEXT, AttDirection TEXT, C1 TEXT, WorkCode TEXT)`);
+  db.exec(`CREATE INDEX ${name}_dev ON ${name} (DeviceId, DeviceLogId)`);
+}
+
+function punch(db: DatabaseSync, table: string, device: number, user: string, logDate: string, direction = "in"): void {
+  db.prepare(`INSERT INTO ${table} (DownloadDate, DeviceId, UserId, LogDate, Direction) VALUES (?, ?, ?, ?, ?)`).run(
+    logDate,
+    device,
+    user,
+    logDate,
+    direction,
+  );
+}
+
+test("month tables follow the clock in the source's zone", () => {
+  const ist = (s: string) => Date.parse(s);
+  assert.deepEqual(eTimeTrackTables(ist("2026-11-30T18:29:00Z"), "Asia/Kolkata"), [
+    "DeviceLogs_10_2026",
+    "DeviceLogs_11_2026",
+  ]);
+  assert.deepEqual(eTimeTrackTables(ist("2026-11-30T18:31:00Z"), "Asia/Kolkata"), [
+    "DeviceLogs_11_2026",
+    "DeviceLogs_12_2026",
+  ]);
+  assert.deepEqual(eTimeTrackTables(ist("2027-01-01T00:00:00Z"), "UTC"), ["DeviceLogs_12_2026", "DeviceLogs_1_2027"]);
+});
+
+test("eTimeTrackLite month rollover: the new table's ids restart at 1, late rows land in last month's; none lost", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "etimetracklite.db");
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("CREATE TABLE Devices (DeviceId INTEGER PRIMARY KEY, DeviceFName TEXT, SerialNumber TEXT)");
+  db.exec("INSERT INTO Devices VALUES (1, 'Gate', 'ESSL0001'), (2, 'Canteen', 'ESSL0002')");
+  monthTable(db, "DeviceLogs_10_2026");
+  monthTable(db, "DeviceLogs_11_2026");
+  for (let i = 0; i < 30; i++)
+    punch(db, "DeviceLogs_11_2026", 1 + (i % 2), `E${i}`, `2026-11-30 09:${String(i).padStart(2, "0")}:00`);
+  punch(db, "DeviceLogs_10_2026", 1, "OCT", "2026-10-31 18:00:00", "out");
+
+  let now = Date.parse("2026-11-30T23:59:00+05:30");
+  await using h = sourceHarness(dir.path, { clock: { now: () => now } });
+  await h.run([
+    databaseSourceSchema.parse({
+      id: "essl",
+      kind: "database",
+      pollIntervalMs: 100,
+      timezone: "Asia/Kolkata",
+      connection: { engine: "sqlite", path },
+      preset: "etimetracklite",
+      batchSize: 8,
+    }),
+  ]);
+  await waitFor("November and October", () => h.store.outboxStats().depth === 31);
+  // Midnight: December's table appears with its first rows (ids from 1 again); a device that was offline hands
+  // over its last November punches only now, into November's table.
+  now = Date.parse("2026-12-01T00:00:30+05:30");
+  monthTable(db, "DeviceLogs_12_2026");
+  for (let i = 0; i < 5; i++) punch(db, "DeviceLogs_12_2026", 1 + (i % 2), `D${i}`, `2026-12-01 00:00:0${i}`);
+  punch(db, "DeviceLogs_11_2026", 2, "LATE", "2026-11-30 23:59:50", "out");
+  await waitFor("37 punches", () => h.store.outboxStats().depth === 37);
+  const punches = h.userIds();
+  assert.ok(punches.some((p) => p.userId === "LATE" && p.deviceSerial === "ESSL0002"));
+  assert.equal(punches.filter((p) => p.userId.startsWith("D")).length, 5);
+  const cursors = h.store.cursors("essl");
+  assert.equal(cursors.get("DeviceLogs_12_2026:1"), 5);
+  assert.equal(cursors.get("DeviceLogs_11_2026:2"), 31);
+  assert.equal(h.supervisor.status()[0]?.lastError ?? null, null);
+  db.close();
+});

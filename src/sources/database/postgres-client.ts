@@ -1,0 +1,189 @@
+import pg from "pg";
+import type { TlsConfig } from "../../config/config-schema.ts";
+import { type DbErrorContext, dbError } from "./db-errors.ts";
+import { postgresDialect } from "./dialects.ts";
+import { guardQuery } from "./query-guard.ts";
+import { renameRows, renderSelect, type SelectSpec, type SqlDialect } from "./select-spec.ts";
+import type { IndexInfo, QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
+
+type PostgresConnection = {
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  readonly password: string;
+  readonly schema: string;
+  readonly tls: TlsConfig;
+  readonly poolSize: number;
+  readonly connectTimeoutMs: number;
+};
+
+const TIMESTAMP = 1114;
+const TIMESTAMPTZ = 1184;
+const DATE = 1082;
+
+/**
+ * Times stay text: pg would turn a zone-less `timestamp` into a Date in this process's zone, which is not the
+ * device's. timestamptz text carries its offset; "+05" is widened to "+05:00" so every parser reads it.
+ */
+function timeText(value: string): string {
+  return /[+-]\d{2}$/.test(value) ? `${value}:00` : value;
+}
+
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === TIMESTAMP || oid === TIMESTAMPTZ || oid === DATE
+      ? timeText
+      : pg.types.getTypeParser(oid, format ?? "text")) as typeof pg.types.getTypeParser,
+};
+
+export function tlsOptions(tls: TlsConfig, host: string) {
+  if (!tls.enabled) return false;
+  return {
+    rejectUnauthorized: tls.rejectUnauthorized,
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    servername: tls.serverName ?? host,
+  };
+}
+
+/** PostgreSQL through a small pg.Pool; every session read-only, every statement bounded by the server too. */
+export class PostgresClient implements SqlClient {
+  readonly engine = "postgres";
+  readonly dialect: SqlDialect;
+  readonly #pool: pg.Pool;
+  readonly #ctx: DbErrorContext;
+  readonly #schema: string;
+
+  private constructor(pool: pg.Pool, c: PostgresConnection) {
+    this.#pool = pool;
+    this.#schema = c.schema;
+    this.dialect = postgresDialect(c.schema);
+    this.#ctx = {
+      engine: "postgres",
+      where: `postgres ${c.host}:${c.port}/${c.database} as ${c.user}`,
+      secrets: [c.password],
+    };
+    // An idle connection the server dropped emits here; without a listener it would crash the process.
+    pool.on("error", () => undefined);
+  }
+
+  static async open(c: PostgresConnection, queryTimeoutMs: number, signal: AbortSignal): Promise<PostgresClient> {
+    const pool = new pg.Pool({
+      host: c.host,
+      port: c.port,
+      database: c.database,
+      user: c.user,
+      password: c.password,
+      ssl: tlsOptions(c.tls, c.host),
+      max: c.poolSize,
+      connectionTimeoutMillis: c.connectTimeoutMs,
+      idleTimeoutMillis: 60_000,
+      application_name: "bioapi",
+      // The server stops a runaway statement even if this process has gone; the session cannot write.
+      options: `-c statement_timeout=${queryTimeoutMs} -c default_transaction_read_only=on`,
+      types,
+    });
+    const client = new PostgresClient(pool, c);
+    try {
+      // Connect now, so a wrong password or host fails the source at start with a clear error.
+      await client.query("SELECT 1", [], { signal, timeoutMs: c.connectTimeoutMs + 1000 });
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw error;
+    }
+    return client;
+  }
+
+  async query(sql: string, params: readonly unknown[], options: QueryOptions, table?: string): Promise<SqlRow[]> {
+    options.signal.throwIfAborted();
+    let conn: pg.PoolClient | undefined;
+    let released = false;
+    const release = (destroy: boolean) => {
+      if (released || !conn) return;
+      released = true;
+      conn.release(destroy ? new Error("cancelled") : undefined);
+    };
+    const work = (async () => {
+      conn = await this.#pool.connect();
+      if (options.signal.aborted) throw options.signal.reason;
+      const result = await conn.query({ text: sql, values: params as unknown[] });
+      return result.rows as SqlRow[];
+    })();
+    try {
+      return await guardQuery(
+        work,
+        options,
+        () => {
+          const pid = (conn as unknown as { processID?: number } | undefined)?.processID;
+          // Dropping the socket alone leaves the statement running until statement_timeout; ask the server to stop.
+          if (pid) this.#cancelBackend(pid);
+          release(true);
+        },
+        () => `A PostgreSQL query on ${this.#ctx.where}`,
+      );
+    } catch (error) {
+      release(true);
+      if (options.signal.aborted) throw error;
+      throw dbError(error, { ...this.#ctx, table });
+    } finally {
+      release(false);
+    }
+  }
+
+  #cancelBackend(pid: number): void {
+    this.#pool.query({ text: "SELECT pg_cancel_backend($1)", values: [pid] }).catch(() => undefined);
+  }
+
+  async select(spec: SelectSpec, options: QueryOptions): Promise<SqlRow[]> {
+    const r = renderSelect(this.dialect, spec);
+    return renameRows(await this.query(r.sql, r.params, options, spec.table), r.names);
+  }
+
+  async describe(table: string, options: QueryOptions): Promise<TableInfo | undefined> {
+    const rows = await this.query(
+      `SELECT table_name AS t, column_name AS name, data_type AS type FROM information_schema.columns
+        WHERE table_schema = $1 AND lower(table_name) = lower($2) ORDER BY table_name = $2 DESC, table_name, ordinal_position`,
+      [this.#schema, table],
+      options,
+    );
+    const first = rows[0];
+    if (!first) return undefined;
+    const name = String(first.t);
+    return {
+      name,
+      columns: rows
+        .filter((r) => r.t === name)
+        .map((r) => ({ name: String(r.name), type: String(r.type).toLowerCase() })),
+    };
+  }
+
+  async tables(options: QueryOptions): Promise<string[]> {
+    const rows = await this.query(
+      "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
+      [this.#schema],
+      options,
+    );
+    return rows.map((r) => String(r.name));
+  }
+
+  async indexes(table: string, options: QueryOptions): Promise<IndexInfo[]> {
+    const rows = await this.query(
+      `SELECT i.relname AS name, array_agg(a.attname::text ORDER BY k.ord) AS columns
+         FROM pg_index x
+         JOIN pg_class t ON t.oid = x.indrelid
+         JOIN pg_class i ON i.oid = x.indexrelid
+         JOIN pg_namespace n ON n.oid = t.relnamespace
+         CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+        WHERE n.nspname = $1 AND t.relname = $2
+        GROUP BY i.relname`,
+      [this.#schema, table],
+      options,
+    );
+    return rows.map((r) => ({ name: String(r.name), columns: (r.columns as string[]).map(String) }));
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end().catch(() => undefined);
+  }
+}
