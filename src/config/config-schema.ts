@@ -285,7 +285,7 @@ export const zkSourceSchema = z
       .min(1024)
       .max(65_472)
       .optional()
-      .describe("Bytes per chunk of a log read. Default 65,472 over TCP, 16,384 over UDP."),
+      .describe("Bytes per chunk of a log read. Default 65,472 over TCP, 32,768 over UDP."),
     disableDuringRead: z
       .boolean()
       .default(false)

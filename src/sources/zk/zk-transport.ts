@@ -141,7 +141,8 @@ export async function openUdpTransport(
   options: OpenTransportOptions,
   handlers: TransportHandlers,
 ): Promise<ZkTransport> {
-  const socket: UdpSocket = createSocket("udp4");
+  // Chunks in flight arrive as bursts of datagrams; Windows' default 64 KB receive buffer would drop some.
+  const socket: UdpSocket = createSocket({ type: "udp4", recvBufferSize: 1 << 20 });
   await new Promise<void>((resolve, reject) => {
     const onAbort = () => {
       socket.close();
