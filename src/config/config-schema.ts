@@ -277,8 +277,8 @@ export const zkSourceSchema = z
       .int()
       .min(1)
       .max(8)
-      .default(2)
-      .describe("Log chunks requested ahead; 1 for firmware that mishandles queued requests."),
+      .optional()
+      .describe("Log chunks requested ahead (default 2 over TCP, 3 over UDP); 1 for firmware that mishandles it."),
     chunkBytes: z
       .number()
       .int()
@@ -319,7 +319,13 @@ export const connectivitySchema = z
 export const shipperSchema = z
   .object({
     batchSize: z.number().int().min(1).max(10_000).default(1000),
-    lingerMs: z.number().int().min(0).max(60_000).default(100),
+    lingerMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(25)
+      .describe("An idle shipper waits this long for more punches before sending; a backlog never waits."),
     maxInFlight: z
       .number()
       .int()

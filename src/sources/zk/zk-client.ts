@@ -66,6 +66,8 @@ export type SetKind = keyof typeof SET_KINDS;
  * smaller there, yet not pyzk's 16 KB: with two in flight that leaves a 1 ms link a third idle.
  */
 export const DEFAULT_CHUNK = { tcp: 0xffc0, udp: 0x8000 } as const;
+/** UDP chunks are half the size, so one more in flight keeps a link as busy as TCP's two. */
+export const DEFAULT_READ_AHEAD = { tcp: 2, udp: 3 } as const;
 const CHUNK_ATTEMPTS = 3;
 
 interface Pending {
@@ -431,7 +433,7 @@ export class ZkClient {
     const total = prepared.data.readUInt32LE(1);
     try {
       const chunkSize = options.chunkSize ?? DEFAULT_CHUNK[this.#options.transport];
-      const ahead = Math.max(1, options.readAhead ?? 2);
+      const ahead = Math.max(1, options.readAhead ?? DEFAULT_READ_AHEAD[this.#options.transport]);
       const queue: Array<{ offset: number; data: Promise<Buffer> }> = [];
       let next = Math.max(0, options.fromOffset ?? 0);
       const fill = () => {

@@ -265,7 +265,7 @@ class DeviceSession {
     try {
       await this.#client.readSet("attendance", {
         fromOffset: from && format ? 4 + startIndex * format : 0,
-        readAhead: config.readAhead,
+        ...(config.readAhead ? { readAhead: config.readAhead } : {}),
         ...(config.chunkBytes ? { chunkSize: config.chunkBytes } : {}),
         signal: this.#ctx.signal,
         onData: async (chunk, offset, total) => {
