@@ -31,7 +31,6 @@ const TERMINALS = Number(process.env.BENCH_ZK_TERMINALS ?? 200);
 const EVENTS = Number(process.env.BENCH_ZK_EVENTS ?? 200);
 const BANDWIDTH = 100_000_000;
 const RTT_MS = 1;
-const LINK = { bandwidthBitsPerSec: BANDWIDTH, latencyMs: RTT_MS / 2 };
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -51,20 +50,46 @@ interface LinkRead {
   vsLinkLimit: number;
 }
 
+/**
+ * A simulated terminal in its own process (`bioapi sim zk`), as a real terminal has its own CPU: the reader under
+ * test does not share a thread with the device it reads.
+ */
+async function terminalProcess(args: readonly string[]): Promise<{ port: number; stop: () => Promise<void> }> {
+  const bin = new URL("../bin/bioapi.mjs", import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, "sim", "zk", "--port", "0", ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const port = await waitFor("the simulated terminal", () => Number(/:(\d+) /.exec(out)?.[1] ?? 0), 30_000, 10);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return {
+    port,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+const linkArgs = ["--bandwidth", String(BANDWIDTH), "--latency-ms", String(RTT_MS / 2)];
+
 /** Our client: the buffered read of the whole log, every record decoded. */
 async function ourRead(transport: "tcp" | "udp"): Promise<LinkRead> {
-  const sim = await ZkSimulator.start({ records: RECORDS, recordSize: 40, link: LINK, transports: [transport] });
+  const sim = await terminalProcess(["--records", String(RECORDS), "--transport", transport, ...linkArgs]);
   try {
     const client = await ZkClient.connect({
-      host: sim.host,
+      host: "127.0.0.1",
       port: sim.port,
       transport,
       commKey: 0,
       timeoutMs: 5000,
       signal: AbortSignal.timeout(120_000),
     });
-    sim.resetStats();
     const before = client.stats.requests;
+    const bytesBefore = client.bytesReceived + client.bytesSent;
     let decoded = 0;
     let carry = Buffer.alloc(0);
     const t0 = performance.now();
@@ -78,9 +103,9 @@ async function ourRead(transport: "tcp" | "udp"): Promise<LinkRead> {
     });
     const seconds = (performance.now() - t0) / 1000;
     const roundTrips = client.stats.requests - before;
+    const wire = client.bytesReceived + client.bytesSent - bytesBefore;
     await client.close();
     if (decoded !== RECORDS) throw new Error(`read ${decoded} of ${RECORDS} records over ${transport}`);
-    const wire = sim.stats().bytesSent + sim.stats().bytesReceived;
     // The link's own limit: every byte that crossed it, at its bandwidth, plus the one round trip any request needs.
     const linkLimitSeconds = (wire * 8) / BANDWIDTH + RTT_MS / 1000;
     return {
@@ -94,7 +119,7 @@ async function ourRead(transport: "tcp" | "udp"): Promise<LinkRead> {
       vsLinkLimit: Number((seconds / linkLimitSeconds).toFixed(3)),
     };
   } finally {
-    await sim.close();
+    await sim.stop();
   }
 }
 
@@ -129,13 +154,15 @@ async function nodeZklibRead(): Promise<{ largestCorrect: number; recordsPerSec:
   const attempts: string[] = [];
   for (const n of [RECORDS, 50_000, 10_000, 5_000, 1_600, 1_000, 500]) {
     if (n > RECORDS) continue;
-    const sim = await ZkSimulator.start({
-      records: n,
-      recordSize: 40,
-      link: LINK,
-      transports: ["tcp"],
-      writeMode: "paced",
-    });
+    const sim = await terminalProcess([
+      "--records",
+      String(n),
+      "--transport",
+      "tcp",
+      "--write-mode",
+      "paced",
+      ...linkArgs,
+    ]);
     try {
       const result = await nodeZklibOnce(sim.port);
       attempts.push(`${n}: ${result.records} records${result.error ? ` (${result.error.slice(0, 80)})` : ""}`);
@@ -143,7 +170,7 @@ async function nodeZklibRead(): Promise<{ largestCorrect: number; recordsPerSec:
         return { largestCorrect: n, recordsPerSec: Math.round(n / result.seconds), attempts };
       }
     } finally {
-      await sim.close();
+      await sim.stop();
     }
   }
   return { largestCorrect: 0, recordsPerSec: 0, attempts };

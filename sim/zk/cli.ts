@@ -19,7 +19,7 @@ export const USAGE = `bioapi sim zk — run simulated ZK terminals (TCP/UDP, pro
   --tz ZONE              device time zone, IANA name (default UTC)
   --clock-offset-ms N    device clock minus host clock (default 0)
   --bandwidth BITS       simulated link bandwidth in bits/s (needs --latency-ms or uses 0)
-  --latency-ms N         simulated one-way delay
+  --latency-ms N         simulated one-way delay (fractions allowed: 0.5)
   --single-connection    turn away a second TCP client while one is connected
   --write-mode M         normal | paced | merged | split (default normal)
   --seed N               seed for generated data (default 1)
@@ -116,8 +116,12 @@ function parse(argv: string[]): { options: ZkSimulatorOptions[]; help: boolean }
     throw new UsageError(`--tz "${timeZone}" is not a known IANA time zone.`);
   }
   const bandwidth = values.bandwidth === undefined ? undefined : int("bandwidth", values.bandwidth, 0, 1);
-  const latency =
-    values["latency-ms"] === undefined ? undefined : int("latency-ms", values["latency-ms"], 0, 0, 60_000);
+  // Fractional: a LAN round trip is often under a millisecond.
+  const latencyText = values["latency-ms"];
+  const latency = latencyText === undefined ? undefined : Number(latencyText);
+  if (latency !== undefined && !(latency >= 0 && latency <= 60_000)) {
+    throw new UsageError(`--latency-ms must be a number of milliseconds from 0 to 60000, not "${latencyText}".`);
+  }
   const base = {
     host: values.host ?? "127.0.0.1",
     transports,
