@@ -15,7 +15,7 @@ const FAULTS: ReadonlyArray<{ fault: ZkFault; restarts: "tcp" | "both" | "none" 
   // UDP: the missing datagrams time the chunk out, and the chunk alone is asked for again.
   { fault: { kind: "drop-mid-transfer" }, restarts: "tcp" },
   // Longer than three chunk attempts: the session gives up and reconnects once the terminal answers again.
-  { fault: { kind: "stall", ms: 2500 }, restarts: "both" },
+  { fault: { kind: "stall", ms: 4000 }, restarts: "both" },
   { fault: { kind: "garbage", count: 3 }, restarts: "none" },
   { fault: { kind: "split", count: 20 }, restarts: "none" },
   { fault: { kind: "merge", count: 20 }, restarts: "none" },
