@@ -153,6 +153,33 @@ describe("zk source against the simulated terminal", { concurrency: 3 }, () => {
     assert.match(entry?.reason ?? "", /impossible device time 2026-02-31T10:00:00 \(record 50\)/);
   });
 
+  it("locks the keypad only when asked, and unlocks it after the read", async () => {
+    await using sim = await terminal({ records: 3000 });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    await h.run([zkSourceFor(sim, { realtime: false })]);
+    await collected(h, expectedIds(sim));
+    assert.equal(sim.stats().disableDevice, 0, "never disabled by default");
+    await h.run([zkSourceFor(sim, { realtime: false, disableDuringRead: true, reconcileIntervalMs: 1000 })]);
+    await waitFor("a read with the keypad locked", () => sim.stats().disableDevice >= 1);
+    await waitFor("the keypad unlocked after it", () => !sim.isDisabled);
+    sim.addPunch({ userId: "1001" });
+    await collected(h, expectedIds(sim));
+  });
+
+  it("writes the terminal clock only when syncClock is on", async () => {
+    await using sim = await terminal({ records: 10, clockOffsetMs: -3_600_000 });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    await h.run([zkSourceFor(sim, { realtime: false })]);
+    const drift = await waitFor("drift measured", () => h.supervisor.status()[0]?.device?.clockDriftMs);
+    assert.ok(Math.abs(drift + 3_600_000) < 3000, `drift ${drift}`);
+    assert.equal(sim.stats().setTime, 0);
+    await h.run([zkSourceFor(sim, { realtime: false, syncClock: true, maxClockDriftMs: 5000 })]);
+    await waitFor("the clock corrected", () => sim.stats().setTime === 1);
+    assert.ok(Math.abs(sim.clockOffsetMs) < 3000, `offset after correction ${sim.clockOffsetMs}`);
+  });
+
   it("refuses a different terminal at the configured address, naming both serials", async () => {
     await using sim = await terminal({ records: 5, serial: "CAMS123" });
     await using tmp = await tempDir();
