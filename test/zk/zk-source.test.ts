@@ -97,10 +97,9 @@ describe("zk source against the simulated terminal", { concurrency: 3 }, () => {
     // Polls far apart: only the event can bring the punch quickly.
     await h.run([zkSourceFor(sim, { pollIntervalMs: 60_000 })]);
     await collected(h, expectedIds(sim));
-    const started = Date.now();
     sim.addPunch({ userId: "1005", state: 0 });
+    // Well inside the minute before the next poll: only the event can have brought it.
     await collected(h, expectedIds(sim), 5000);
-    assert.ok(Date.now() - started < 1000, `event took ${Date.now() - started} ms`);
     await waitFor("the event acknowledged", () => sim.stats().eventAcks === 1);
   });
 
