@@ -7,7 +7,9 @@ export type ZkFault =
   | { readonly kind: "merge"; readonly count?: number }
   | { readonly kind: "bad-checksum"; readonly count?: number }
   | { readonly kind: "clock-jump"; readonly ms: number }
-  | { readonly kind: "reply-error"; readonly count?: number };
+  | { readonly kind: "reply-error"; readonly count?: number }
+  /** Firmware that does not support a command: ACK_ERROR to every request with this code until clearFaults(). */
+  | { readonly kind: "refuse-command"; readonly command: number };
 
 export const FAULT_KINDS = [
   "drop-mid-transfer",
@@ -18,11 +20,12 @@ export const FAULT_KINDS = [
   "bad-checksum",
   "clock-jump",
   "reply-error",
+  "refuse-command",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Counted faults, i.e. those consumed one per reply. */
-export type CountedFault = Exclude<FaultKind, "stall" | "clock-jump">;
+export type CountedFault = Exclude<FaultKind, "stall" | "clock-jump" | "refuse-command">;
 
 /**
  * Pending faults, shared by every connection of one simulator: whichever connection replies next
@@ -30,6 +33,7 @@ export type CountedFault = Exclude<FaultKind, "stall" | "clock-jump">;
  */
 export class FaultBook {
   readonly #remaining = new Map<CountedFault, number>();
+  readonly #refused = new Set<number>();
   #stallUntil = 0;
   #stallTimer: NodeJS.Timeout | undefined;
   #stallWaiters: (() => void)[] = [];
@@ -71,8 +75,17 @@ export class FaultBook {
     return new Promise((resolve) => this.#stallWaiters.push(resolve));
   }
 
+  refuse(command: number): void {
+    this.#refused.add(command);
+  }
+
+  refuses(command: number): boolean {
+    return this.#refused.has(command);
+  }
+
   clear(): void {
     this.#remaining.clear();
+    this.#refused.clear();
     this.#releaseStall();
   }
 

@@ -219,7 +219,7 @@ export class ZkDevice {
     const ack = (command: number, data?: Buffer, session = sessionId): Reply => ({
       packets: [zkPacket(command, session, p.replyId, data)],
     });
-    if (this.#faults.take("reply-error")) return ack(ZK_CMD.ACK_ERROR);
+    if (this.#faults.take("reply-error") || this.#faults.refuses(p.command)) return ack(ZK_CMD.ACK_ERROR);
 
     switch (p.command) {
       case ZK_CMD.CONNECT:

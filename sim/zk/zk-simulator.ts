@@ -162,6 +162,9 @@ export class ZkSimulator {
       case "clock-jump":
         this.jumpClock(fault.ms);
         return;
+      case "refuse-command":
+        this.#faults.refuse(fault.command);
+        return;
       default:
         this.#faults.add(fault.kind, fault.count ?? 1);
     }

@@ -1,4 +1,4 @@
-import { BioError, isAbortError } from "../../core/errors.ts";
+import { BioError } from "../../core/errors.ts";
 import {
   commKeyBytes,
   type DeviceTime,
@@ -31,7 +31,7 @@ export interface ZkClientOptions {
 }
 
 export interface DeviceInfo {
-  readonly serial: string;
+  readonly serial: string | undefined;
   readonly deviceName: string | undefined;
   readonly platform: string | undefined;
   readonly firmware: string | undefined;
@@ -369,13 +369,9 @@ export class ZkClient {
     return sizes;
   }
 
+  /** `serial` is undefined when the firmware does not report one; the caller decides what stands in for it. */
   async info(): Promise<DeviceInfo> {
     const serial = await this.option("~SerialNumber");
-    if (!serial) {
-      throw new BioError("DEVICE_PROTOCOL", `Terminal ${this.#label} did not report a serial number.`, {
-        hint: "Set `serial` in this source's config so its punches can be attributed.",
-      });
-    }
     const version = await this.request(CMD.GET_VERSION);
     return {
       serial,
@@ -424,22 +420,33 @@ export class ZkClient {
    * so a large log is never held whole; a chunk that times out or fails its checksum is asked for again.
    */
   async readSet(kind: SetKind, options: ReadSetOptions): Promise<{ total: number }> {
-    const prepared = await this.request(CMD.DATA_WRRQ, SET_KINDS[kind]);
-    if (prepared.command === CMD.DATA) {
-      await options.onData(prepared.data, 0, prepared.data.length);
-      return { total: prepared.data.length };
-    }
-    if (prepared.command !== CMD.ACK_OK || prepared.data.length < 5) throw this.#unexpected(CMD.DATA_WRRQ, prepared);
-    const total = prepared.data.readUInt32LE(1);
+    // Ends the chunk requests still queued or retrying when the read stops early (a failed chunk, a consumer error).
+    const reading = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, reading.signal]) : reading.signal;
     try {
+      const prepared = await this.request(CMD.DATA_WRRQ, SET_KINDS[kind]);
+      const from = Math.max(0, options.fromOffset ?? 0);
+      if (prepared.command === CMD.DATA) {
+        // A small set comes back whole; the caller still sees it from the offset it asked for.
+        const total = prepared.data.length;
+        if (from < total) await options.onData(prepared.data.subarray(from), from, total);
+        return { total };
+      }
+      if (prepared.command !== CMD.ACK_OK || prepared.data.length < 5) throw this.#unexpected(CMD.DATA_WRRQ, prepared);
+      const total = prepared.data.readUInt32LE(1);
       const chunkSize = options.chunkSize ?? DEFAULT_CHUNK[this.#options.transport];
-      const ahead = Math.max(1, options.readAhead ?? DEFAULT_READ_AHEAD[this.#options.transport]);
+      let ahead = Math.max(1, options.readAhead ?? DEFAULT_READ_AHEAD[this.#options.transport]);
+      // Firmware that mishandles queued requests shows it as a chunk that had to be asked again: from then on the
+      // rest of the log is read one chunk at a time, as pyzk does.
+      const sequential = () => {
+        ahead = 1;
+      };
       const queue: Array<{ offset: number; data: Promise<Buffer> }> = [];
-      let next = Math.max(0, options.fromOffset ?? 0);
+      let next = from;
       const fill = () => {
         while (queue.length < ahead && next < total) {
           const length = Math.min(chunkSize, total - next);
-          const data = this.#chunk(next, length, options.signal);
+          const data = this.#chunk(next, length, signal, sequential);
           // Awaited in order below; until then a rejection must not count as unhandled.
           data.catch(() => undefined);
           queue.push({ offset: next, data });
@@ -452,24 +459,35 @@ export class ZkClient {
         fill();
         await options.onData(chunk, head.offset, total);
       }
+      return { total };
     } finally {
+      reading.abort(new BioError("ABORTED", "Log read ended."));
       if (!this.#lost.signal.aborted) await this.request(CMD.FREE_DATA).catch(() => undefined);
     }
-    return { total };
   }
 
-  async #chunk(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async #chunk(offset: number, length: number, signal: AbortSignal, onRetry: () => void): Promise<Buffer> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#fetchChunk(offset, length, signal);
+        const data = await this.#fetchChunk(offset, length, signal);
+        // Every later record's position depends on this chunk being whole.
+        if (data.length !== length) {
+          throw new BioError(
+            "DEVICE_PROTOCOL",
+            `Terminal ${this.#label} sent ${data.length} bytes for a ${length}-byte chunk at offset ${offset}.`,
+            { retriable: true, hint: "Asked again; if it persists, lower chunkBytes for this terminal." },
+          );
+        }
+        return data;
       } catch (error) {
         const retriable = error instanceof BioError && error.retriable && error.code !== "DEVICE_UNREACHABLE";
-        if (!retriable || attempt >= CHUNK_ATTEMPTS || this.#lost.signal.aborted || isAbortError(error)) throw error;
+        if (!retriable || attempt >= CHUNK_ATTEMPTS || this.#lost.signal.aborted || signal.aborted) throw error;
+        onRetry();
       }
     }
   }
 
-  #fetchChunk(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  #fetchChunk(offset: number, length: number, signal: AbortSignal): Promise<Buffer> {
     const request = Buffer.alloc(8);
     request.writeUInt32LE(offset, 0);
     request.writeUInt32LE(length, 4);

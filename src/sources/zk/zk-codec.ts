@@ -9,10 +9,10 @@ const MAGIC_1 = 0x5050;
 const MAGIC_2 = 0x7d82;
 
 /**
- * No legitimate packet is larger than one bulk chunk (65,472 data bytes). A frame claiming more is stream garbage
- * that happened to contain the magic, and is skipped instead of buffering megabytes waiting for it.
+ * No legitimate packet is larger than one bulk chunk (65,472 data bytes asked for; 64 KB allowed). A frame claiming
+ * more is stream garbage that happened to contain the magic, and is skipped instead of waiting for it.
  */
-export const MAX_PACKET_SIZE = 1 << 20;
+export const MAX_PACKET_SIZE = HEADER_SIZE + 0x10000;
 
 export interface ZkPacket {
   readonly command: number;

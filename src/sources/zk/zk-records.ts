@@ -94,26 +94,27 @@ export function recordProblem(record: AttendanceRecord): string | undefined {
 
 /**
  * Picks the record size for a set of `dataBytes` (without the leading total) expected to hold about `count`
- * records. The count comes from a separate request, so a punch in between may shift it by a few; the size that
- * divides evenly, lands nearest the count and decodes to plausible times wins.
+ * records. Neither clue is trusted alone: the count comes from a separate request (a punch in between, or a long
+ * wait, moves it) and a log may open with a corrupt record. Among the sizes that divide the set evenly, the one
+ * whose record count is nearest and whose sample decodes to plausible times wins; undefined only when no size fits.
  */
 export function detectRecordSize(dataBytes: number, count: number, sample?: Buffer): RecordSize | undefined {
   let best: { size: RecordSize; score: number } | undefined;
   for (const size of RECORD_SIZES) {
     if (dataBytes % size !== 0) continue;
     const n = dataBytes / size;
-    let score = Math.abs(n - count);
+    const countError = Math.abs(n - count) / Math.max(n, count, 1);
+    let badShare = 0;
     if (sample && sample.length >= size) {
       const seen = Math.min(Math.floor(sample.length / size), 16);
       let bad = 0;
       for (let i = 0; i < seen; i++) if (recordProblem(decodeAttendance(sample, i * size, size))) bad++;
-      score += bad * 1000;
+      badShare = bad / seen;
     }
+    const score = countError + badShare;
     if (!best || score < best.score) best = { size, score };
   }
-  if (!best) return undefined;
-  // Off by more than a handful of punches means neither the count nor the layout explains the data.
-  return best.score <= Math.max(8, count * 0.01) ? best.size : undefined;
+  return best?.size;
 }
 
 export function detectUserSize(dataBytes: number, count: number): UserSize | undefined {

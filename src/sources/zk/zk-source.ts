@@ -83,9 +83,17 @@ export class ZkSource implements Source {
       checksum: config.checksum,
     });
     const events: Promise<void>[] = [];
+    // A real-time punch that fails to commit ends the session like any other failure, at the next check.
+    let eventFailure: unknown;
     try {
       const info = await client.info();
-      if (config.serial && info.serial !== config.serial) {
+      const serial = info.serial ?? config.serial;
+      if (!serial) {
+        throw new BioError("DEVICE_PROTOCOL", `The terminal at ${address} does not report a serial number.`, {
+          hint: "Set `serial` in this source's config (it is printed on the terminal's System Info page); punches are attributed to it.",
+        });
+      }
+      if (config.serial && info.serial && info.serial !== config.serial) {
         throw new BioError(
           "DEVICE_MISMATCH",
           `The terminal at ${address} reports serial ${info.serial}, but source ${config.id} expects ${config.serial}.`,
@@ -94,40 +102,64 @@ export class ZkSource implements Source {
           },
         );
       }
-      client.setLabel(info.serial);
-      const device = new DeviceSession(config, ctx, client, info, address);
+      client.setLabel(serial);
+      const device = new DeviceSession(config, ctx, client, { ...info, serial }, address);
       const session = AbortSignal.any([ctx.signal, client.lost]);
+      let realtime = false;
       if (config.realtime) {
         client.onEvent((event) => {
-          if (event.flag === EVENT_FLAG.ATTLOG) events.push(device.onAttendanceEvent(event.data));
+          if (event.flag !== EVENT_FLAG.ATTLOG) return;
+          events.push(
+            device.onAttendanceEvent(event.data).catch((error: unknown) => {
+              eventFailure ??= error;
+            }),
+          );
         });
-        await client.registerEvents(EVENT_FLAG.ATTLOG);
+        try {
+          await client.registerEvents(EVENT_FLAG.ATTLOG);
+          realtime = true;
+        } catch (error) {
+          if (!(error instanceof BioError) || error.code !== "DEVICE_PROTOCOL") throw error;
+          // Some firmware has no real-time events; polling alone still collects every punch.
+          ctx.logger.warn(
+            "The terminal refused real-time events; collecting by polling only. Set realtime: false to skip asking.",
+            {
+              serial,
+            },
+          );
+        }
       }
+      device.realtime = realtime;
       await device.measureDrift();
       device.report(info.sizes);
       let lastRead = Number.NEGATIVE_INFINITY;
       let lastDrift = ctx.clock.now();
+      // The count the terminal reported when its log was last read: a different count means new records.
+      let readAtCount: number | undefined;
       let sizes = info.sizes;
-      while (!session.aborted) {
+      for (let first = true; !session.aborted; first = false) {
         await ctx.waitUntilActive();
+        // Asked after the gate opened: a count from before a long pause would be stale.
+        if (!first) sizes = await client.freeSizes();
         const started = ctx.clock.now();
         const due = started - lastRead >= config.reconcileIntervalMs;
-        const changed = sizes.records !== device.cursor?.count;
+        const changed = sizes.records !== readAtCount;
         if (due || changed) {
           await device.sync(sizes);
+          readAtCount = sizes.records;
           lastRead = started;
         }
         // A read costs many round trips already; one more keeps the drift current when punches flow.
-        if (changed || started - lastDrift >= DRIFT_EVERY_MS) {
+        if ((changed && !first) || started - lastDrift >= DRIFT_EVERY_MS) {
           await device.measureDrift();
           lastDrift = started;
         }
         // Events still being stored belong to this poll.
         await Promise.all(events.splice(0));
+        if (eventFailure) throw eventFailure;
         device.report(sizes, started);
         await sleep(config.pollIntervalMs, session).catch(() => undefined);
-        if (session.aborted) break;
-        sizes = await client.freeSizes();
+        if (eventFailure) throw eventFailure;
       }
       if (!ctx.signal.aborted && client.lost.aborted) throw client.lost.reason;
     } finally {
@@ -146,12 +178,18 @@ class DeviceSession {
   readonly #address: string;
   readonly #serial: string;
   cursor: ZkCursor | undefined;
+  realtime = false;
   #users: Map<number, string> | undefined;
-  #userCount = -1;
   #driftMs: number | undefined;
   #lastPunchTime: string | undefined;
 
-  constructor(config: ZkSourceConfig, ctx: SourceContext, client: ZkClient, info: DeviceInfo, address: string) {
+  constructor(
+    config: ZkSourceConfig,
+    ctx: SourceContext,
+    client: ZkClient,
+    info: DeviceInfo & { readonly serial: string },
+    address: string,
+  ) {
     this.#config = config;
     this.#ctx = ctx;
     this.#client = client;
@@ -172,7 +210,7 @@ class DeviceSession {
       recordCapacity: sizes.recordCapacity,
       recordSize: this.cursor?.format,
       clockDriftMs: this.#driftMs,
-      realtime: this.#config.realtime,
+      realtime: this.realtime,
     };
     this.#ctx.progress({
       ...(polledAt === undefined ? {} : { lastPollAt: polledAt }),
@@ -258,8 +296,9 @@ class DeviceSession {
     let count = from?.count ?? 0;
     let tail = from?.tail ?? "";
     let time = from?.time ?? previous?.time ?? null;
-    // Before the log read, never during it: the terminal has one read buffer.
-    const users = format === 8 || format === undefined ? await this.#userMap(sizes.users) : undefined;
+    // Before the log read, never during it: the terminal has one read buffer. Read afresh each time, as pyzk does:
+    // the user count alone cannot tell that a leaver was deleted and a new hire enrolled under the same uid.
+    const users = format === 8 || format === undefined ? await this.#loadUsers(sizes.users) : undefined;
     const disabled = config.disableDuringRead;
     if (disabled) await this.#client.disable(DISABLE_SECONDS);
     try {
@@ -295,7 +334,8 @@ class DeviceSession {
             const raw = bytes.subarray(at, at + format);
             if (from && index === from.count - 1 && recordHash(raw) !== from.tail) throw new LogRewritten();
             const record = decodeAttendance(raw, 0, format);
-            // A uid missing from the user table (user deleted) keeps its number rather than losing the punch.
+            // A uid missing from the freshly read user table (the user was deleted) keeps its number rather than
+            // losing the punch.
             const userId = record.userId ?? users?.get(record.uid) ?? String(record.uid);
             const isNew = index >= count;
             if (isNew) {
@@ -303,13 +343,14 @@ class DeviceSession {
               tail = recordHash(raw);
               time = record.time;
             }
+            // Records before the cursor were committed with it; they are read only to prove the log unchanged.
+            if (!isNew) continue;
             const problem = recordProblem(record);
             if (problem) {
-              if (isNew)
-                quarantined.push({
-                  reason: `${problem} (record ${index})`,
-                  payload: { serial: this.#serial, index, raw: raw.toString("hex") },
-                });
+              quarantined.push({
+                reason: `${problem} (record ${index})`,
+                payload: { serial: this.#serial, index, raw: raw.toString("hex") },
+              });
               continue;
             }
             punches.push(this.#punch(record, userId, collectedAt));
@@ -342,9 +383,8 @@ class DeviceSession {
     });
   }
 
-  /** uid → user id, needed where records or events carry only the internal index; re-read when users change. */
-  async #userMap(userCount: number): Promise<Map<number, string>> {
-    if (this.#users && userCount === this.#userCount) return this.#users;
+  /** uid → user id, needed where records or events carry only the internal index. */
+  async #loadUsers(userCount: number): Promise<Map<number, string>> {
     const parts: Buffer[] = [];
     await this.#client.readSet("users", { onData: (chunk) => void parts.push(chunk), signal: this.#ctx.signal });
     const set = Buffer.concat(parts);
@@ -357,7 +397,6 @@ class DeviceSession {
         users.set(user.uid, user.userId);
       }
     this.#users = users;
-    this.#userCount = userCount;
     return users;
   }
 }

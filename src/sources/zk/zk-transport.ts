@@ -66,6 +66,7 @@ export async function openTcpTransport(
   const socket: Socket = await new Promise((resolve, reject) => {
     const s = createConnection({ host: options.host, port: options.port, noDelay: true });
     const timer = setTimeout(() => {
+      options.signal.removeEventListener("abort", onAbort);
       s.destroy();
       reject(
         new BioError(
