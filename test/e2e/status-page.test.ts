@@ -101,7 +101,11 @@ test("status page in Chromium matches the status API; cloud nodes page; no secre
       undefined,
       { timeout: 15_000 },
     );
-    const s = await api();
+    // Compare with the very document the page rendered (states change between polls: payroll flips between
+    // running and backoff): take its next /v1/status response, let it render, then read the DOM within the 2 s.
+    const response = await page.waitForResponse((r) => r.url() === `${endpoint.url}/v1/status`, { timeout: 5000 });
+    const s = (await response.json()) as ConnectorStatus;
+    await page.waitForTimeout(150);
     const text = async (sel: string) => ((await page.textContent(sel)) ?? "").trim();
     assert.equal(await text('[data-k="node"]'), s.nodeId);
     assert.equal(await text('[data-k="config-version"]'), String(s.config.version));
@@ -134,6 +138,7 @@ test("status page in Chromium matches the status API; cloud nodes page; no secre
     await page.screenshot({ path: shot, fullPage: true });
     t.diagnostic(`screenshot: ${shot}`);
     const pageHtml = await page.content();
+    const apiDocument = JSON.stringify(await api());
 
     // The reference cloud's own page: nodes, sources, last seen and backlog, as the heartbeat reported them.
     const cloudPage = await browser.newPage();
@@ -174,7 +179,7 @@ test("status page in Chromium matches the status API; cloud nodes page; no secre
     const surfaces: Record<string, string> = {
       "console log": p.output.join(""),
       "log files": fileLogs,
-      "status API": JSON.stringify(s),
+      "status API": apiDocument,
       page: pageHtml,
       metrics,
       heartbeat: JSON.stringify(h.cloud.lastStatus(h.nodeId)),
