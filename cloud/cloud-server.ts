@@ -11,6 +11,7 @@ import {
   type StoredPunch,
 } from "./cloud-store.ts";
 import { type Fault, FaultInjector, ROUTES, type Route } from "./fault-injector.ts";
+import { nodesPage } from "./nodes-page.ts";
 import { BodyIncompleteError, BodyTooLargeError, gunzipLimited, readBody } from "./read-body.ts";
 import { punchProblem } from "./validate-punch.ts";
 import { isRefusal, NonceCache, verifyRequest } from "./verify-request.ts";
@@ -354,6 +355,10 @@ class Cloud implements CloudServer {
     const { route } = resolved;
     const method = req.method ?? "GET";
     if (route === "other") {
+      if (method === "GET" && (rawUrl === "/nodes" || rawUrl.startsWith("/nodes?"))) {
+        this.#nodesPage(req, res);
+        return;
+      }
       if (method === "GET" && (rawUrl === "/" || rawUrl.startsWith("/?"))) {
         this.#send(res, route, 200, {
           service: "cams-bioapi reference cloud",
@@ -364,6 +369,7 @@ class Cloud implements CloudServer {
             "GET /v1/nodes/{nodeId}/config",
             "POST /v1/nodes/{nodeId}/punches",
             "POST /v1/nodes/{nodeId}/status",
+            "GET /nodes (page; from loopback only)",
           ],
         });
         return;
@@ -409,6 +415,31 @@ class Cloud implements CloudServer {
     if (route === "config") this.#config(req, res, verified.nodeId);
     else if (route === "punches") await this.#ingest(req, res, verified.nodeId, raw);
     else await this.#status(req, res, verified.nodeId, raw);
+  }
+
+  /**
+   * The operator's view of every node. It lists node ids, sources and errors, so only a browser on the cloud's own
+   * machine may see it; a real cloud puts this behind its login.
+   */
+  #nodesPage(req: IncomingMessage, res: ServerResponse): void {
+    const from = req.socket.remoteAddress ?? "";
+    if (!(from === "127.0.0.1" || from === "::1" || from === "::ffff:127.0.0.1")) {
+      throw new HttpError(
+        403,
+        "forbidden",
+        "the nodes page is served to loopback only; open it on the cloud's machine",
+      );
+    }
+    const rows = this.#store.nodes().map((n) => ({ ...n, punches: this.#store.count(n.nodeId) }));
+    const html = nodesPage(rows, this.#now());
+    this.#counters.byStatus[200] = (this.#counters.byStatus[200] ?? 0) + 1;
+    res.writeHead(200, {
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-store",
+      "content-security-policy":
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
+    });
+    res.end(html);
   }
 
   #config(req: IncomingMessage, res: ServerResponse, nodeId: string): void {

@@ -384,6 +384,22 @@ export class CloudStore {
       .run(nodeId, JSON.stringify(body), isoNow(this.#now));
   }
 
+  /** Every node with its newest heartbeat (if any), oldest node first. */
+  nodes(): { nodeId: string; createdAt: string; status: unknown; lastSeen: string | null }[] {
+    const rows = this.#db
+      .prepare(
+        `SELECT n.node_id AS nodeId, n.created_at AS createdAt, s.body AS body, s.received_at AS lastSeen
+           FROM nodes n LEFT JOIN node_status s ON s.node_id = n.node_id ORDER BY n.created_at, n.node_id`,
+      )
+      .all() as { nodeId: string; createdAt: string; body: string | null; lastSeen: string | null }[];
+    return rows.map((r) => ({
+      nodeId: r.nodeId,
+      createdAt: r.createdAt,
+      status: r.body === null ? undefined : JSON.parse(r.body),
+      lastSeen: r.lastSeen,
+    }));
+  }
+
   lastStatus(nodeId: string): unknown {
     const row = this.#db.prepare("SELECT body FROM node_status WHERE node_id = ?").get(nodeId) as
       | { body: string }

@@ -1,4 +1,4 @@
-import { rm, writeFile } from "node:fs/promises";
+import { chmod, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { ConfigChannel } from "../config/config-channel.ts";
 import { type ConnectorConfig, connectorConfigSchema, type SourceConfig } from "../config/config-schema.ts";
 import { Notifier, sleep } from "../core/abort.ts";
@@ -17,8 +17,10 @@ import { DatabaseSource } from "../sources/database/database-source.ts";
 import { openSqlClient } from "../sources/database/open-client.ts";
 import type { Source } from "../sources/source.ts";
 import { ZkSource } from "../sources/zk/zk-source.ts";
+import { attention, type SourceLimits } from "../status/attention.ts";
+import { ConnectorMetrics } from "../status/metrics.ts";
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
-import { StatusServer } from "../status/status-server.ts";
+import { newStatusToken, StatusServer } from "../status/status-server.ts";
 import { Store } from "../store/store.ts";
 import { Connectivity } from "../supervisor/connectivity.ts";
 import { type ActivityGate, Supervisor } from "../supervisor/supervisor.ts";
@@ -73,6 +75,8 @@ export class Connector {
   #statusServer: StatusServer | undefined;
   readonly #live: LiveConfig;
   readonly #heartbeatWake = new Notifier();
+  readonly #metrics: ConnectorMetrics;
+  readonly #deliveredBySource: Map<string, number>;
   #applying: Promise<void> = Promise.resolve();
   #stopped = false;
 
@@ -87,7 +91,11 @@ export class Connector {
     nodeId: string;
     statusFile: string;
     live: LiveConfig;
+    metrics: ConnectorMetrics;
+    deliveredBySource: Map<string, number>;
   }) {
+    this.#metrics = args.metrics;
+    this.#deliveredBySource = args.deliveredBySource;
     this.#store = args.store;
     this.#logger = args.logger;
     this.#supervisor = args.supervisor;
@@ -112,6 +120,8 @@ export class Connector {
     const store = Store.open(layout.store, { clock });
     const client = new CloudClient({ baseUrl: enrollment.cloudUrl, nodeId: enrollment.nodeId, keys, clock });
     const outboxChanged = new Notifier();
+    const metrics = new ConnectorMetrics({ now: () => clock.now() });
+    const deliveredBySource = new Map<string, number>();
 
     // Shared with the connector: the getters below always read whichever config is current.
     const live: LiveConfig = { config: DEFAULT_CONFIG, onApply: () => undefined };
@@ -140,6 +150,7 @@ export class Connector {
       gate,
       createSource,
       outboxChanged,
+      metrics,
     });
     const sink = new CamsCloudSink({
       client,
@@ -155,6 +166,11 @@ export class Connector {
       logger: logger.child("shipper"),
       config: () => config().shipper,
       wake: outboxChanged,
+      onSettled: (delivered, rejected) => {
+        for (const [id, n] of delivered) deliveredBySource.set(id, (deliveredBySource.get(id) ?? 0) + n);
+        metrics.delivered(delivered);
+        metrics.rejected(rejected);
+      },
     });
     const channel = new ConfigChannel({
       client,
@@ -183,6 +199,8 @@ export class Connector {
       nodeId: enrollment.nodeId,
       statusFile: layout.statusFile,
       live,
+      metrics,
+      deliveredBySource,
     });
     try {
       await connector.#run(client, options);
@@ -208,13 +226,21 @@ export class Connector {
       port: options.statusPort ?? 0,
       status: () => this.status(),
       logger,
+      metrics: this.#metrics,
+      token: await statusToken(`${this.#statusFile.replace(/\.json$/, "")}.token`),
     });
     const endpoint: StatusEndpointFile = {
       url: this.#statusServer.url,
+      token: this.#statusServer.token,
       pid: process.pid,
       startedAt: new Date(this.#startedAt).toISOString(),
     };
-    await writeFile(this.#statusFile, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
+    // Written aside and renamed: a reader never sees half a file, and a file left by a crash cannot keep wider
+    // permissions than 0600 (the token opens the status API).
+    const tmp = `${this.#statusFile}.${process.pid}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
+    await chmod(tmp, 0o600);
+    await rename(tmp, this.#statusFile);
 
     const spawn = (name: string, loop: (s: AbortSignal) => Promise<void>) =>
       this.#tasks.push(spawnTask(name, loop, { logger: logger.child(name), signal }));
@@ -256,18 +282,7 @@ export class Connector {
           .request({
             method: "POST",
             path: client.nodePath("status"),
-            json: {
-              version: s.version,
-              configVersion: s.config.version,
-              sources: s.sources.map((w) => ({
-                id: w.sourceId,
-                kind: w.kind,
-                state: w.state,
-                cursor: w.cursor,
-                lastError: w.lastError,
-              })),
-              outbox: { depth: s.outbox.depth, oldestAgeMs: s.outbox.oldestUnsentAgeMs },
-            },
+            json: heartbeatBody(s),
             timeoutMs: 10_000,
             signal,
           })
@@ -301,6 +316,18 @@ export class Connector {
   }
 
   status(): ConnectorStatus {
+    const now = this.#clock.now();
+    const base = this.#baseStatus(now);
+    const limits = new Map<string, SourceLimits>(
+      this.#live.config.sources.map((c) => [
+        c.id,
+        { pollIntervalMs: c.pollIntervalMs, maxClockDriftMs: c.kind === "zk" ? c.maxClockDriftMs : undefined },
+      ]),
+    );
+    return { ...base, attention: attention(base, limits) };
+  }
+
+  #baseStatus(now: number): Omit<ConnectorStatus, "attention"> {
     const outbox = this.#store.outboxStats();
     const mem = process.memoryUsage();
     const mb = (n: number) => Math.round(n / 1048576);
@@ -323,7 +350,12 @@ export class Connector {
         quarantined: this.#store.quarantineCount(),
       },
       shipper: this.#shipper.status(),
-      sources: this.#supervisor.status(),
+      sources: this.#supervisor.status().map((w) => ({
+        ...w,
+        delivered: this.#deliveredBySource.get(w.sourceId) ?? 0,
+        lagMs: w.lastPollAt ? Math.max(0, now - Date.parse(w.lastPollAt)) : null,
+      })),
+      throughput: this.#metrics.perMinute(),
     };
   }
 
@@ -346,4 +378,63 @@ export class Connector {
     this.#store.close();
     this.#logger.info("Connector stopped.", { clean });
   }
+}
+
+/**
+ * The status token survives restarts, so a Prometheus scrape configured with `credentials_file` pointing at this
+ * file keeps working; delete the file to rotate it. 0600, like every file in the data directory.
+ */
+async function statusToken(path: string): Promise<string> {
+  try {
+    const existing = (await readFile(path, "utf8")).trim();
+    if (/^[A-Za-z0-9_-]{43}$/.test(existing)) {
+      await chmod(path, 0o600);
+      return existing;
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  const token = newStatusToken();
+  await writeFile(path, `${token}\n`, { mode: 0o600 });
+  await chmod(path, 0o600);
+  return token;
+}
+
+/** POST status (docs/protocol.md): versions, per-source state, backlog and outbox. Never a secret or a cursor's raw row. */
+export function heartbeatBody(s: ConnectorStatus) {
+  return {
+    version: s.version,
+    versions: { connector: s.version, node: process.versions.node, platform: `${process.platform}-${process.arch}` },
+    configVersion: s.config.version,
+    startedAt: s.startedAt,
+    connectivity: s.connectivity.state,
+    sources: s.sources.map((w) => ({
+      id: w.sourceId,
+      kind: w.kind,
+      state: w.state,
+      cursor: w.cursor,
+      lastError: w.lastError,
+      lastPollAt: w.lastPollAt,
+      lastPunchTime: w.lastPunchTime,
+      lagMs: w.lagMs,
+      emitted: w.emitted,
+      delivered: w.delivered,
+      backlog: w.backlog ? { done: w.backlog.done, total: w.backlog.total, etaSeconds: w.backlog.etaSeconds } : null,
+      device: w.device
+        ? {
+            serial: w.device.serial,
+            model: w.device.model ?? null,
+            firmware: w.device.firmware ?? null,
+            records: w.device.records ?? null,
+            clockDriftMs: w.device.clockDriftMs ?? null,
+          }
+        : null,
+    })),
+    outbox: {
+      depth: s.outbox.depth,
+      oldestAgeMs: s.outbox.oldestUnsentAgeMs,
+      quarantined: s.outbox.quarantined,
+    },
+    attention: s.attention.map((a) => ({ severity: a.severity, subject: a.subject, message: a.message })),
+  };
 }

@@ -13,11 +13,19 @@ import { openSqlClient } from "../sources/database/open-client.ts";
 import type { CursorValue } from "../store/store.ts";
 import { Store } from "../store/store.ts";
 import type { CliIo } from "./cli-io.ts";
+import { formatFull, fullDoctor } from "./doctor-checks.ts";
 
-export const DOCTOR_USAGE = `Usage: bioapi doctor --source-config FILE [--source ID] [--rows N] [--json] [--data-dir DIR]
+export const DOCTOR_USAGE = `Usage: bioapi doctor [--data-dir DIR] [--json]
+       bioapi doctor --source-config FILE [--source ID] [--rows N] [--json] [--data-dir DIR]
        bioapi doctor --source ID [--data-dir DIR] [--rows N] [--json]
 
-Checks a database source without sending anything: connects, finds the table and columns, shows how times are
+Without --source or --source-config: checks everything end to end and prints a fix for each problem. The
+enrollment and cached config decrypt; the cloud is reachable, its clock agrees with this machine's, it accepts the
+node's signature and its config decrypts; each terminal is reachable, accepts the comm key, and shows its record
+count and clock drift; each database connects and has its table and the index a poll needs. Exit code 0 when
+nothing failed (warnings allowed), 1 otherwise.
+
+With --source-config or --source: checks one database source in depth, without sending anything: connects, finds the table and columns, shows how times are
 read, the row count, the newest rows as the punches they would become, the index each poll needs, and the cursor
 the source would start from (from the data directory's store when there is one).
 
@@ -235,9 +243,19 @@ export async function doctorCommand(argv: string[], io: CliIo): Promise<number> 
     return 0;
   }
   const file = values["source-config"];
-  if (!file && !values.source)
-    throw new BioError("USAGE", `Pass --source-config FILE or --source ID.\n\n${DOCTOR_USAGE}`);
   const dataDir = values["data-dir"] ?? defaultDataDir();
+  if (!file && !values.source) {
+    const controller = new AbortController();
+    const stop = () => controller.abort(new DOMException("interrupted", "AbortError"));
+    process.once("SIGINT", stop);
+    try {
+      const full = await fullDoctor(dataDir, controller.signal);
+      io.out(values.json ? JSON.stringify(full, null, 2) : formatFull(full));
+      return full.ok ? 0 : 1;
+    } finally {
+      process.off("SIGINT", stop);
+    }
+  }
   let config: DatabaseSourceConfig;
   if (file) {
     let raw: unknown;

@@ -11,8 +11,8 @@ export const USAGE = `bioapi ${VERSION} — Cams Bio API Service
   bioapi demo                 run the whole thing on this machine: cloud, sample database, connector
   bioapi enroll ...           store this node's cloud credentials (encrypted)
   bioapi run ...              run the connector in the foreground
-  bioapi status [--json]      show the running connector's state
-  bioapi doctor ...           check a database source: connect, table, row count, newest rows, start cursor
+  bioapi status [--json|--url] show the running connector's state, or the status page's address
+  bioapi doctor ...           check everything end to end (cloud, clock, signature, terminals, databases) with fixes
   bioapi cloud ...            the reference cloud (serve, node add, config set, punches)
   bioapi sim zk ...           simulated ZK terminals (TCP/UDP port 4370) for trials and tests
   bioapi --version

@@ -2,11 +2,17 @@ import { parseArgs } from "node:util";
 import { Connector } from "../app/connector.ts";
 import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
 import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logger.ts";
+import { LOG_FILE_DEFAULTS } from "../core/rotating-file.ts";
 import type { CliIo } from "./cli-io.ts";
 
-export const RUN_USAGE = `Usage: bioapi run [--data-dir DIR] [--status-port N] [--log-level debug|info|warn|error] [--log-format json|pretty]
+export const RUN_USAGE = `Usage: bioapi run [--data-dir DIR] [--status-port N] [--log-level debug|info|warn|error]
+                 [--log-format json|pretty] [--log-dir DIR]
 
-Runs the connector in the foreground until SIGINT or SIGTERM.`;
+Runs the connector in the foreground until SIGINT or SIGTERM.
+
+  --log-format   console lines: pretty (the default at a terminal) or json (the default otherwise)
+  --log-dir DIR  also write JSON lines to DIR/bioapi.log, rotated at ${LOG_FILE_DEFAULTS.maxBytes / 1048576} MiB, keeping ${LOG_FILE_DEFAULTS.maxFiles} old files
+                 (bioapi.1.log newest … bioapi.${LOG_FILE_DEFAULTS.maxFiles}.log oldest)`;
 
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
@@ -16,6 +22,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       "status-port": { type: "string", default: "0" },
       "log-level": { type: "string", default: "info" },
       "log-format": { type: "string" },
+      "log-dir": { type: "string" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -40,6 +47,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
             : "json",
     redact: redactor,
     write: io.err,
+    ...(values["log-dir"] ? { dir: values["log-dir"] } : {}),
   });
   const layout = ensureDataDir(values["data-dir"] ?? defaultDataDir());
   const connector = await Connector.start({

@@ -1,28 +1,57 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { dataDirLayout, defaultDataDir } from "../app/data-dir.ts";
 import { BioError } from "../core/errors.ts";
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
+import { formatProgress } from "../supervisor/supervisor.ts";
 import type { CliIo } from "./cli-io.ts";
 
-export const STATUS_USAGE = `Usage: bioapi status [--data-dir DIR] [--json]
+export const STATUS_USAGE = `Usage: bioapi status [--data-dir DIR] [--json | --url]
 
-Reads the running connector's loopback status endpoint.`;
+Reads the running connector's loopback status endpoint.
 
-export async function fetchStatus(dataDir: string, timeoutMs = 3000): Promise<ConnectorStatus> {
+  --json  the whole status as JSON (the same document as GET /v1/status)
+  --url   the address of the status page with its access token: open it in a browser on this machine`;
+
+export async function readEndpoint(dataDir: string): Promise<StatusEndpointFile> {
   const layout = dataDirLayout(dataDir);
   let endpoint: StatusEndpointFile;
   try {
     endpoint = JSON.parse(await readFile(layout.statusFile, "utf8")) as StatusEndpointFile;
-  } catch {
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EACCES") {
+      throw new BioError("USAGE", `${layout.statusFile} is readable by the connector's account only.`, {
+        hint: "Run bioapi status as that account (or as an administrator).",
+      });
+    }
     throw new BioError("USAGE", `No connector is running with data directory ${dataDir} (no status.json).`, {
       hint: "Start it with: bioapi run --data-dir DIR (or as a service), or pass the right --data-dir.",
     });
   }
+  if (process.platform !== "win32" && ((await stat(layout.statusFile)).mode & 0o077) !== 0) {
+    throw new BioError("USAGE", `${layout.statusFile} is readable by other users, and it holds the status token.`, {
+      hint: `Restart the connector (it rewrites the file as 0600), or chmod 600 ${layout.statusFile}.`,
+    });
+  }
+  return endpoint;
+}
+
+export async function fetchStatus(dataDir: string, timeoutMs = 3000): Promise<ConnectorStatus> {
+  const endpoint = await readEndpoint(dataDir);
+  let response: Response;
   try {
-    const response = await fetch(new URL("/v1/status", endpoint.url), { signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetch(new URL("/v1/status", endpoint.url), {
+      headers: { authorization: `Bearer ${endpoint.token}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (response.status === 401) {
+      throw new BioError("USAGE", `The connector at ${endpoint.url} refused the token in status.json.`, {
+        hint: "The file belongs to another run: restart the connector.",
+      });
+    }
     return (await response.json()) as ConnectorStatus;
   } catch (error) {
+    if (error instanceof BioError) throw error;
     throw new BioError("USAGE", `The connector (pid ${endpoint.pid}) does not answer at ${endpoint.url}.`, {
       cause: error,
       hint: "It may have crashed or be hung: check its log, or restart the service.",
@@ -51,8 +80,9 @@ export function formatStatus(s: ConnectorStatus): string {
       .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
       .join(" ");
     lines.push(
-      `  ${w.sourceId} [${w.kind}] ${w.state}  last punch ${w.lastPunchTime ?? "-"}  emitted ${w.emitted}  cursor ${cursor || "-"}${w.lastError ? `\n    ! ${w.lastError.code}: ${w.lastError.message}` : ""}`,
+      `  ${w.sourceId} [${w.kind}] ${w.state}  last punch ${w.lastPunchTime ?? "-"}  emitted ${w.emitted}  delivered ${w.delivered}  lag ${age(w.lagMs)}  cursor ${cursor || "-"}${w.lastError ? `\n    ! ${w.lastError.code}: ${w.lastError.message}` : ""}`,
     );
+    if (w.backlog) lines.push(`    catching up: ${formatProgress(w.backlog, w.kind === "zk" ? "records" : "rows")}`);
     const d = w.device;
     if (d) {
       const drift =
@@ -61,6 +91,11 @@ export function formatStatus(s: ConnectorStatus): string {
         `    terminal ${d.serial} at ${d.address}${d.model ? ` (${d.model}${d.firmware ? `, ${d.firmware}` : ""})` : ""}: ${d.records ?? "?"} records, ${d.users ?? "?"} users, clock drift ${drift}${d.realtime ? ", real-time on" : ""}`,
       );
     }
+  }
+  if (s.attention.length > 0) {
+    lines.push("needs attention:");
+    for (const a of s.attention)
+      lines.push(`  ${a.severity === "error" ? "!!" : "! "} ${a.subject}: ${a.message}\n     fix: ${a.fix}`);
   }
   return lines.join("\n");
 }
@@ -71,6 +106,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     options: {
       "data-dir": { type: "string" },
       json: { type: "boolean", default: false },
+      url: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -79,7 +115,13 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     io.out(STATUS_USAGE);
     return 0;
   }
-  const status = await fetchStatus(values["data-dir"] ?? defaultDataDir());
+  const dataDir = values["data-dir"] ?? defaultDataDir();
+  if (values.url) {
+    const endpoint = await readEndpoint(dataDir);
+    io.out(`${endpoint.url}/?token=${endpoint.token}`);
+    return 0;
+  }
+  const status = await fetchStatus(dataDir);
   io.out(values.json ? JSON.stringify(status, null, 2) : formatStatus(status));
   return 0;
 }

@@ -1,4 +1,6 @@
+import { pino } from "pino";
 import { describeError } from "./errors.ts";
+import { RotatingFile } from "./rotating-file.ts";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -14,10 +16,16 @@ export interface Logger {
 
 export interface LoggerOptions {
   readonly level?: LogLevel;
+  /** Console format: one JSON object per line, or one readable line for a person at a terminal. */
   readonly format?: "json" | "pretty";
+  /** Console output, one line at a time without the newline; default stderr. */
   readonly write?: (line: string) => void;
   /** Values that must never appear in output (node secret, passwords); replaced by "[redacted]". */
   readonly redact?: Redactor;
+  /** Also write JSON lines to rotating files in this directory (see RotatingFile for sizes). */
+  readonly dir?: string;
+  readonly maxFileBytes?: number;
+  readonly maxFiles?: number;
 }
 
 const SECRET_KEY = /secret|password|passwd|token|authorization|signature|commkey|key$/i;
@@ -52,31 +60,81 @@ export class Redactor {
   }
 }
 
+interface LineSink {
+  write(chunk: string): void;
+}
+
+/** The fields pino adds itself; everything else on a line is the caller's. */
+const OWN_KEYS = new Set(["time", "level", "ns", "msg", "pid"]);
+
+/** `09:14:03.120 WARN  bioapi:source:gate: Terminal clock is off … {"serial":"CKJ1","driftMs":93000}` */
+export function prettyLine(json: string): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json.trimEnd();
+  }
+  const extra: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (!OWN_KEYS.has(k)) extra[k] = v;
+  const time = typeof o.time === "string" ? o.time.slice(11, 23) : "";
+  const rest = Object.keys(extra).length > 0 ? ` ${JSON.stringify(extra)}` : "";
+  return `${time} ${String(o.level ?? "")
+    .toUpperCase()
+    .padEnd(5)} ${String(o.ns ?? "")}: ${String(o.msg ?? "")}${rest}`;
+}
+
+/**
+ * pino underneath (one JSON object per line, ISO time, level names), behind the small `Logger` interface the code
+ * uses. Redaction happens here, before pino sees a value, so no call site can forget it. Writes are synchronous:
+ * a line logged just before a crash or `process.exit` is on disk.
+ */
 export function createLogger(options: LoggerOptions = {}, namespace = "bioapi"): Logger {
-  const level = options.level ?? "info";
-  const min = LOG_LEVELS.indexOf(level);
-  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const redact = options.redact ?? new Redactor();
-  const format = options.format ?? "json";
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const sinks: LineSink[] = [
+    options.format === "pretty"
+      ? { write: (chunk) => write(prettyLine(chunk)) }
+      : { write: (chunk) => write(chunk.endsWith("\n") ? chunk.slice(0, -1) : chunk) },
+  ];
+  if (options.dir) {
+    sinks.push(
+      new RotatingFile({
+        dir: options.dir,
+        ...(options.maxFileBytes === undefined ? {} : { maxBytes: options.maxFileBytes }),
+        ...(options.maxFiles === undefined ? {} : { maxFiles: options.maxFiles }),
+      }),
+    );
+  }
+  const destination: LineSink =
+    sinks.length === 1 ? (sinks[0] as LineSink) : { write: (chunk) => sinks.forEach((s) => void s.write(chunk)) };
+  const root = pino(
+    {
+      level: options.level ?? "info",
+      base: { pid: process.pid },
+      messageKey: "msg",
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
+  return wrap(root, namespace, redact);
+}
 
-  const log = (lvl: LogLevel, message: string, fields?: LogFields) => {
-    if (LOG_LEVELS.indexOf(lvl) < min) return;
-    const clean = fields ? (redact.scrubValue(fields) as Record<string, unknown>) : undefined;
-    const msg = redact.scrub(message);
-    if (format === "json") {
-      write(JSON.stringify({ time: new Date().toISOString(), level: lvl, ns: namespace, msg, ...clean }));
-    } else {
-      const extra = clean && Object.keys(clean).length > 0 ? ` ${JSON.stringify(clean)}` : "";
-      write(`${new Date().toISOString().slice(11, 23)} ${lvl.toUpperCase().padEnd(5)} ${namespace}: ${msg}${extra}`);
-    }
+function wrap(root: pino.Logger, namespace: string, redact: Redactor): Logger {
+  const p = root.child({ ns: namespace });
+  const log = (level: LogLevel, message: string, fields?: LogFields) => {
+    if (!p.isLevelEnabled(level)) return;
+    const clean = fields ? (redact.scrubValue(fields) as Record<string, unknown>) : {};
+    p[level](clean, redact.scrub(message));
   };
-
   return {
     debug: (m, f) => log("debug", m, f),
     info: (m, f) => log("info", m, f),
     warn: (m, f) => log("warn", m, f),
     error: (m, f) => log("error", m, f),
-    child: (ns) => createLogger({ ...options, redact }, `${namespace}:${ns}`),
+    // Children hang off the root, not this logger: pino would repeat the "ns" key once per level of nesting.
+    child: (ns) => wrap(root, `${namespace}:${ns}`, redact),
   };
 }
 

@@ -23,6 +23,14 @@ export interface ShipperOptions {
   readonly random?: () => number;
   /** First retry delay; tests shorten it. */
   readonly backoffInitialMs?: number;
+  /** Told, per source id, how many punches the cloud acknowledged and how many it rejected for good. */
+  readonly onSettled?: (delivered: ReadonlyMap<string, number>, rejected: ReadonlyMap<string, number>) => void;
+}
+
+function countBySource(batch: readonly OutboxEntry[], ids: ReadonlySet<string>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of batch) if (ids.has(e.id)) out.set(e.sourceId, (out.get(e.sourceId) ?? 0) + 1);
+  return out;
 }
 
 export interface ShipperStatus {
@@ -160,6 +168,7 @@ export class Shipper {
       logger.warn("Punch rejected by the cloud; moved to quarantine.", { punchId: r.id, reason: r.reason });
     this.#delivered += acked.length;
     this.#quarantined += permanent.length;
+    this.#o.onSettled?.(countBySource(batch, ackedSet), countBySource(batch, new Set(permanent.map((r) => r.id))));
     if (acked.length > 0) this.#lastDeliveryAt = clock.now();
     const unsettled = batch.length - acked.length - new Set(permanent.map((r) => r.id)).size;
     if (result.retryAfterMs !== undefined || unsettled > 0) {
@@ -212,6 +221,7 @@ export class Shipper {
     if (batch.length === 1 && first) {
       this.#o.store.quarantineOutbox([{ id: first.id, reason: error.message }]);
       this.#quarantined++;
+      this.#o.onSettled?.(new Map(), new Map([[first.sourceId, 1]]));
       this.#o.logger.warn("Punch refused by the cloud; moved to quarantine.", { punchId: first.id, error });
       return;
     }

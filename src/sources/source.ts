@@ -18,11 +18,24 @@ export interface DeviceStatus {
   readonly realtime?: boolean | undefined;
 }
 
+/**
+ * Work a source knows is ahead of it, in one unit (records or rows) for both numbers, so that done/total and the
+ * rate derived from them are true. Terminal: the cursor's record position and the device's record count. Database:
+ * rows read and rows counted ahead at the start of a catch-up (counted only when a poll finds a full page).
+ */
+export interface Backlog {
+  readonly done: number;
+  readonly total: number;
+}
+
 /** What a source can tell the status page about itself between polls. */
 export interface SourceProgress {
+  /** Start of the last poll that completed: everything up to this moment has been read. */
   readonly lastPollAt?: number;
   readonly lastPunchTime?: string;
   readonly device?: DeviceStatus;
+  /** A catch-up in progress, or null when it is over. */
+  readonly backlog?: Backlog | null;
 }
 
 /**

@@ -23,12 +23,33 @@ export interface ConnectorStatus {
     readonly quarantined: number;
   };
   readonly shipper: ShipperStatus;
-  readonly sources: readonly WorkerStatus[];
+  readonly sources: readonly SourceStatus[];
+  /** Punches read from sources and delivered to the cloud per minute over the last hour, oldest first. */
+  readonly throughput: ReadonlyArray<{ readonly at: string; readonly read: number; readonly delivered: number }>;
+  /** Whatever needs a person, in words, each with the likely fix; empty when all is well. */
+  readonly attention: readonly Attention[];
+}
+
+export interface SourceStatus extends WorkerStatus {
+  /** Punches of this source the cloud acknowledged since the connector started. */
+  readonly delivered: number;
+  /** Time since the start of the newest complete poll, or null before the first one. */
+  readonly lagMs: number | null;
+}
+
+export interface Attention {
+  readonly severity: "error" | "warning";
+  /** "cloud", "config", "outbox" or a source id. */
+  readonly subject: string;
+  readonly message: string;
+  readonly fix: string;
 }
 
 /** Where a running connector says its status endpoint is: `<dataDir>/status.json`. */
 export interface StatusEndpointFile {
   readonly url: string;
+  /** Bearer token for the status API, the page and /metrics; the file is 0600 like the data directory. */
+  readonly token: string;
   readonly pid: number;
   readonly startedAt: string;
 }

@@ -5,7 +5,8 @@ import type { Clock } from "../core/clock.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { spawnTask, type TaskHandle } from "../core/task.ts";
-import type { DeviceStatus, Source, SourceProgress } from "../sources/source.ts";
+import type { Backlog, DeviceStatus, Source, SourceProgress } from "../sources/source.ts";
+import type { ConnectorMetrics } from "../status/metrics.ts";
 import type { CursorValue, Store } from "../store/store.ts";
 
 export const WORKER_STATES = ["starting", "running", "paused", "throttled", "backoff", "stopped"] as const;
@@ -25,6 +26,51 @@ export interface WorkerStatus {
   readonly lastError: { code: string; message: string; at: string } | null;
   readonly cursor: Record<string, CursorValue>;
   readonly device: DeviceStatus | null;
+  /** A catch-up in progress (first read of a large log or table), or null. */
+  readonly backlog: BacklogStatus | null;
+}
+
+export interface BacklogStatus extends Backlog {
+  /** Over the last minute of progress; null until two reports a second apart exist. */
+  readonly ratePerSec: number | null;
+  readonly etaSeconds: number | null;
+}
+
+/** Progress reports of one catch-up, thinned to one per second, over the last minute: the rate is recent. */
+class BacklogTracker {
+  readonly #samples: Array<{ at: number; done: number }> = [];
+  current: Backlog;
+  readonly startedAt: number;
+  lastLoggedAt: number;
+
+  constructor(backlog: Backlog, now: number) {
+    this.current = backlog;
+    this.startedAt = now;
+    this.lastLoggedAt = now;
+    this.#samples.push({ at: now, done: backlog.done });
+  }
+
+  update(backlog: Backlog, now: number): void {
+    // A smaller done means a new catch-up (log re-read from the start): the old samples say nothing about it.
+    if (backlog.done < this.current.done) this.#samples.length = 0;
+    this.current = backlog;
+    const last = this.#samples.at(-1);
+    if (!last || now - last.at >= 1000) this.#samples.push({ at: now, done: backlog.done });
+    else this.#samples[this.#samples.length - 1] = { at: last.at, done: backlog.done };
+    while (this.#samples.length > 2 && now - (this.#samples[0]?.at ?? now) > 60_000) this.#samples.shift();
+  }
+
+  status(now: number): BacklogStatus {
+    const first = this.#samples[0];
+    const span = first ? now - first.at : 0;
+    const rate = first && span >= 1000 ? ((this.current.done - first.done) * 1000) / span : null;
+    const remaining = Math.max(0, this.current.total - this.current.done);
+    return {
+      ...this.current,
+      ratePerSec: rate === null ? null : Math.round(rate * 10) / 10,
+      etaSeconds: rate && rate > 0 ? Math.ceil(remaining / rate) : null,
+    };
+  }
 }
 
 /**
@@ -44,7 +90,11 @@ export interface SupervisorOptions {
   readonly createSource: (config: SourceConfig) => Source;
   /** Woken after every committed emit, so the shipper need not poll the outbox. */
   readonly outboxChanged: Notifier;
+  readonly metrics?: ConnectorMetrics;
 }
+
+/** A catch-up is logged in the foreground this often, so a long first read shows it is moving. */
+const PROGRESS_LOG_EVERY_MS = 15_000;
 
 interface Worker {
   readonly config: SourceConfig;
@@ -61,6 +111,7 @@ interface Worker {
   duplicates: number;
   quarantined: number;
   lastError: { code: string; message: string; at: string } | null;
+  backlog: BacklogTracker | null;
 }
 
 export interface ApplyResult {
@@ -134,8 +185,10 @@ export class Supervisor {
       duplicates: 0,
       quarantined: 0,
       lastError: null,
+      backlog: null,
       done: Promise.resolve(),
     };
+    const metrics = this.#o.metrics;
     const runOnce = async (taskSignal: AbortSignal) => {
       worker.state = "running";
       const source = this.#o.createSource(config);
@@ -148,6 +201,8 @@ export class Supervisor {
         emit: async (punches, cursor, quarantined = []) => {
           taskSignal.throwIfAborted();
           const result = store.emit(config.id, punches, cursor, quarantined);
+          metrics?.read(config.id, punches.length + quarantined.length);
+          metrics?.emitted(config.id, result.enqueued, result.duplicates, result.quarantined);
           worker.emitted += result.enqueued;
           worker.duplicates += result.duplicates;
           worker.quarantined += result.quarantined;
@@ -164,7 +219,11 @@ export class Supervisor {
           worker.state = "running";
         },
         progress: (update: SourceProgress) => {
-          if (update.lastPollAt !== undefined) worker.lastPollAt = update.lastPollAt;
+          if (update.lastPollAt !== undefined) {
+            worker.lastPollAt = update.lastPollAt;
+            metrics?.pollDuration(config.id, (clock.now() - update.lastPollAt) / 1000);
+          }
+          if (update.backlog !== undefined) this.#backlog(worker, update.backlog, logger);
           if (update.lastPunchTime !== undefined) worker.lastPunchTime = update.lastPunchTime;
           if (update.device !== undefined) worker.device = update.device;
           if (update.lastPollAt !== undefined) worker.lastError = null;
@@ -181,10 +240,34 @@ export class Supervisor {
         worker.state = "backoff";
         worker.restarts++;
         worker.lastError = { code: d.code, message: d.message, at: new Date(clock.now()).toISOString() };
+        metrics?.error(config.id, d.code);
       },
     });
     worker.done = task.done;
     this.#workers.set(config.id, worker);
+  }
+
+  #backlog(worker: Worker, backlog: Backlog | null, logger: Logger): void {
+    const now = this.#o.clock.now();
+    const unit = worker.config.kind === "zk" ? "records" : "rows";
+    if (backlog === null || backlog.done >= backlog.total) {
+      const ended = worker.backlog;
+      worker.backlog = null;
+      if (ended && now - ended.startedAt >= PROGRESS_LOG_EVERY_MS)
+        logger.info(`Caught up after ${Math.round((now - ended.startedAt) / 1000)} s.`, {
+          [unit]: ended.current.total,
+        });
+      return;
+    }
+    if (!worker.backlog) worker.backlog = new BacklogTracker(backlog, now);
+    else worker.backlog.update(backlog, now);
+    const tracker = worker.backlog;
+    if (now - tracker.lastLoggedAt < PROGRESS_LOG_EVERY_MS) return;
+    tracker.lastLoggedAt = now;
+    logger.info(`Catching up: ${formatProgress(tracker.status(now), unit)}.`, {
+      done: backlog.done,
+      total: backlog.total,
+    });
   }
 
   async #stop(worker: Worker): Promise<void> {
@@ -231,6 +314,7 @@ export class Supervisor {
       lastError: w.lastError,
       cursor: cursors.get(w.config.id) ?? {},
       device: w.device,
+      backlog: w.backlog ? w.backlog.status(this.#o.clock.now()) : null,
     }));
   }
 
@@ -238,4 +322,20 @@ export class Supervisor {
   workerStartedAt(sourceId: string): number | undefined {
     return this.#workers.get(sourceId)?.startedAt;
   }
+}
+
+/** "12,000 of 100,000 records, 2,400/s, about 37 s left": for the log, `bioapi status` and the page. */
+export function formatProgress(b: BacklogStatus, unit: string): string {
+  const n = (x: number) => x.toLocaleString("en-US");
+  const pct = b.total > 0 ? ` (${Math.floor((b.done * 100) / b.total)}%)` : "";
+  const rate = b.ratePerSec === null ? "" : `, ${n(Math.round(b.ratePerSec))}/s`;
+  const eta = b.etaSeconds === null ? "" : `, about ${formatDuration(b.etaSeconds * 1000)} left`;
+  return `${n(b.done)} of ${n(b.total)} ${unit}${pct}${rate}${eta}`;
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }

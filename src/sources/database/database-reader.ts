@@ -266,6 +266,28 @@ export class DatabaseReader {
     return top?.n === null || top?.n === undefined ? 0 : Number(top.n);
   }
 
+  /**
+   * Rows a partition's next drain will read from `from` (the cursor lowered by the lookback), by the same
+   * conditions as page(): an index range count on the (partition, cursor) index the poll already needs.
+   */
+  async countAfter(t: ResolvedTable, partition: string, from: CursorValue | undefined): Promise<number> {
+    const c = this.plan.cursor;
+    const where = this.#filter(t);
+    where.push({
+      column: t.col(this.plan.partition),
+      op: "eq",
+      value: partitionValue(t, t.col(this.plan.partition), partition),
+    });
+    const column = t.col(c.column);
+    if (c.kind === "id") where.push({ column, op: "gt", value: Number(from ?? 0) });
+    else {
+      where.push({ column, op: "notNull" });
+      if (from !== undefined && from !== null) where.push({ column, op: "gte", value: bindable(from) });
+    }
+    const [row] = await this.client.select({ table: t.name, aggregate: { count: true }, where }, this.#opts);
+    return Number(row?.n ?? 0);
+  }
+
   async count(t: ResolvedTable): Promise<number> {
     const [row] = await this.client.select(
       { table: t.name, aggregate: { count: true }, where: this.#filter(t) },

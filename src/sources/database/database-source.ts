@@ -91,6 +91,7 @@ export class DatabaseSource implements Source {
           poll.lookupMiss = false;
         }
         const full = started - lastFullDiscovery >= FULL_DISCOVERY_EVERY_MS;
+        const backfill: Backfill = { counted: new Set(), total: 0, done: 0 };
         for (const name of reader.plan.tables(started)) {
           const t = await reader.table(name);
           if (!t) continue;
@@ -106,13 +107,26 @@ export class DatabaseSource implements Source {
               partitions.add(p);
             }
           }
-          for (const partition of partitions) {
+          const order = [...partitions];
+          for (const [i, partition] of order.entries()) {
             if (ctx.signal.aborted) return;
-            await this.#drain(reader, t, partition, cursors, lookups, poll, ctx);
+            // Counted once per poll, when a first page comes back full: idle polls cost no extra query, and the
+            // total covers every partition still to drain, so done/total is the whole catch-up, not a part.
+            const countAhead = async () => {
+              if (backfill.counted.has(name)) return;
+              backfill.counted.add(name);
+              for (const p of order.slice(i))
+                backfill.total += await reader.countAfter(
+                  t,
+                  p,
+                  this.#from(reader, cursors.get(cursorKey(reader, name, p))),
+                );
+            };
+            await this.#drain(reader, t, partition, cursors, lookups, poll, ctx, { backfill, countAhead });
           }
         }
         if (full) lastFullDiscovery = started;
-        ctx.progress({ lastPollAt: started });
+        ctx.progress({ lastPollAt: started, ...(backfill.counted.size > 0 ? { backlog: null } : {}) });
         // An abort ends the wait early; the loop condition then ends the run.
         await sleep(this.#config.pollIntervalMs, ctx.signal).catch(() => undefined);
       }
@@ -142,6 +156,12 @@ export class DatabaseSource implements Source {
     return floor;
   }
 
+  /** Where a partition's drain starts: the cursor lowered by the lookback window. */
+  #from(reader: DatabaseReader, cursor: CursorValue | undefined): CursorValue | undefined {
+    if (reader.plan.cursor.kind === "id") return Math.max(0, Number(cursor ?? 0) - this.#config.lookbackRows);
+    return cursor === undefined ? undefined : shiftBack(reader, cursor);
+  }
+
   #fingerprint(): string {
     const { connection, table, columns, preset } = this.#config;
     const where = JSON.stringify([connectionTarget(connection), preset, table, columns?.id, columns?.deviceSerial]);
@@ -157,15 +177,12 @@ export class DatabaseSource implements Source {
     lookups: Lookups,
     poll: PollState,
     ctx: SourceContext,
+    progress: { backfill: Backfill; countAhead: () => Promise<void> },
   ): Promise<void> {
     const key = cursorKey(reader, t.logical, partition);
     const idMode = reader.plan.cursor.kind === "id";
     let cursor = cursors.get(key);
-    let from: CursorValue | undefined = idMode
-      ? Math.max(0, Number(cursor ?? 0) - this.#config.lookbackRows)
-      : cursor === undefined
-        ? undefined
-        : shiftBack(reader, cursor);
+    let from: CursorValue | undefined = this.#from(reader, cursor);
     let next: readonly Scalar[] | undefined;
     for (let page = 0; ; page++) {
       // Every page, not only every poll: a large backlog pauses mid-way when the cloud goes or the outbox fills.
@@ -188,6 +205,7 @@ export class DatabaseSource implements Source {
         from = 0;
         continue;
       }
+      if (page === 0 && rows.length >= this.#config.batchSize) await progress.countAhead();
       const punches: Punch[] = [];
       const quarantined: QuarantineInput[] = [];
       const now = ctx.clock.now();
@@ -224,6 +242,11 @@ export class DatabaseSource implements Source {
       }
       const last = punches.at(-1);
       if (last) ctx.progress({ lastPunchTime: last.time });
+      const { backfill } = progress;
+      if (backfill.counted.has(t.logical)) {
+        backfill.done += rows.length;
+        ctx.progress({ backlog: { done: backfill.done, total: Math.max(backfill.done, backfill.total) } });
+      }
       if (rows.length < this.#config.batchSize) return;
       if (idMode) {
         const top = Number(after?.[0]);
@@ -244,6 +267,13 @@ export class DatabaseSource implements Source {
 
 interface PollState {
   lookupMiss: boolean;
+}
+
+/** Rows counted ahead and read since, for the tables counted in this poll. */
+interface Backfill {
+  readonly counted: Set<string>;
+  total: number;
+  done: number;
 }
 
 function shiftBack(reader: DatabaseReader, value: CursorValue): CursorValue {

@@ -358,6 +358,8 @@ class DeviceSession {
           const next: ZkCursor = { time, count, tail, format };
           await this.#ctx.emit(punches, { [this.#serial]: cursorValue(next) }, quarantined);
           this.cursor = next;
+          // Positions in the log, both of them: the rate and ETA the status page derives stay true.
+          this.#ctx.progress({ backlog: { done: index, total: Math.max(index, sizes.records) } });
           const last = punches.at(-1);
           if (last) this.#lastPunchTime = last.time;
         },
@@ -366,6 +368,7 @@ class DeviceSession {
       if (disabled) await this.#client.enable().catch(() => undefined);
     }
     if (from && index < from.count) throw new LogRewritten();
+    this.#ctx.progress({ backlog: null });
   }
 
   #punch(record: AttendanceRecord, userId: string, collectedAt: string): Punch {

@@ -1,0 +1,125 @@
+import { formatDuration } from "../supervisor/supervisor.ts";
+import type { Attention, ConnectorStatus } from "./status-api.ts";
+
+export interface SourceLimits {
+  readonly pollIntervalMs: number;
+  readonly maxClockDriftMs?: number | undefined;
+}
+
+const STALE_OUTBOX_MS = 10 * 60_000;
+
+/**
+ * Turns a status snapshot into the sentences an operator needs: what is wrong, and what to do. Peers' users most
+ * often report "connected, but nothing arrives, and no error says why"; every path to that state (cloud gone,
+ * no config, delivery refused, a source failing or silent, an empty log) yields a line here.
+ */
+export function attention(
+  s: Omit<ConnectorStatus, "attention">,
+  limits: ReadonlyMap<string, SourceLimits>,
+): Attention[] {
+  const out: Attention[] = [];
+  const add = (severity: Attention["severity"], subject: string, message: string, fix: string) =>
+    out.push({ severity, subject, message, fix });
+
+  if (s.connectivity.state === "offline") {
+    const since = s.connectivity.history.at(-1);
+    add(
+      "error",
+      "cloud",
+      `The cloud has not answered since ${since?.at ?? "the start"}: ${since?.reason ?? "no answer"}.`,
+      "Check this machine's internet access, proxy and firewall for outbound HTTPS to the cloud. Punches are kept and sent when it answers.",
+    );
+  }
+  if (s.config.version === null) {
+    add(
+      "error",
+      "config",
+      `No configuration yet, so no source runs${s.config.lastError ? `: ${s.config.lastError.message}` : "."}`,
+      "Publish a config for this node in the cloud; the connector fetches it by itself.",
+    );
+  } else if (s.config.lastError) {
+    add(
+      "warning",
+      "config",
+      s.config.lastError.message,
+      `Version ${s.config.version} keeps running. Fix the config in the cloud and publish a new version.`,
+    );
+  }
+  if (s.shipper.lastError && s.outbox.depth > 0) {
+    add(
+      "error",
+      "outbox",
+      `${s.outbox.depth} punches are not being delivered: ${s.shipper.lastError.message}`,
+      "The connector retries by itself with backoff; the message names the cause.",
+    );
+  } else if ((s.outbox.oldestUnsentAgeMs ?? 0) > STALE_OUTBOX_MS && s.connectivity.state === "online") {
+    add(
+      "warning",
+      "outbox",
+      `The oldest unsent punch has waited ${formatDuration(s.outbox.oldestUnsentAgeMs ?? 0)}.`,
+      "Delivery is slower than reading; check the cloud's answers in the log.",
+    );
+  }
+  if (s.outbox.quarantined > 0) {
+    add(
+      "warning",
+      "outbox",
+      `${s.outbox.quarantined} rows are in quarantine: rows that could not become punches, or punches the cloud rejected.`,
+      'They never block the queue. Each is logged with its reason ("quarantined", "rejected by the cloud").',
+    );
+  }
+
+  for (const w of s.sources) {
+    const limit = limits.get(w.sourceId);
+    if (w.lastError && (w.state === "backoff" || w.state === "starting")) {
+      add(
+        "error",
+        w.sourceId,
+        `${w.lastError.code}: ${w.lastError.message}`,
+        `The source retries with backoff (${w.restarts} so far); bioapi doctor checks it end to end.`,
+      );
+      continue;
+    }
+    if (w.state === "throttled") {
+      add(
+        "warning",
+        w.sourceId,
+        `Reading is held back: ${s.outbox.depth} punches wait in the outbox.`,
+        "It resumes as the cloud acknowledges punches.",
+      );
+    }
+    const staleAfter = Math.max(60_000, 3 * (limit?.pollIntervalMs ?? 5000));
+    if (w.state === "running" && !w.backlog && w.lagMs !== null && w.lagMs > staleAfter) {
+      add(
+        "warning",
+        w.sourceId,
+        `No poll has completed for ${formatDuration(w.lagMs)}.`,
+        "A read may be hanging; the source times out and restarts by itself. Check the device or database load.",
+      );
+    }
+    if (w.lastPollAt && w.emitted === 0 && w.duplicates === 0 && w.lastPunchTime === null) {
+      const empty = w.device ? w.device.records === 0 : Object.keys(w.cursor).every((k) => k.startsWith("#"));
+      if (empty)
+        add(
+          "warning",
+          w.sourceId,
+          w.device
+            ? `Connected to terminal ${w.device.serial}, but its log holds no punches.`
+            : "Connected, but the table holds no rows this source reads.",
+          w.device
+            ? "Punch on the terminal to test it; check it records attendance and was not just cleared."
+            : "Check table, filter and preset with bioapi doctor.",
+        );
+    }
+    const drift = w.device?.clockDriftMs;
+    if (drift !== undefined && limit?.maxClockDriftMs !== undefined && Math.abs(drift) >= limit.maxClockDriftMs) {
+      add(
+        "warning",
+        w.sourceId,
+        `The terminal's clock is ${formatDuration(Math.abs(drift))} ${drift > 0 ? "ahead" : "behind"}; punches carry its time.`,
+        "Set the time on the terminal, or turn on syncClock for this source.",
+      );
+    }
+  }
+  return out;
+}
