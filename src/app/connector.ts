@@ -9,6 +9,7 @@ import { spawnTask, type TaskHandle } from "../core/task.ts";
 import { VERSION } from "../core/version.ts";
 import { CloudClient } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
+import { HealthChannel, healthChannelPath } from "../monitor/health-channel.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
 import type { SecretStore } from "../secrets/secret-store.ts";
 import { Shipper } from "../shipper/shipper.ts";
@@ -71,6 +72,7 @@ export class Connector {
   readonly #startedAt: number;
   readonly #statusFile: string;
   #statusServer: StatusServer | undefined;
+  #health: HealthChannel | undefined;
   readonly #live: LiveConfig;
   readonly #heartbeatWake = new Notifier();
   #applying: Promise<void> = Promise.resolve();
@@ -215,6 +217,12 @@ export class Connector {
       startedAt: new Date(this.#startedAt).toISOString(),
     };
     await writeFile(this.#statusFile, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
+    // The monitor's private line (unix socket / named pipe): responsive and making progress, or not.
+    this.#health = await HealthChannel.start({
+      path: healthChannelPath(options.dataDir),
+      status: () => this.status(),
+      logger,
+    });
 
     const spawn = (name: string, loop: (s: AbortSignal) => Promise<void>) =>
       this.#tasks.push(spawnTask(name, loop, { logger: logger.child(name), signal }));
@@ -342,6 +350,7 @@ export class Connector {
     await Promise.race([all, sleep(rest).catch(() => undefined)]);
     await this.#applying;
     await this.#statusServer?.close();
+    await this.#health?.close();
     await rm(this.#statusFile, { force: true });
     this.#store.close();
     this.#logger.info("Connector stopped.", { clean });

@@ -1,12 +1,20 @@
+import { appendFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Connector } from "../app/connector.ts";
 import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
+import { describeError } from "../core/errors.ts";
 import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logger.ts";
+import { assessProgress } from "../monitor/health-channel.ts";
+import { EVENT_IDS, platformEventLog } from "../service/event-log.ts";
+import { SystemdNotifier } from "../service/linux/sd-notify.ts";
 import type { CliIo } from "./cli-io.ts";
 
 export const RUN_USAGE = `Usage: bioapi run [--data-dir DIR] [--status-port N] [--log-level debug|info|warn|error] [--log-format json|pretty]
+                 [--log-dir DIR] [--service]
 
-Runs the connector in the foreground until SIGINT or SIGTERM.`;
+Runs the connector in the foreground until SIGINT or SIGTERM. --service: started by the Windows Service Control
+Manager (the service installer passes it); under systemd, readiness and watchdog pings follow $NOTIFY_SOCKET.`;
 
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
@@ -16,6 +24,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       "status-port": { type: "string", default: "0" },
       "log-level": { type: "string", default: "info" },
       "log-format": { type: "string" },
+      "log-dir": { type: "string" },
+      service: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -28,6 +38,18 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     ? (values["log-level"] as LogLevel)
     : "info";
   const redactor = new Redactor();
+  // MINIMAL --log-dir (issue 5): plain append to <dir>/connector.log so the service definitions have somewhere to
+  // write. Issue 6 replaces this with pino and rotating files; on merge, take issue 6's version of this block.
+  let write = io.err;
+  const logDir = values["log-dir"];
+  if (logDir) {
+    mkdirSync(logDir, { recursive: true, mode: 0o750 });
+    const file = join(logDir, "connector.log");
+    write = (line: string) => {
+      appendFileSync(file, line.endsWith("\n") ? line : `${line}\n`, { mode: 0o640 });
+      io.err(line);
+    };
+  }
   const logger = createLogger({
     level,
     format:
@@ -39,19 +61,48 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
             ? "pretty"
             : "json",
     redact: redactor,
-    write: io.err,
+    write,
   });
+  const eventLog = await platformEventLog();
   const layout = ensureDataDir(values["data-dir"] ?? defaultDataDir());
-  const connector = await Connector.start({
-    dataDir: layout.root,
-    secrets: openSecretStore(layout),
-    logger,
-    redactor,
-    statusPort: Number(values["status-port"]),
-  });
+  const start = () =>
+    Connector.start({
+      dataDir: layout.root,
+      secrets: openSecretStore(layout),
+      logger,
+      redactor,
+      statusPort: Number(values["status-port"]),
+    });
+
+  if (values.service && process.platform === "win32") {
+    const { runConnectorUnderScm } = await import("../service/windows/connector-service.ts");
+    return runConnectorUnderScm({ start, logger, eventLog, redactor });
+  }
+
+  let connector: Connector;
+  try {
+    connector = await start();
+  } catch (error) {
+    await eventLog.write(
+      "error",
+      `Cams Bio API connector could not start: ${redactor.scrub(describeError(error).message)}`,
+      EVENT_IDS.fatal,
+    );
+    throw error;
+  }
+  await eventLog.write("info", "Cams Bio API connector started.", EVENT_IDS.started);
+  const stallMs = Number(process.env.BIOAPI_STALL_MS ?? 15 * 60_000);
+  const systemd = await SystemdNotifier.fromEnv(
+    process.env,
+    () => assessProgress(connector.status(), Date.now(), stallMs).progressing,
+    (error) => logger.warn("sd_notify failed.", { error }),
+  );
+  await systemd?.ready(`Running; status at ${connector.statusUrl}`);
   const fatal = (error: unknown) => {
     logger.error("Unhandled failure; exiting so the service manager restarts the connector.", { error });
-    process.exit(70);
+    const text = `Cams Bio API connector failed: ${redactor.scrub(describeError(error).message)}`;
+    void eventLog.write("error", text, EVENT_IDS.fatal).finally(() => process.exit(70));
+    setTimeout(() => process.exit(70), 3000).unref();
   };
   process.on("unhandledRejection", fatal);
   process.on("uncaughtException", fatal);
@@ -64,6 +115,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       }
       stopping = true;
       logger.info("Stopping.", { signal });
+      void systemd?.stopping();
       connector.stop(10_000).then(resolve, (error: unknown) => {
         logger.error("Stop failed.", { error });
         resolve();
@@ -72,5 +124,6 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   });
+  await eventLog.write("info", "Cams Bio API connector stopped.", EVENT_IDS.stopped);
   return 0;
 }
