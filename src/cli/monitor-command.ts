@@ -1,3 +1,5 @@
+import { appendFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultDataDir, ensureDataDir } from "../app/data-dir.ts";
 import { systemClock } from "../core/clock.ts";
@@ -17,6 +19,7 @@ import { selfCommand } from "../service/self.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 
 export const MONITOR_USAGE = `Usage: bioapi monitor [--data-dir DIR] [--manager process|systemd|windows] [--unit NAME] [--service]
+                     [--log-dir DIR] [--log-format json|pretty]
                      [--interval-ms N] [--probe-timeout-ms N] [--strikes N] [--start-grace-ms N]
                      [--restart-delay-ms N] [--restart-max-delay-ms N] [--max-restarts N] [--window-ms N]
                      [-- RUN-OPTIONS...]
@@ -25,7 +28,9 @@ The companion watchdog. Checks the connector over its health channel (a unix soc
 directory), restarts it when it crashed, hangs or stalls (with backoff), gives up after --max-restarts within
 --window-ms, and never restarts a connector an administrator stopped. What it did is shown by bioapi status.
 --manager process starts the connector itself as a child (containers, development); systemd and windows ask the
-service manager (the default when installed as a service). Options after -- go to the connector's bioapi run.`;
+service manager (the default when installed as a service). Options after -- go to the connector's bioapi run.
+--log-dir appends the monitor's log to DIR/monitor.log as well (the Windows service passes it: a service's
+stderr goes nowhere there).`;
 
 export async function monitorCommand(argv: string[], io: CliIo): Promise<number> {
   const split = argv.indexOf("--");
@@ -47,6 +52,7 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
       "max-restarts": { type: "string", default: String(DEFAULT_RESTART_POLICY.maxRestarts) },
       "window-ms": { type: "string", default: String(DEFAULT_RESTART_POLICY.windowMs) },
       "log-format": { type: "string" },
+      "log-dir": { type: "string" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -76,9 +82,20 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
     default:
       throw usageError(`--manager must be process, systemd or windows, not "${manager}".`);
   }
+  // MINIMAL --log-dir, as in bioapi run (issue 5): plain append; issue 6 brings rotation.
+  let write = io.err;
+  const logDir = values["log-dir"];
+  if (logDir) {
+    mkdirSync(logDir, { recursive: true, mode: 0o750 });
+    const file = join(logDir, "monitor.log");
+    write = (line: string) => {
+      appendFileSync(file, line.endsWith("\n") ? line : `${line}\n`, { mode: 0o640 });
+      io.err(line);
+    };
+  }
   const logger = createLogger({
     format: values["log-format"] === "pretty" || (!values["log-format"] && process.stderr.isTTY) ? "pretty" : "json",
-    write: io.err,
+    write,
   }).child("monitor");
   const monitor = await Monitor.create({
     dataDir: layout.root,

@@ -2,7 +2,7 @@ import { sleep } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import type { EventLog } from "../service/event-log.ts";
+import { EVENT_IDS, type EventLog } from "../service/event-log.ts";
 import { probeHealth } from "./health-channel.ts";
 import {
   type MonitorAction,
@@ -186,7 +186,7 @@ export class Monitor {
       logger.error(`Monitor gave up restarting the connector: ${message}`, {
         lastOutput: controller.lastOutput().at(-1),
       });
-      await eventLog.write("error", `Cams Bio API monitor: ${message}`);
+      await eventLog.write("error", `Cams Bio API monitor: ${message}`, EVENT_IDS.monitorGaveUp);
       return;
     }
     this.#set("restarting", `restarting in ${Math.round(decision.delayMs / 100) / 10} s: ${reason}`);
@@ -199,7 +199,11 @@ export class Monitor {
     await sleep(decision.delayMs, signal);
     this.#restartsTotal++;
     this.#act("restart", reason);
-    await eventLog.write("warning", `Cams Bio API monitor restarted the connector: ${reason}`);
+    await eventLog.write(
+      "warning",
+      `Cams Bio API monitor restarted the connector: ${reason}`,
+      EVENT_IDS.monitorRestart,
+    );
     await this.#start(signal, reason);
   }
 

@@ -24,6 +24,7 @@ test("Windows install plan: ACLs by SID, delayed auto-start, LocalSystem, quoted
   );
   assert.match(steps[1]?.input ?? "", /S-1-5-18', 'S-1-5-32-544/);
   assert.match(lines[6] ?? "", /create \| CamsBioApiMonitor .* monitor --service --manager windows --unit CamsBioApi/);
+  assert.match(lines[6] ?? "", / --log-dir C:\\ProgramData\\CamsBioApi\\logs \|/, "the monitor logs to a file too");
   assert.equal(steps.filter((s) => s.args[0] === "failureflag").length, 2);
   assert.deepEqual(
     windowsUninstallPlan().map((s) => s.args.slice(0, 2).join(" ")),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { type MonitorRecord, readMonitorRecord } from "../../src/monitor/monitor-state.ts";
@@ -127,7 +128,8 @@ test("the monitor restarts a killed connector and a hung (SIGSTOP) one, and leav
 test("a crash loop: the monitor gives up with a clear status and log line, shown by bioapi status", async () => {
   await using dir = await tempDir();
   const dataDir = join(dir.path, "never-enrolled");
-  const { child, output } = startMonitor(dataDir, ["--max-restarts", "3", "--window-ms", "60000"]);
+  const logDir = join(dir.path, "logs");
+  const { child, output } = startMonitor(dataDir, ["--max-restarts", "3", "--window-ms", "60000", "--log-dir", logDir]);
   try {
     const record = await waitFor("the monitor to give up", async () => {
       const r = await readMonitorRecord(dataDir);
@@ -140,6 +142,8 @@ test("a crash loop: the monitor gives up with a clear status and log line, shown
     assert.match(record.message, /bioapi service start/);
     assert.match(record.lastConnectorOutput.join("\n"), /not enrolled/);
     await waitFor("the log line", () => output.join("").includes("Monitor gave up restarting the connector"));
+    // --log-dir (what the Windows service passes): the same line in monitor.log.
+    assert.match(await readFile(join(logDir, "monitor.log"), "utf8"), /Monitor gave up restarting the connector/);
 
     const status = await bioapi(["status", "--data-dir", dataDir]);
     assert.equal(status.code, 1);

@@ -49,6 +49,8 @@ export function windowsServices(command: readonly string[], dataDir: string, reg
       CONNECTOR_SERVICE,
       "--data-dir",
       dataDir,
+      "--log-dir",
+      logs,
     ]),
     account: SERVICE_ACCOUNT,
     restartDelaysMs: RECOVERY_DELAYS_MS,
