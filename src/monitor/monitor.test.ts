@@ -3,8 +3,10 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { waitFor } from "../../test/helpers/wait-for.ts";
-import { createLogger } from "../core/logger.ts";
+import { createLogger, silentLogger } from "../core/logger.ts";
 import { EVENT_IDS, type EventLevel, type EventLog } from "../service/event-log.ts";
+import type { ConnectorStatus } from "../status/status-api.ts";
+import { HealthChannel } from "./health-channel.ts";
 import { Monitor } from "./monitor.ts";
 import { readMonitorRecord, writeIntent } from "./monitor-state.ts";
 import type { ServiceController, ServiceSnapshot } from "./service-controller.ts";
@@ -13,7 +15,8 @@ import type { ServiceController, ServiceSnapshot } from "./service-controller.ts
 class FakeManager implements ServiceController {
   readonly kind = "systemd";
   starts = 0;
-  readonly snapshot: ServiceSnapshot;
+  snapshot: ServiceSnapshot;
+  kills = 0;
   constructor(snapshot: ServiceSnapshot) {
     this.snapshot = snapshot;
   }
@@ -23,7 +26,9 @@ class FakeManager implements ServiceController {
   async start(): Promise<void> {
     this.starts++;
   }
-  async kill(): Promise<void> {}
+  async kill(): Promise<void> {
+    this.kills++;
+  }
   lastOutput(): readonly string[] {
     return [];
   }
@@ -32,7 +37,7 @@ class FakeManager implements ServiceController {
 
 const crashed: ServiceSnapshot = { state: "stopped", pid: null, stoppedCleanly: false, exit: "exit code 1" };
 
-async function monitorWith(dataDir: string, controller: ServiceController) {
+async function monitorWith(dataDir: string, controller: ServiceController, startGraceMs = 0) {
   const events: Array<{ level: EventLevel; id: number | undefined; message: string }> = [];
   const lines: string[] = [];
   const eventLog: EventLog = {
@@ -51,7 +56,7 @@ async function monitorWith(dataDir: string, controller: ServiceController) {
     intervalMs: 5,
     probeTimeoutMs: 100,
     strikes: 1,
-    startGraceMs: 0,
+    startGraceMs,
   });
   const abort = new AbortController();
   const done = monitor.run(abort.signal);
@@ -126,4 +131,40 @@ test("an orderly stop or an administrator's intent is left alone", async () => {
   } finally {
     await m2.stop();
   }
+});
+
+test("a stall (answers, but a running source has not polled for the stall time) is killed and restarted", async () => {
+  await using dir = await tempDir();
+  const long = new Date(Date.now() - 60 * 60_000).toISOString();
+  const stalled = {
+    version: "0.1.0",
+    startedAt: long,
+    connectivity: { state: "online" },
+    outbox: { depth: 0, oldestUnsentAgeMs: null },
+    shipper: { lastDeliveryAt: null, lastError: null, retryAt: null },
+    sources: [{ sourceId: "door", state: "running", startedAt: long, lastPollAt: long }],
+  } as unknown as ConnectorStatus;
+  const channel = await HealthChannel.start({
+    path: join(dir.path, "health.sock"),
+    status: () => stalled,
+    logger: silentLogger,
+    stallMs: 15 * 60_000,
+  });
+  const manager = new FakeManager({ state: "running", pid: 4242, stoppedCleanly: false, exit: null });
+  // The grace after the restart keeps the fake (still stalled) from being killed again during the assertions.
+  const m = await monitorWith(dir.path, manager, 60_000);
+  try {
+    await waitFor("a kill and a restart", () => manager.kills === 1 && manager.starts === 1, 5_000, 5);
+  } finally {
+    await m.stop();
+    await channel.close();
+  }
+  const record = await readMonitorRecord(dir.path);
+  assert.deepEqual(
+    record?.actions.map((a) => a.action),
+    ["kill", "restart"],
+  );
+  assert.match(record?.actions[0]?.reason ?? "", /^stalled: source door has not polled for 3600 s/);
+  assert.equal(record?.lastProbe?.responsive, true);
+  assert.equal(m.events[0]?.id, EVENT_IDS.monitorRestart);
 });
