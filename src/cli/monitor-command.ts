@@ -1,5 +1,3 @@
-import { appendFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultDataDir, ensureDataDir } from "../app/data-dir.ts";
 import { systemClock } from "../core/clock.ts";
@@ -15,6 +13,7 @@ import {
 } from "../monitor/service-controller.ts";
 import { platformEventLog } from "../service/event-log.ts";
 import { execTool } from "../service/exec.ts";
+import { logFileWriter } from "../service/log-file.ts";
 import { selfCommand } from "../service/self.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 
@@ -82,14 +81,13 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
     default:
       throw usageError(`--manager must be process, systemd or windows, not "${manager}".`);
   }
-  // MINIMAL --log-dir, as in bioapi run (issue 5): plain append; issue 6 brings rotation.
+  // MINIMAL --log-dir, as in bioapi run (issue 5): monitor.log, rotated by size.
   let write = io.err;
   const logDir = values["log-dir"];
   if (logDir) {
-    mkdirSync(logDir, { recursive: true, mode: 0o750 });
-    const file = join(logDir, "monitor.log");
+    const toFile = logFileWriter(logDir, "monitor.log");
     write = (line: string) => {
-      appendFileSync(file, line.endsWith("\n") ? line : `${line}\n`, { mode: 0o640 });
+      toFile(line);
       io.err(line);
     };
   }

@@ -1,5 +1,3 @@
-import { appendFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Connector } from "../app/connector.ts";
 import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
@@ -8,6 +6,7 @@ import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logge
 import { assessProgress } from "../monitor/health-channel.ts";
 import { EVENT_IDS, platformEventLog } from "../service/event-log.ts";
 import { SystemdNotifier } from "../service/linux/sd-notify.ts";
+import { logFileWriter } from "../service/log-file.ts";
 import type { CliIo } from "./cli-io.ts";
 
 export const RUN_USAGE = `Usage: bioapi run [--data-dir DIR] [--status-port N] [--log-level debug|info|warn|error] [--log-format json|pretty]
@@ -38,15 +37,14 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     ? (values["log-level"] as LogLevel)
     : "info";
   const redactor = new Redactor();
-  // MINIMAL --log-dir (issue 5): plain append to <dir>/connector.log so the service definitions have somewhere to
-  // write. Issue 6 replaces this with pino and rotating files; on merge, take issue 6's version of this block.
+  // MINIMAL --log-dir (issue 5): <dir>/connector.log, rotated by size, so the service definitions have somewhere to
+  // write. Issue 6 replaces this with pino and its rotation; on merge, take issue 6's version of this block.
   let write = io.err;
   const logDir = values["log-dir"];
   if (logDir) {
-    mkdirSync(logDir, { recursive: true, mode: 0o750 });
-    const file = join(logDir, "connector.log");
+    const toFile = logFileWriter(logDir, "connector.log");
     write = (line: string) => {
-      appendFileSync(file, line.endsWith("\n") ? line : `${line}\n`, { mode: 0o640 });
+      toFile(line);
       io.err(line);
     };
   }

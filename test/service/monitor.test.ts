@@ -10,7 +10,11 @@ import { tempDir } from "../helpers/temp-dir.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 /** `bioapi monitor --manager process`: the real monitor starting a real connector, with test-sized timings. */
-function startMonitor(dataDir: string, extra: readonly string[] = []): { child: ChildProcess; output: string[] } {
+function startMonitor(
+  dataDir: string,
+  extra: readonly string[] = [],
+  runExtra: readonly string[] = [],
+): { child: ChildProcess; output: string[] } {
   const output: string[] = [];
   const child = spawn(
     process.execPath,
@@ -39,6 +43,7 @@ function startMonitor(dataDir: string, extra: readonly string[] = []): { child: 
       "--",
       "--log-format",
       "json",
+      ...runExtra,
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -89,7 +94,8 @@ function bioapi(args: readonly string[]): Promise<{ code: number; out: string }>
 
 test("the monitor restarts a killed connector and a hung (SIGSTOP) one, and leaves an administrator's stop alone", async (t) => {
   await using h = await e2e();
-  const { child, output } = startMonitor(h.connectorDir);
+  const logDir = join(h.connectorDir, "logs");
+  const { child, output } = startMonitor(h.connectorDir, [], ["--log-dir", logDir]);
   t.after(() => stopMonitor(child));
   try {
     const first = await healthyRecord(h.connectorDir);
@@ -120,6 +126,9 @@ test("the monitor restarts a killed connector and a hung (SIGSTOP) one, and leav
     assert.equal(later.state, "stopped-by-admin");
     assert.equal(later.restartsTotal, stopped.restartsTotal);
     assert.equal(later.restartsTotal, 2);
+    // bioapi run --log-dir (what both service definitions pass): three connector runs appended to one file.
+    const log = await readFile(join(logDir, "connector.log"), "utf8");
+    assert.ok(log.split("\n").filter((l) => l.includes('"level"')).length >= 3, log.slice(0, 500));
   } catch (error) {
     throw new Error(`${(error as Error).message}\n--- monitor output ---\n${output.join("").slice(-3000)}`);
   }
