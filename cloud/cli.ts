@@ -227,5 +227,14 @@ function punches(args: string[], out: (text: string) => void): number {
 }
 
 if (import.meta.main) {
-  process.exitCode = await main(process.argv.slice(2));
+  // A promise chain rather than top-level await, so the single-executable bundle (CommonJS) can include this file.
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

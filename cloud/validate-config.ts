@@ -21,10 +21,16 @@ export class ConfigInvalidError extends Error {
 
 let compiled: z.ZodType | undefined;
 
+/** Set by the single-executable build, which carries the schema file inside (see scripts/package.ts). */
+declare const __BIOAPI_EMBEDDED__: Readonly<Record<string, string>> | undefined;
+
 /** The schema is the published contract, so it is read from docs/ rather than shared with src/. */
 function schema(): z.ZodType {
   if (compiled === undefined) {
-    const text = readFileSync(new URL("../docs/config.schema.json", import.meta.url), "utf8");
+    const text =
+      typeof __BIOAPI_EMBEDDED__ === "object" && __BIOAPI_EMBEDDED__["config.schema.json"]
+        ? __BIOAPI_EMBEDDED__["config.schema.json"]
+        : readFileSync(new URL("../docs/config.schema.json", import.meta.url), "utf8");
     compiled = z.fromJSONSchema(JSON.parse(text));
   }
   return compiled;

@@ -9,6 +9,7 @@ import { spawnTask, type TaskHandle } from "../core/task.ts";
 import { VERSION } from "../core/version.ts";
 import { CloudClient } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
+import { HealthChannel, healthChannelPath } from "../monitor/health-channel.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
 import type { SecretStore } from "../secrets/secret-store.ts";
 import { Shipper } from "../shipper/shipper.ts";
@@ -73,6 +74,7 @@ export class Connector {
   readonly #startedAt: number;
   readonly #statusFile: string;
   #statusServer: StatusServer | undefined;
+  #health: HealthChannel | undefined;
   readonly #live: LiveConfig;
   readonly #heartbeatWake = new Notifier();
   readonly #metrics: ConnectorMetrics;
@@ -241,6 +243,12 @@ export class Connector {
     await writeFile(tmp, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
     await chmod(tmp, 0o600);
     await rename(tmp, this.#statusFile);
+    // The monitor's private line (unix socket / named pipe): responsive and making progress, or not.
+    this.#health = await HealthChannel.start({
+      path: healthChannelPath(options.dataDir),
+      status: () => this.status(),
+      logger,
+    });
 
     const spawn = (name: string, loop: (s: AbortSignal) => Promise<void>) =>
       this.#tasks.push(spawnTask(name, loop, { logger: logger.child(name), signal }));
@@ -374,6 +382,7 @@ export class Connector {
     await Promise.race([all, sleep(rest).catch(() => undefined)]);
     await this.#applying;
     await this.#statusServer?.close();
+    await this.#health?.close();
     await rm(this.#statusFile, { force: true });
     this.#store.close();
     this.#logger.info("Connector stopped.", { clean });

@@ -1,8 +1,15 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { BioError } from "../core/errors.ts";
+import { DpapiKeyProtector } from "../secrets/dpapi.ts";
 import { EnvelopeSecretStore } from "../secrets/envelope-secret-store.ts";
+import { RegistryEnvelopeStorage } from "../secrets/envelope-storage.ts";
 import { KeyFileProtector } from "../secrets/key-file-protector.ts";
+import { RegExeRegistry, secureRegistryKey } from "../secrets/registry.ts";
 import type { SecretStore } from "../secrets/secret-store.ts";
+import { SystemdCredsProtector, systemdCredsAvailable } from "../secrets/systemd-creds-protector.ts";
+import { execTool } from "../service/exec.ts";
+import { KoffiDpapi } from "../service/windows/win32.ts";
 
 /** The files of a connector's data directory. Nothing in it holds a secret in plaintext. */
 export interface DataDirLayout {
@@ -33,7 +40,44 @@ export function ensureDataDir(root: string): DataDirLayout {
   return dataDirLayout(root);
 }
 
-/** The SecretStore for this platform. Linux and development: envelope file + 0600 key file. */
-export function openSecretStore(layout: DataDirLayout): SecretStore {
-  return new EnvelopeSecretStore(layout.secrets, new KeyFileProtector(layout.keyFile));
+/** Where Windows keeps the connector's secrets: one REG_BINARY value under an administrators-only key. */
+export const WINDOWS_SECRETS_KEY = "HKLM\\SOFTWARE\\CamsBioApi";
+export const WINDOWS_SECRETS_VALUE = "Secrets";
+
+export const SECRET_BACKENDS = ["auto", "key-file", "systemd-creds", "dpapi-registry"] as const;
+export type SecretBackend = (typeof SECRET_BACKENDS)[number];
+
+/**
+ * The SecretStore for this platform (`BIOAPI_SECRET_BACKEND` overrides): Windows: DPAPI-wrapped data key, envelope
+ * in the registry. Linux: the data key wrapped by a systemd-creds credential when one exists (the service installer
+ * creates it), else by a 0600 key file in the data dir (development, containers, hosts without systemd).
+ */
+export function openSecretStore(layout: DataDirLayout, env: NodeJS.ProcessEnv = process.env): SecretStore {
+  const wanted = (env.BIOAPI_SECRET_BACKEND ?? "auto") as SecretBackend;
+  if (!SECRET_BACKENDS.includes(wanted)) {
+    throw new BioError("USAGE", `Unknown BIOAPI_SECRET_BACKEND "${wanted}".`, {
+      hint: `Use one of: ${SECRET_BACKENDS.join(", ")}.`,
+    });
+  }
+  const backend: SecretBackend =
+    wanted !== "auto"
+      ? wanted
+      : process.platform === "win32"
+        ? "dpapi-registry"
+        : systemdCredsAvailable(env)
+          ? "systemd-creds"
+          : "key-file";
+  switch (backend) {
+    case "dpapi-registry":
+      return new EnvelopeSecretStore(
+        new RegistryEnvelopeStorage(new RegExeRegistry(execTool), WINDOWS_SECRETS_KEY, WINDOWS_SECRETS_VALUE, () =>
+          secureRegistryKey(execTool, WINDOWS_SECRETS_KEY),
+        ),
+        new DpapiKeyProtector(new KoffiDpapi()),
+      );
+    case "systemd-creds":
+      return new EnvelopeSecretStore(layout.secrets, new SystemdCredsProtector({ env }));
+    default:
+      return new EnvelopeSecretStore(layout.secrets, new KeyFileProtector(layout.keyFile));
+  }
 }

@@ -1,9 +1,12 @@
 import { BioError, describeError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
+import { detectSelf } from "../service/self.ts";
 import { type CliIo, processIo } from "./cli-io.ts";
 import { doctorCommand } from "./doctor-command.ts";
 import { enrollCommand } from "./enroll-command.ts";
+import { monitorCommand } from "./monitor-command.ts";
 import { runCommand } from "./run-command.ts";
+import { serviceCommand } from "./service-command.ts";
 import { statusCommand } from "./status-command.ts";
 
 export const USAGE = `bioapi ${VERSION} — Cams Bio API Service
@@ -11,8 +14,10 @@ export const USAGE = `bioapi ${VERSION} — Cams Bio API Service
   bioapi demo                 run the whole thing on this machine: cloud, sample database, connector
   bioapi enroll ...           store this node's cloud credentials (encrypted)
   bioapi run ...              run the connector in the foreground
-  bioapi status [--json|--url] show the running connector's state, or the status page's address
+  bioapi status [--json|--url] show the running connector's state and what its monitor did, or the page's address
   bioapi doctor ...           check everything end to end (cloud, clock, signature, terminals, databases) with fixes
+  bioapi service ...          install|uninstall|start|stop|status the Windows or systemd services
+  bioapi monitor ...          the companion watchdog (run by the monitor service)
   bioapi cloud ...            the reference cloud (serve, node add, config set, punches)
   bioapi sim zk ...           simulated ZK terminals (TCP/UDP port 4370) for trials and tests
   bioapi --version
@@ -22,7 +27,9 @@ Add --help after a command for its options.`;
 const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
   doctor: doctorCommand,
   enroll: enrollCommand,
+  monitor: monitorCommand,
   run: runCommand,
+  service: (argv, io) => serviceCommand(argv, io),
   status: statusCommand,
 };
 
@@ -37,6 +44,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.out(VERSION);
     return 0;
   }
+  await detectSelf();
   const handler = COMMANDS[command];
   if (!handler) {
     io.err(`Unknown command "${command}".\n\n${USAGE}`);

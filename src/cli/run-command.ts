@@ -1,18 +1,24 @@
 import { parseArgs } from "node:util";
 import { Connector } from "../app/connector.ts";
 import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
+import { describeError } from "../core/errors.ts";
 import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logger.ts";
 import { LOG_FILE_DEFAULTS } from "../core/rotating-file.ts";
+import { assessProgress } from "../monitor/health-channel.ts";
+import { EVENT_IDS, platformEventLog } from "../service/event-log.ts";
+import { SystemdNotifier } from "../service/linux/sd-notify.ts";
 import type { CliIo } from "./cli-io.ts";
 
-export const RUN_USAGE = `Usage: bioapi run [--data-dir DIR] [--status-port N] [--log-level debug|info|warn|error]
-                 [--log-format json|pretty] [--log-dir DIR]
+export const RUN_USAGE = `Usage: bioapi run [--data-dir DIR] [--status-port N] [--log-level debug|info|warn|error] [--log-format json|pretty]
+                 [--log-dir DIR] [--service]
 
 Runs the connector in the foreground until SIGINT or SIGTERM.
 
   --log-format   console lines: pretty (the default at a terminal) or json (the default otherwise)
-  --log-dir DIR  also write JSON lines to DIR/bioapi.log, rotated at ${LOG_FILE_DEFAULTS.maxBytes / 1048576} MiB, keeping ${LOG_FILE_DEFAULTS.maxFiles} old files
-                 (bioapi.1.log newest … bioapi.${LOG_FILE_DEFAULTS.maxFiles}.log oldest)`;
+  --log-dir DIR  also write JSON lines to DIR/connector.log, rotated at ${LOG_FILE_DEFAULTS.maxBytes / 1048576} MiB, keeping ${LOG_FILE_DEFAULTS.maxFiles} old files
+                 (connector.1.log newest … connector.${LOG_FILE_DEFAULTS.maxFiles}.log oldest)
+  --service      started by the Windows Service Control Manager (the service installer passes it); under
+                 systemd, readiness and watchdog pings follow $NOTIFY_SOCKET`;
 
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
@@ -23,6 +29,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       "log-level": { type: "string", default: "info" },
       "log-format": { type: "string" },
       "log-dir": { type: "string" },
+      service: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -47,19 +54,48 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
             : "json",
     redact: redactor,
     write: io.err,
-    ...(values["log-dir"] ? { dir: values["log-dir"] } : {}),
+    ...(values["log-dir"] ? { dir: values["log-dir"], fileName: "connector.log" } : {}),
   });
+  const eventLog = await platformEventLog();
   const layout = ensureDataDir(values["data-dir"] ?? defaultDataDir());
-  const connector = await Connector.start({
-    dataDir: layout.root,
-    secrets: openSecretStore(layout),
-    logger,
-    redactor,
-    statusPort: Number(values["status-port"]),
-  });
+  const start = () =>
+    Connector.start({
+      dataDir: layout.root,
+      secrets: openSecretStore(layout),
+      logger,
+      redactor,
+      statusPort: Number(values["status-port"]),
+    });
+
+  if (values.service && process.platform === "win32") {
+    const { runConnectorUnderScm } = await import("../service/windows/connector-service.ts");
+    return runConnectorUnderScm({ start, logger, eventLog, redactor });
+  }
+
+  let connector: Connector;
+  try {
+    connector = await start();
+  } catch (error) {
+    await eventLog.write(
+      "error",
+      `Cams Bio API connector could not start: ${redactor.scrub(describeError(error).message)}`,
+      EVENT_IDS.fatal,
+    );
+    throw error;
+  }
+  await eventLog.write("info", "Cams Bio API connector started.", EVENT_IDS.started);
+  const stallMs = Number(process.env.BIOAPI_STALL_MS ?? 15 * 60_000);
+  const systemd = await SystemdNotifier.fromEnv(
+    process.env,
+    () => assessProgress(connector.status(), Date.now(), stallMs).progressing,
+    (error) => logger.warn("sd_notify failed.", { error }),
+  );
+  await systemd?.ready(`Running; status at ${connector.statusUrl}`);
   const fatal = (error: unknown) => {
     logger.error("Unhandled failure; exiting so the service manager restarts the connector.", { error });
-    process.exit(70);
+    const text = `Cams Bio API connector failed: ${redactor.scrub(describeError(error).message)}`;
+    void eventLog.write("error", text, EVENT_IDS.fatal).finally(() => process.exit(70));
+    setTimeout(() => process.exit(70), 3000).unref();
   };
   process.on("unhandledRejection", fatal);
   process.on("uncaughtException", fatal);
@@ -72,6 +108,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       }
       stopping = true;
       logger.info("Stopping.", { signal });
+      void systemd?.stopping();
       connector.stop(10_000).then(resolve, (error: unknown) => {
         logger.error("Stop failed.", { error });
         resolve();
@@ -80,5 +117,6 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   });
+  await eventLog.write("info", "Cams Bio API connector stopped.", EVENT_IDS.stopped);
   return 0;
 }

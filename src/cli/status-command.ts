@@ -2,6 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { dataDirLayout, defaultDataDir } from "../app/data-dir.ts";
 import { BioError } from "../core/errors.ts";
+import { formatMonitorRecord, readMonitorRecord } from "../monitor/monitor-state.ts";
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
 import { formatProgress } from "../supervisor/supervisor.ts";
 import type { CliIo } from "./cli-io.ts";
@@ -121,7 +122,18 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     io.out(`${endpoint.url}/?token=${endpoint.token}`);
     return 0;
   }
-  const status = await fetchStatus(dataDir);
-  io.out(values.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+  // The monitor's record is shown even (especially) when the connector is down: it says why and what was tried.
+  const monitor = await readMonitorRecord(dataDir);
+  let status: ConnectorStatus;
+  try {
+    status = await fetchStatus(dataDir);
+  } catch (error) {
+    if (!monitor) throw error;
+    if (values.json) io.out(JSON.stringify({ connector: null, monitor }, null, 2));
+    else io.out(`connector: not running\n${formatMonitorRecord(monitor)}`);
+    return 1;
+  }
+  if (values.json) io.out(JSON.stringify(monitor ? { ...status, monitor } : status, null, 2));
+  else io.out(monitor ? `${formatStatus(status)}\n${formatMonitorRecord(monitor)}` : formatStatus(status));
   return 0;
 }

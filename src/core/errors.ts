@@ -9,6 +9,7 @@ export const ERROR_CODES = [
   "CONFIG_FETCH",
   "SECRET_MISSING",
   "SECRET_CORRUPT",
+  "SECRET_ACCESS",
   "NOT_ENROLLED",
   "CLOUD_UNAVAILABLE",
   "CLOUD_REJECTED",
@@ -33,6 +34,7 @@ export const ERROR_CODES = [
   "TIMEOUT",
   "ABORTED",
   "USAGE",
+  "SERVICE",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -24,6 +24,8 @@ export interface LoggerOptions {
   readonly redact?: Redactor;
   /** Also write JSON lines to rotating files in this directory (see RotatingFile for sizes). */
   readonly dir?: string;
+  /** File name in `dir`; default bioapi.log. The connector writes connector.log, the monitor monitor.log. */
+  readonly fileName?: string;
   readonly maxFileBytes?: number;
   readonly maxFiles?: number;
 }
@@ -101,6 +103,7 @@ export function createLogger(options: LoggerOptions = {}, namespace = "bioapi"):
     sinks.push(
       new RotatingFile({
         dir: options.dir,
+        ...(options.fileName === undefined ? {} : { name: options.fileName }),
         ...(options.maxFileBytes === undefined ? {} : { maxBytes: options.maxFileBytes }),
         ...(options.maxFiles === undefined ? {} : { maxFiles: options.maxFiles }),
       }),

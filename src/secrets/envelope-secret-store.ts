@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { open as openFile, readFile, rename } from "node:fs/promises";
 import { BioError } from "../core/errors.ts";
 import { open, seal } from "./envelope.ts";
+import { type EnvelopeStorage, FileEnvelopeStorage } from "./envelope-storage.ts";
 import type { KeyProtector, SecretStore } from "./secret-store.ts";
 
 interface EnvelopeFile {
@@ -13,17 +13,18 @@ interface EnvelopeFile {
 }
 
 /**
- * Envelope encryption in one file: each secret is sealed with a random data key (AES-256-GCM, the secret's name as
- * associated data); the data key is stored only wrapped by a {@link KeyProtector}. Writes are atomic (temp file,
- * fsync, rename), so a crash mid-write leaves the previous file intact.
+ * Envelope encryption in one document (a file, or a registry value on Windows): each secret is sealed with a random data key (AES-256-GCM, the secret's name as
+ * associated data); the data key is stored only wrapped by a {@link KeyProtector}. The storage writes atomically, so a
+ * crash mid-write leaves the previous document intact.
  */
 export class EnvelopeSecretStore implements SecretStore {
-  readonly #path: string;
+  readonly #storage: EnvelopeStorage;
   readonly #protector: KeyProtector;
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(path: string, protector: KeyProtector) {
-    this.#path = path;
+  /** A path means a file beside the data (Linux, development); Windows passes the registry storage. */
+  constructor(storage: string | EnvelopeStorage, protector: KeyProtector) {
+    this.#storage = typeof storage === "string" ? new FileEnvelopeStorage(storage) : storage;
     this.#protector = protector;
   }
 
@@ -32,24 +33,19 @@ export class EnvelopeSecretStore implements SecretStore {
   }
 
   async #read(): Promise<EnvelopeFile | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.#path, "utf8");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw error;
-    }
+    const text = await this.#storage.read();
+    if (text === undefined) return undefined;
     let parsed: EnvelopeFile;
     try {
       parsed = JSON.parse(text) as EnvelopeFile;
     } catch (error) {
-      throw new BioError("SECRET_CORRUPT", `The secrets file ${this.#path} is not valid JSON.`, {
+      throw new BioError("SECRET_CORRUPT", `The secrets in ${this.#storage.where} are not valid JSON.`, {
         cause: error,
         hint: "Restore it from backup, or enroll again with --force (the file is kept aside).",
       });
     }
     if (parsed.format !== "cams-bioapi/secrets" || parsed.v !== 1) {
-      throw new BioError("SECRET_CORRUPT", `The secrets file ${this.#path} has an unknown format.`, {
+      throw new BioError("SECRET_CORRUPT", `The secrets in ${this.#storage.where} have an unknown format.`, {
         hint: "It may belong to a newer connector version; run that version, or enroll again with --force.",
       });
     }
@@ -57,15 +53,7 @@ export class EnvelopeSecretStore implements SecretStore {
   }
 
   async #write(file: EnvelopeFile): Promise<void> {
-    const tmp = `${this.#path}.tmp`;
-    const handle = await openFile(tmp, "w", 0o600);
-    try {
-      await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, this.#path);
+    await this.#storage.write(`${JSON.stringify(file, null, 2)}\n`);
   }
 
   async #dataKey(file: EnvelopeFile): Promise<Buffer> {

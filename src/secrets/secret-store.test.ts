@@ -2,17 +2,57 @@ import assert from "node:assert/strict";
 import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { FakeWindows } from "../../test/helpers/fake-windows.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
+import { execTool } from "../service/exec.ts";
+import { KoffiDpapi } from "../service/windows/win32.ts";
+import { DpapiKeyProtector, FakeDpapi } from "./dpapi.ts";
 import { EnvelopeSecretStore } from "./envelope-secret-store.ts";
+import { RegistryEnvelopeStorage } from "./envelope-storage.ts";
 import { KeyFileProtector, MemoryKeyProtector } from "./key-file-protector.ts";
 import { MemorySecretStore } from "./memory-secret-store.ts";
+import { RegExeRegistry, secureRegistryKey } from "./registry.ts";
 import type { SecretStore } from "./secret-store.ts";
+import { SystemdCredsProtector } from "./systemd-creds-protector.ts";
+
+const hasSystemdCreds = (await execTool("systemd-creds", ["--version"]).catch(() => ({ code: -1 }))).code === 0;
+
+/** systemd-creds with its host key in the test's temp dir (SYSTEMD_CREDENTIAL_SECRET), so the machine's is untouched. */
+function credsEnv(dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, SYSTEMD_CREDENTIAL_SECRET: join(dir, "host.secret") };
+}
+
+/** Windows: the same store over the real Win32 calls when on Windows, else over the fakes of reg.exe and DPAPI. */
+function windowsStore(dir: string, real = process.platform === "win32"): SecretStore {
+  const key = `HKLM\\SOFTWARE\\CamsBioApiTest\\${dir.replace(/[^A-Za-z0-9]/g, "").slice(-12)}`;
+  const fake = new FakeWindows();
+  const exec = real ? execTool : fake.exec;
+  return new EnvelopeSecretStore(
+    new RegistryEnvelopeStorage(new RegExeRegistry(exec), key, "Secrets", () => secureRegistryKey(exec, key)),
+    new DpapiKeyProtector(real ? new KoffiDpapi() : new FakeDpapi()),
+  );
+}
 
 const backends: Record<string, (dir: string) => SecretStore> = {
   memory: () => new MemorySecretStore(),
   "envelope+key-file": (dir) =>
     new EnvelopeSecretStore(join(dir, "secrets.json"), new KeyFileProtector(join(dir, "master.key"))),
   "envelope+memory": (dir) => new EnvelopeSecretStore(join(dir, "secrets.json"), new MemoryKeyProtector()),
+  [process.platform === "win32" ? "registry+dpapi (Windows)" : "registry+dpapi (fake reg.exe, fake DPAPI)"]: (dir) =>
+    windowsStore(dir),
+  ...(hasSystemdCreds
+    ? {
+        "envelope+systemd-creds": (dir: string) =>
+          new EnvelopeSecretStore(
+            join(dir, "secrets.json"),
+            new SystemdCredsProtector({
+              credentialPath: join(dir, "credstore", "kek"),
+              credentialsDirectory: undefined,
+              env: credsEnv(dir),
+            }),
+          ),
+      }
+    : {}),
 };
 
 for (const [name, make] of Object.entries(backends)) {
@@ -29,6 +69,16 @@ for (const [name, make] of Object.entries(backends)) {
       await store.delete("a");
       assert.equal(await store.get("a"), undefined);
       assert.equal((await store.get("b"))?.toString(), "two");
+    });
+
+    test("rotation (where supported) keeps every value under a new data key", async (t) => {
+      await using dir = await tempDir();
+      const store = make(dir.path);
+      if (!(store instanceof EnvelopeSecretStore)) return t.skip("no data key to rotate");
+      await store.set("a", Buffer.from("alpha"));
+      await store.rotate();
+      await store.rotate();
+      assert.equal((await store.get("a"))?.toString(), "alpha");
     });
 
     test("concurrent writes keep every entry", async () => {

@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { BioError } from "../../core/errors.ts";
+import { embedded } from "../../core/version.ts";
 import { sqliteDialect } from "./dialects.ts";
 import { renameRows, renderSelect, type SelectSpec } from "./select-spec.ts";
 import type { IndexInfo, QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
@@ -61,11 +62,16 @@ export class SqliteClient implements SqlClient {
 
   static async open(path: string, busyTimeoutMs: number): Promise<SqliteClient> {
     const data: SqliteWorkerData = { path, busyTimeoutMs };
-    const worker = new Worker(new URL("./sqlite-worker.mjs", import.meta.url), {
+    const options = {
       workerData: data,
       // Pages are bounded (batchSize rows), so a small heap is plenty.
       resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 },
-    });
+    };
+    // The single executable has no worker file on disk: it carries the worker's source (bundled to CommonJS).
+    const bundled = embedded("sqlite-worker.cjs");
+    const worker = bundled
+      ? new Worker(bundled, { ...options, eval: true })
+      : new Worker(new URL("./sqlite-worker.mjs", import.meta.url), options);
     const client = new SqliteClient(worker, path);
     const opened = new Promise<SqlRow[]>((resolve, reject) => client.#pending.set(0, { resolve, reject }));
     try {

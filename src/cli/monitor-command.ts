@@ -1,0 +1,121 @@
+import { parseArgs } from "node:util";
+import { defaultDataDir, ensureDataDir } from "../app/data-dir.ts";
+import { systemClock } from "../core/clock.ts";
+import { createLogger } from "../core/logger.ts";
+import { healthChannelPath } from "../monitor/health-channel.ts";
+import { Monitor } from "../monitor/monitor.ts";
+import { DEFAULT_RESTART_POLICY } from "../monitor/restart-policy.ts";
+import {
+  ChildProcessController,
+  type ServiceController,
+  SystemdController,
+  WindowsServiceController,
+} from "../monitor/service-controller.ts";
+import { platformEventLog } from "../service/event-log.ts";
+import { execTool } from "../service/exec.ts";
+import { selfCommand } from "../service/self.ts";
+import { type CliIo, usageError } from "./cli-io.ts";
+
+export const MONITOR_USAGE = `Usage: bioapi monitor [--data-dir DIR] [--manager process|systemd|windows] [--unit NAME] [--service]
+                     [--log-dir DIR] [--log-format json|pretty]
+                     [--interval-ms N] [--probe-timeout-ms N] [--strikes N] [--start-grace-ms N]
+                     [--restart-delay-ms N] [--restart-max-delay-ms N] [--max-restarts N] [--window-ms N]
+                     [-- RUN-OPTIONS...]
+
+The companion watchdog. Checks the connector over its health channel (a unix socket / named pipe in the data
+directory), restarts it when it crashed, hangs or stalls (with backoff), gives up after --max-restarts within
+--window-ms, and never restarts a connector an administrator stopped. What it did is shown by bioapi status.
+--manager process starts the connector itself as a child (containers, development); systemd and windows ask the
+service manager (the default when installed as a service). Options after -- go to the connector's bioapi run.
+--log-dir appends the monitor's log to DIR/monitor.log as well (the Windows service passes it: a service's
+stderr goes nowhere there).`;
+
+export async function monitorCommand(argv: string[], io: CliIo): Promise<number> {
+  const split = argv.indexOf("--");
+  const own = split >= 0 ? argv.slice(0, split) : argv;
+  const runArgs = split >= 0 ? argv.slice(split + 1) : [];
+  const { values } = parseArgs({
+    args: own,
+    options: {
+      "data-dir": { type: "string" },
+      manager: { type: "string" },
+      unit: { type: "string" },
+      service: { type: "boolean", default: false },
+      "interval-ms": { type: "string", default: "10000" },
+      "probe-timeout-ms": { type: "string", default: "5000" },
+      strikes: { type: "string", default: "3" },
+      "start-grace-ms": { type: "string", default: "60000" },
+      "restart-delay-ms": { type: "string", default: String(DEFAULT_RESTART_POLICY.initialDelayMs) },
+      "restart-max-delay-ms": { type: "string", default: String(DEFAULT_RESTART_POLICY.maxDelayMs) },
+      "max-restarts": { type: "string", default: String(DEFAULT_RESTART_POLICY.maxRestarts) },
+      "window-ms": { type: "string", default: String(DEFAULT_RESTART_POLICY.windowMs) },
+      "log-format": { type: "string" },
+      "log-dir": { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    io.out(MONITOR_USAGE);
+    return 0;
+  }
+  const num = (name: keyof typeof values) => {
+    const n = Number(values[name]);
+    if (!Number.isFinite(n) || n < 0) throw usageError(`--${name} must be a non-negative number.`);
+    return n;
+  };
+  const manager = values.manager ?? (process.platform === "win32" && values.service ? "windows" : "process");
+  const layout = ensureDataDir(values["data-dir"] ?? defaultDataDir());
+  let controller: ServiceController;
+  switch (manager) {
+    case "process":
+      controller = new ChildProcessController([...selfCommand(), "run", "--data-dir", layout.root, ...runArgs]);
+      break;
+    case "systemd":
+      controller = new SystemdController(values.unit ?? "cams-bioapi.service", execTool);
+      break;
+    case "windows":
+      controller = new WindowsServiceController(values.unit ?? "CamsBioApi", execTool);
+      break;
+    default:
+      throw usageError(`--manager must be process, systemd or windows, not "${manager}".`);
+  }
+  const logDir = values["log-dir"];
+  const logger = createLogger({
+    format: values["log-format"] === "pretty" || (!values["log-format"] && process.stderr.isTTY) ? "pretty" : "json",
+    write: io.err,
+    ...(logDir ? { dir: logDir, fileName: "monitor.log" } : {}),
+  }).child("monitor");
+  const monitor = await Monitor.create({
+    dataDir: layout.root,
+    healthPath: healthChannelPath(layout.root),
+    controller,
+    logger,
+    eventLog: await platformEventLog(),
+    clock: systemClock,
+    policy: {
+      ...DEFAULT_RESTART_POLICY,
+      initialDelayMs: num("restart-delay-ms"),
+      maxDelayMs: num("restart-max-delay-ms"),
+      maxRestarts: num("max-restarts"),
+      windowMs: num("window-ms"),
+    },
+    intervalMs: num("interval-ms"),
+    probeTimeoutMs: num("probe-timeout-ms"),
+    strikes: Math.max(1, num("strikes")),
+    startGraceMs: num("start-grace-ms"),
+  });
+  const controllerAbort = new AbortController();
+  if (values.service && process.platform === "win32") {
+    const { runMonitorUnderScm } = await import("../service/windows/monitor-service.ts");
+    return runMonitorUnderScm({ monitor, controller, logger, abort: controllerAbort });
+  }
+  const done = monitor.run(controllerAbort.signal);
+  const onSignal = () => controllerAbort.abort(new DOMException("monitor stopping", "AbortError"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  await done;
+  await controller.close();
+  logger.info("Monitor stopped.");
+  return 0;
+}

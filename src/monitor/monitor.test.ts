@@ -1,0 +1,170 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { test } from "node:test";
+import { tempDir } from "../../test/helpers/temp-dir.ts";
+import { waitFor } from "../../test/helpers/wait-for.ts";
+import { createLogger, silentLogger } from "../core/logger.ts";
+import { EVENT_IDS, type EventLevel, type EventLog } from "../service/event-log.ts";
+import type { ConnectorStatus } from "../status/status-api.ts";
+import { HealthChannel } from "./health-channel.ts";
+import { Monitor } from "./monitor.ts";
+import { readMonitorRecord, writeIntent } from "./monitor-state.ts";
+import type { ServiceController, ServiceSnapshot } from "./service-controller.ts";
+
+/** A service manager whose connector is down: crashed (exit code 1) or stopped in an orderly way. */
+class FakeManager implements ServiceController {
+  readonly kind = "systemd";
+  starts = 0;
+  snapshot: ServiceSnapshot;
+  kills = 0;
+  constructor(snapshot: ServiceSnapshot) {
+    this.snapshot = snapshot;
+  }
+  async query(): Promise<ServiceSnapshot> {
+    return this.snapshot;
+  }
+  async start(): Promise<void> {
+    this.starts++;
+  }
+  async kill(): Promise<void> {
+    this.kills++;
+  }
+  lastOutput(): readonly string[] {
+    return [];
+  }
+  async close(): Promise<void> {}
+}
+
+const crashed: ServiceSnapshot = { state: "stopped", pid: null, stoppedCleanly: false, exit: "exit code 1" };
+
+async function monitorWith(dataDir: string, controller: ServiceController, startGraceMs = 0) {
+  const events: Array<{ level: EventLevel; id: number | undefined; message: string }> = [];
+  const lines: string[] = [];
+  const eventLog: EventLog = {
+    write: async (level, message, id) => {
+      events.push({ level, id, message });
+    },
+  };
+  const monitor = await Monitor.create({
+    dataDir,
+    healthPath: join(dataDir, "health.sock"),
+    controller,
+    logger: createLogger({ write: (l) => lines.push(l) }),
+    eventLog,
+    clock: { now: () => Date.now() },
+    policy: { initialDelayMs: 0, maxDelayMs: 0, maxRestarts: 2, windowMs: 60_000, resetAfterMs: 60_000 },
+    intervalMs: 5,
+    probeTimeoutMs: 100,
+    strikes: 1,
+    startGraceMs,
+  });
+  const abort = new AbortController();
+  const done = monitor.run(abort.signal);
+  return {
+    monitor,
+    events,
+    lines,
+    stop: () => {
+      abort.abort();
+      return done;
+    },
+  };
+}
+
+test("crash loop under a service manager: restarts, gives up with Event Log ids 110/111, re-armed by a start", async () => {
+  await using dir = await tempDir();
+  const manager = new FakeManager(crashed);
+  const m = await monitorWith(dir.path, manager);
+  try {
+    await waitFor("give-up", () => m.monitor.state === "gave-up", 5_000, 5);
+    assert.equal(manager.starts, 2);
+    assert.deepEqual(
+      m.events.map((e) => `${e.level}:${e.id}`),
+      [
+        `warning:${EVENT_IDS.monitorRestart}`,
+        `warning:${EVENT_IDS.monitorRestart}`,
+        `error:${EVENT_IDS.monitorGaveUp}`,
+      ],
+    );
+    assert.match(
+      m.events.at(-1)?.message ?? "",
+      /gave up after 2 restarts in 1 min; .*exit code 1.*bioapi service start/,
+    );
+    assert.ok(m.lines.some((l) => l.includes("Monitor gave up restarting the connector")));
+    // Given up means given up: no further starts while nobody intervenes.
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(manager.starts, 2);
+
+    // `bioapi service start` records a newer intent, which re-arms the monitor.
+    await new Promise((r) => setTimeout(r, 5));
+    await writeIntent(dir.path, "running", "test");
+    await waitFor("a restart after re-arming", () => manager.starts > 2, 5_000, 5);
+  } finally {
+    await m.stop();
+  }
+  const record = await readMonitorRecord(dir.path);
+  assert.ok(record?.actions.some((a) => a.action === "give-up"));
+});
+
+test("an orderly stop or an administrator's intent is left alone", async () => {
+  await using dir = await tempDir();
+  const manager = new FakeManager({ state: "stopped", pid: null, stoppedCleanly: true, exit: null });
+  const m = await monitorWith(dir.path, manager);
+  try {
+    await waitFor("stopped-by-admin", () => m.monitor.state === "stopped-by-admin", 5_000, 5);
+    await writeIntent(dir.path, "stopped", "test");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(manager.starts, 0);
+    assert.equal(m.events.length, 0);
+  } finally {
+    await m.stop();
+  }
+  // A crashed connector with the intent "stopped" is not restarted either.
+  await using dir2 = await tempDir();
+  await writeIntent(dir2.path, "stopped", "test");
+  const crashedManager = new FakeManager(crashed);
+  const m2 = await monitorWith(dir2.path, crashedManager);
+  try {
+    await waitFor("stopped-by-admin", () => m2.monitor.state === "stopped-by-admin", 5_000, 5);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(crashedManager.starts, 0);
+  } finally {
+    await m2.stop();
+  }
+});
+
+test("a stall (answers, but a running source has not polled for the stall time) is killed and restarted", async () => {
+  await using dir = await tempDir();
+  const long = new Date(Date.now() - 60 * 60_000).toISOString();
+  const stalled = {
+    version: "0.1.0",
+    startedAt: long,
+    connectivity: { state: "online" },
+    outbox: { depth: 0, oldestUnsentAgeMs: null },
+    shipper: { lastDeliveryAt: null, lastError: null, retryAt: null },
+    sources: [{ sourceId: "door", state: "running", startedAt: long, lastPollAt: long }],
+  } as unknown as ConnectorStatus;
+  const channel = await HealthChannel.start({
+    path: join(dir.path, "health.sock"),
+    status: () => stalled,
+    logger: silentLogger,
+    stallMs: 15 * 60_000,
+  });
+  const manager = new FakeManager({ state: "running", pid: 4242, stoppedCleanly: false, exit: null });
+  // The grace after the restart keeps the fake (still stalled) from being killed again during the assertions.
+  const m = await monitorWith(dir.path, manager, 60_000);
+  try {
+    await waitFor("a kill and a restart", () => manager.kills === 1 && manager.starts === 1, 5_000, 5);
+  } finally {
+    await m.stop();
+    await channel.close();
+  }
+  const record = await readMonitorRecord(dir.path);
+  assert.deepEqual(
+    record?.actions.map((a) => a.action),
+    ["kill", "restart"],
+  );
+  assert.match(record?.actions[0]?.reason ?? "", /^stalled: source door has not polled for 3600 s/);
+  assert.equal(record?.lastProbe?.responsive, true);
+  assert.equal(m.events[0]?.id, EVENT_IDS.monitorRestart);
+});

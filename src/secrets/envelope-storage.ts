@@ -1,0 +1,74 @@
+import { open as openFile, readFile, rename } from "node:fs/promises";
+import type { RegistryPort } from "./registry.ts";
+
+/** Where the envelope document lives. It is ciphertext plus the wrapped data key: never plaintext. */
+export interface EnvelopeStorage {
+  /** For messages: the file path or the registry value. */
+  readonly where: string;
+  read(): Promise<string | undefined>;
+  write(text: string): Promise<void>;
+}
+
+/** A 0600 file, replaced atomically (temp file, fsync, rename). */
+export class FileEnvelopeStorage implements EnvelopeStorage {
+  readonly where: string;
+
+  constructor(path: string) {
+    this.where = path;
+  }
+
+  async read(): Promise<string | undefined> {
+    try {
+      return await readFile(this.where, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  async write(text: string): Promise<void> {
+    const tmp = `${this.where}.tmp`;
+    const handle = await openFile(tmp, "w", 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, this.where);
+  }
+}
+
+/**
+ * One REG_BINARY value under an HKLM key whose ACL admits only SYSTEM and Administrators. A registry value write
+ * is atomic, so no temp-and-rename dance is needed. `ensureKey` creates the key with that ACL before the first write.
+ */
+export class RegistryEnvelopeStorage implements EnvelopeStorage {
+  readonly where: string;
+  readonly #registry: RegistryPort;
+  readonly #key: string;
+  readonly #value: string;
+  readonly #ensureKey: () => Promise<void>;
+  #keyReady = false;
+
+  constructor(registry: RegistryPort, key: string, value: string, ensureKey: () => Promise<void>) {
+    this.#registry = registry;
+    this.#key = key;
+    this.#value = value;
+    this.#ensureKey = ensureKey;
+    this.where = `${key}\\${value}`;
+  }
+
+  async read(): Promise<string | undefined> {
+    return (await this.#registry.getBinary(this.#key, this.#value))?.toString("utf8");
+  }
+
+  async write(text: string): Promise<void> {
+    if (!this.#keyReady) {
+      await this.#ensureKey();
+      this.#keyReady = true;
+    }
+    // Compact JSON: reg.exe carries it as hex on a command line of limited length.
+    await this.#registry.setBinary(this.#key, this.#value, Buffer.from(JSON.stringify(JSON.parse(text)), "utf8"));
+  }
+}

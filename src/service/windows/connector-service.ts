@@ -1,0 +1,60 @@
+import type { Connector } from "../../app/connector.ts";
+import { describeError } from "../../core/errors.ts";
+import type { Logger, Redactor } from "../../core/logger.ts";
+import { EVENT_IDS, type EventLog } from "../event-log.ts";
+import { hostWindowsService } from "./service-host.ts";
+import { koffiScm } from "./win32.ts";
+
+export const CONNECTOR_SERVICE = "CamsBioApi";
+export const MONITOR_SERVICE = "CamsBioApiMonitor";
+
+/** `bioapi run --service` on Windows: the connector inside the SCM protocol, with its Event Log entries. */
+export async function runConnectorUnderScm(options: {
+  start: () => Promise<Connector>;
+  logger: Logger;
+  eventLog: EventLog;
+  redactor: Redactor;
+}): Promise<number> {
+  const { logger, eventLog, redactor } = options;
+  const code = await hostWindowsService({
+    name: CONNECTOR_SERVICE,
+    scm: await koffiScm(),
+    logger,
+    start: async () => {
+      const connector = await options.start().catch(async (error: unknown) => {
+        await eventLog.write(
+          "error",
+          `Cams Bio API connector could not start: ${redactor.scrub(describeError(error).message)}`,
+          EVENT_IDS.fatal,
+        );
+        throw error;
+      });
+      await eventLog.write("info", "Cams Bio API connector started.", EVENT_IDS.started);
+      let end: (code: number) => void = () => undefined;
+      const ended = new Promise<number>((resolve) => {
+        end = resolve;
+      });
+      const fatal = (error: unknown) => {
+        logger.error("Unhandled failure; stopping with an error so the SCM's recovery actions restart the service.", {
+          error,
+        });
+        void eventLog.write(
+          "error",
+          `Cams Bio API connector failed: ${redactor.scrub(describeError(error).message)}`,
+          EVENT_IDS.fatal,
+        );
+        end(70);
+      };
+      process.on("unhandledRejection", fatal);
+      process.on("uncaughtException", fatal);
+      return {
+        ended,
+        stop: async () => {
+          await connector.stop(10_000);
+          await eventLog.write("info", "Cams Bio API connector stopped.", EVENT_IDS.stopped);
+        },
+      };
+    },
+  });
+  return code;
+}

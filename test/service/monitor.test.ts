@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { type MonitorRecord, readMonitorRecord } from "../../src/monitor/monitor-state.ts";
+import { BIN } from "../helpers/connector-process.ts";
+import { e2e } from "../helpers/e2e-harness.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+
+/** `bioapi monitor --manager process`: the real monitor starting a real connector, with test-sized timings. */
+function startMonitor(
+  dataDir: string,
+  extra: readonly string[] = [],
+  runExtra: readonly string[] = [],
+): { child: ChildProcess; output: string[] } {
+  const output: string[] = [];
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      "monitor",
+      "--manager",
+      "process",
+      "--data-dir",
+      dataDir,
+      "--interval-ms",
+      "150",
+      "--probe-timeout-ms",
+      "400",
+      "--strikes",
+      "2",
+      "--start-grace-ms",
+      "4000",
+      "--restart-delay-ms",
+      "100",
+      "--restart-max-delay-ms",
+      "400",
+      "--log-format",
+      "json",
+      ...extra,
+      "--",
+      "--log-format",
+      "json",
+      ...runExtra,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stdout?.on("data", (d: Buffer) => output.push(d.toString()));
+  child.stderr?.on("data", (d: Buffer) => output.push(d.toString()));
+  return { child, output };
+}
+
+async function stopMonitor(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+const healthyRecord = (dataDir: string, notPid?: number) => {
+  const since = Date.now();
+  return waitFor(
+    "a healthy connector under the monitor",
+    async () => {
+      const r = await readMonitorRecord(dataDir);
+      return r?.state === "supervising" &&
+        r.connectorPid &&
+        r.connectorPid !== notPid &&
+        r.lastHealthyAt &&
+        Date.parse(r.lastHealthyAt) > since
+        ? r
+        : undefined;
+    },
+    30_000,
+    50,
+  );
+};
+
+function bioapi(args: readonly string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.on("exit", (code) => resolve({ code: code ?? -1, out }));
+  });
+}
+
+test("the monitor restarts a killed connector and a hung (SIGSTOP) one, and leaves an administrator's stop alone", async (t) => {
+  await using h = await e2e();
+  const logDir = join(h.connectorDir, "logs");
+  const { child, output } = startMonitor(h.connectorDir, [], ["--log-dir", logDir]);
+  t.after(() => stopMonitor(child));
+  try {
+    const first = await healthyRecord(h.connectorDir);
+    const pid1 = first.connectorPid as number;
+
+    process.kill(pid1, "SIGKILL");
+    const second = await healthyRecord(h.connectorDir, pid1);
+    assert.match(second.actions.at(-1)?.reason ?? "", /exited \(signal SIGKILL\)/);
+
+    const pid2 = second.connectorPid as number;
+    process.kill(pid2, "SIGSTOP");
+    const third = await healthyRecord(h.connectorDir, pid2);
+    assert.ok(
+      third.actions.some((a) => a.action === "kill" && /unresponsive/.test(a.reason)),
+      JSON.stringify(third.actions),
+    );
+    assert.throws(() => process.kill(pid2, 0), "the hung connector was ended");
+
+    const stop = await bioapi(["service", "stop", "--manager", "process", "--data-dir", h.connectorDir]);
+    assert.equal(stop.code, 0, stop.out);
+    const stopped = await waitFor("stopped-by-admin", async () => {
+      const r = await readMonitorRecord(h.connectorDir);
+      return r?.state === "stopped-by-admin" ? r : undefined;
+    });
+    // Several monitor intervals later it is still stopped: no restart behind the administrator's back.
+    await new Promise((r) => setTimeout(r, 1200));
+    const later = (await readMonitorRecord(h.connectorDir)) as MonitorRecord;
+    assert.equal(later.state, "stopped-by-admin");
+    assert.equal(later.restartsTotal, stopped.restartsTotal);
+    assert.equal(later.restartsTotal, 2);
+    // bioapi run --log-dir (what both service definitions pass): three connector runs appended to one file.
+    const log = await readFile(join(logDir, "connector.log"), "utf8");
+    assert.ok(log.split("\n").filter((l) => l.includes('"level"')).length >= 3, log.slice(0, 500));
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n--- monitor output ---\n${output.join("").slice(-3000)}`);
+  }
+});
+
+test("a crash loop: the monitor gives up with a clear status and log line, shown by bioapi status", async () => {
+  await using dir = await tempDir();
+  const dataDir = join(dir.path, "never-enrolled");
+  const logDir = join(dir.path, "logs");
+  const { child, output } = startMonitor(dataDir, ["--max-restarts", "3", "--window-ms", "60000", "--log-dir", logDir]);
+  try {
+    const record = await waitFor("the monitor to give up", async () => {
+      const r = await readMonitorRecord(dataDir);
+      return r?.state === "gave-up" ? r : undefined;
+    });
+    assert.match(
+      record.message,
+      /gave up after 3 restarts in 1 min; last failure: the connector exited \(exit code 1\)/,
+    );
+    assert.match(record.message, /bioapi service start/);
+    assert.match(record.lastConnectorOutput.join("\n"), /not enrolled/);
+    await waitFor("the log line", () => output.join("").includes("Monitor gave up restarting the connector"));
+    // --log-dir (what the Windows service passes): the same line in monitor.log.
+    assert.match(await readFile(join(logDir, "monitor.log"), "utf8"), /Monitor gave up restarting the connector/);
+
+    const status = await bioapi(["status", "--data-dir", dataDir]);
+    assert.equal(status.code, 1);
+    assert.match(status.out, /connector: not running/);
+    assert.match(status.out, /monitor \(process, pid \d+\): gave-up — gave up after 3 restarts/);
+    assert.match(status.out, /connector's last output: .*not enrolled/);
+  } finally {
+    await stopMonitor(child);
+  }
+});
