@@ -186,3 +186,38 @@ test("pointing a source id at another table starts its cursors afresh", async ()
   a.close();
   b.close();
 });
+
+test("re-targeting clears the old target's cursors, so a restart does not load them for the new table", async () => {
+  await using dir = await tempDir();
+  const a = new AttendanceDb(join(dir.path, "a.db"));
+  const b = new AttendanceDb(join(dir.path, "b.db"));
+  // Time cursors (no id column): a stale cursor from A hides every older row of B for good.
+  const columns = { deviceSerial: "sn", userId: "pin", time: "punch_time" };
+  a.insert([
+    { sn: "S1", pin: "a1", time: "2026-06-01 08:00:00" },
+    { sn: "S2", pin: "a2", time: "2026-06-01 09:00:00" },
+  ]);
+  b.insert([{ sn: "S1", pin: "b1", time: "2026-05-01 08:00:00" }]);
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(a.path, { columns })]);
+  await waitFor("A's two serials", () => h.store.cursors("att").get("S2") !== undefined && h.userIds().length === 2);
+  await h.run([sourceConfig(b.path, { columns })]);
+  await waitFor("B's S1", () => h.userIds().some((p) => p.userId === "b1"));
+  assert.equal(h.store.cursors("att").get("S2"), null, "A's S2 cursor cleared with the new #target");
+  // B's S2 rows arrive (older than A's S2 cursor), then the source restarts (a config change that keeps the target).
+  b.insert([
+    { sn: "S2", pin: "b2", time: "2026-05-02 08:00:00" },
+    { sn: "S2", pin: "b3", time: "2026-05-02 09:00:00" },
+  ]);
+  await h.run([sourceConfig(b.path, { columns, pollIntervalMs: 120 })]);
+  await waitFor("B's S2 rows after the restart", () => h.userIds().filter((p) => p.deviceSerial === "S2").length === 3);
+  assert.deepEqual(
+    h
+      .userIds()
+      .map((p) => p.userId)
+      .sort(),
+    ["a1", "a2", "b1", "b2", "b3"],
+  );
+  a.close();
+  b.close();
+});

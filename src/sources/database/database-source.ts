@@ -66,16 +66,25 @@ export class DatabaseSource implements Source {
       // (already-delivered punches are dropped by id, so this costs reading, not duplicates).
       const target = this.#fingerprint();
       const previous = ctx.cursors.get(TARGET_KEY);
-      if (previous !== undefined && previous !== target) {
+      const retarget = previous !== undefined && previous !== target;
+      if (retarget) {
         ctx.logger.warn("The source now points at another database, table or preset; reading it from the start.", {
           preset: this.#config.preset,
         });
       } else {
-        for (const [key, value] of ctx.cursors) if (!key.startsWith("#")) cursors.set(key, value);
+        // null is a cursor cleared by a re-target: no cursor.
+        for (const [key, value] of ctx.cursors) if (!key.startsWith("#") && value !== null) cursors.set(key, value);
       }
       // Fail fast on a wrong table or column, before the first poll.
       for (const name of reader.plan.tables(ctx.clock.now())) await reader.table(name);
-      if (previous !== target) await ctx.emit([], { [TARGET_KEY]: target });
+      if (previous !== target) {
+        // The old target's cursors are cleared in the same commit that records the new target: otherwise the next
+        // start (same target now) would load them again, and rows of the new table below them would never be read.
+        const update: Record<string, CursorValue> = { [TARGET_KEY]: target };
+        if (retarget)
+          for (const [key, value] of ctx.cursors) if (key !== TARGET_KEY && value !== null) update[key] = null;
+        await ctx.emit([], update);
+      }
       const known = new Map<string, Set<string>>();
       let lastFullDiscovery = Number.NEGATIVE_INFINITY;
       let lookups: Lookups = { devices: new Map(), users: undefined };
