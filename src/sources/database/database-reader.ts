@@ -32,15 +32,21 @@ export function timeSemantics(engine: string, type: string): "naive" | "instant"
 }
 
 const NAIVE = /^(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2})(?::(\d{2}))?/;
+const OFFSET = /(Z|[+-]\d{2}(?::?\d{2})?)$/i;
 
-/** The same kind of time value `ms` earlier: naive stays naive (same separator), an instant becomes ISO UTC. */
+/**
+ * The same kind of time value `ms` earlier, spelled like the value: same separator, same offset suffix (if any).
+ * Text columns compare the bound as text, so "…T02:00:00-05:00" must not become "…T07:00:00Z" (which sorts after
+ * every row of that day). The wall clock is shifted in the value's own offset, so the instant moves by exactly `ms`.
+ */
 export function shiftTime(value: string | number, ms: number): string | number {
   if (typeof value === "number") return value > 1e11 ? value - ms : value - Math.ceil(ms / 1000);
-  const m = NAIVE.exec(value);
-  if (m && !/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(value.trim())) {
+  const text = value.trim();
+  const m = NAIVE.exec(text);
+  if (m) {
     const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[5]), Number(m[6]), Number(m[7] ?? 0));
     const iso = new Date(t - ms).toISOString();
-    return `${iso.slice(0, 10)}${m[4]}${iso.slice(11, 19)}`;
+    return `${iso.slice(0, 10)}${m[4]}${iso.slice(11, 19)}${OFFSET.exec(text)?.[1] ?? ""}`;
   }
   return new Date(Date.parse(value) - ms).toISOString();
 }
