@@ -17,10 +17,28 @@ export interface ResolvedTable {
   col(logical: string): string;
   /** The selected columns, in real spelling. */
   readonly select: readonly string[];
+  /** Time cursors: the window re-read below the cursor, after the naive-time floor (0 for id cursors). */
+  readonly lookbackMs: number;
 }
 
-/** Rows more than this far in the future are a device clock gone wrong: sent, but never allowed to move a cursor. */
-const FUTURE_SLACK_MS = 24 * 3600_000;
+/**
+ * Rows more than this far in the future are a device clock gone wrong: sent, but never allowed to move a cursor.
+ * Small on purpose: a cursor moved hours ahead would put every row written until then below the lookback window.
+ */
+export const FUTURE_SLACK_MS = 5 * 60_000;
+
+/**
+ * The least lookback of a naive (wall-clock) time cursor. When clocks fall back, an hour of wall-clock times repeats:
+ * rows of the second pass sort below a cursor set in the first. The floor covers the largest shift in use (1 h;
+ * Lord Howe's is 30 min) plus an hour of lateness, whatever smaller `lookbackMs` a preset or config sets.
+ */
+export const NAIVE_LOOKBACK_FLOOR_MS = 2 * 3600_000;
+
+/** The lookback a time-cursor column really gets: the configured one, raised to the floor for wall-clock columns. */
+export function effectiveLookbackMs(configured: number, engine: string, type: string): number {
+  if (NUMERIC_TYPE.test(type)) return configured; // epoch seconds / ms: instants, ordered as numbers
+  return timeSemantics(engine, type) === "naive" ? Math.max(configured, NAIVE_LOOKBACK_FLOOR_MS) : configured;
+}
 
 const ZONED_TYPE = /with time zone|timestamptz|datetimeoffset|^timestamp$/;
 
@@ -149,7 +167,10 @@ export class DatabaseReader {
       p.rowSerial && real.has(p.rowSerial.toLowerCase()) ? p.rowSerial : undefined,
     ].filter((c): c is string => c !== undefined);
     const select = [...new Set(wanted.map(col))];
-    const resolved: ResolvedTable = { logical, name: info.name, info, col, select };
+    const cursorType = info.columns.find((c) => c.name === col(p.cursor.column))?.type ?? "";
+    const lookbackMs =
+      p.cursor.kind === "time" ? effectiveLookbackMs(p.cursor.lookbackMs, this.client.engine, cursorType) : 0;
+    const resolved: ResolvedTable = { logical, name: info.name, info, col, select, lookbackMs };
     this.#resolved.set(logical, resolved);
     await this.#checkIndex(resolved);
     return resolved;

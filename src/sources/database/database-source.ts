@@ -108,10 +108,7 @@ export class DatabaseSource implements Source {
           const configured = this.#config.devices;
           if (configured) for (const d of configured) partitions.add(d);
           else {
-            for (const p of await reader.partitions(
-              t,
-              full ? undefined : this.#discoveryFloor(reader, name, cursors),
-            )) {
+            for (const p of await reader.partitions(t, full ? undefined : this.#discoveryFloor(reader, t, cursors))) {
               partitions.add(p);
             }
           }
@@ -131,7 +128,12 @@ export class DatabaseSource implements Source {
   }
 
   /** New partitions show up among rows above the lowest point any known partition of the table re-reads. */
-  #discoveryFloor(reader: DatabaseReader, table: string, cursors: Map<string, CursorValue>): CursorValue | undefined {
+  #discoveryFloor(
+    reader: DatabaseReader,
+    t: ResolvedTable,
+    cursors: Map<string, CursorValue>,
+  ): CursorValue | undefined {
+    const table = t.logical;
     const c = reader.plan.cursor;
     let floor: CursorValue | undefined;
     let floorEpoch = Number.POSITIVE_INFINITY;
@@ -144,7 +146,7 @@ export class DatabaseSource implements Source {
         const e = reader.cursorEpoch(value);
         if (e !== undefined && e < floorEpoch && (typeof value === "string" || typeof value === "number")) {
           floorEpoch = e;
-          floor = shiftBack(reader, value);
+          floor = shiftBack(reader, t, value);
         }
       }
     }
@@ -174,7 +176,7 @@ export class DatabaseSource implements Source {
       ? Math.max(0, Number(cursor ?? 0) - this.#config.lookbackRows)
       : cursor === undefined
         ? undefined
-        : shiftBack(reader, cursor);
+        : shiftBack(reader, t, cursor);
     let next: readonly Scalar[] | undefined;
     for (let page = 0; ; page++) {
       // Every page, not only every poll: a large backlog pauses mid-way when the cloud goes or the outbox fills.
@@ -255,10 +257,10 @@ interface PollState {
   lookupMiss: boolean;
 }
 
-function shiftBack(reader: DatabaseReader, value: CursorValue): CursorValue {
+function shiftBack(reader: DatabaseReader, t: ResolvedTable, value: CursorValue): CursorValue {
   const c = reader.plan.cursor;
   if (c.kind !== "time" || (typeof value !== "string" && typeof value !== "number")) return value;
-  return shiftTimeValue(value, c.lookbackMs);
+  return shiftTimeValue(value, t.lookbackMs);
 }
 
 /** Quarantine payloads are JSON: Dates and bigints as text. */

@@ -51,3 +51,37 @@ test("text times with an offset: new and late rows are read after the cursor (co
   assert.equal(h.store.cursors("t").get("S1"), "2026-11-26T03:30:00-05:00");
   db.close();
 });
+
+test("DST fall-back on a naive time cursor with a 15 min lookback: the repeated hour's rows are read", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  // 2026-11-01 in New York: 01:00-02:00 happens twice (EDT, then EST). First pass, plus a device clock 1.5 h fast.
+  db.insert([
+    { sn: "S1", pin: "edt-0130", time: "2026-11-01 01:30:00" },
+    { sn: "S1", pin: "edt-0150", time: "2026-11-01 01:50:00" },
+    { sn: "S2", pin: "fast-clock", time: "2026-11-01 03:00:00" },
+    { sn: "S2", pin: "s2-0100", time: "2026-11-01 01:00:00" },
+  ]);
+  const now = Date.parse("2026-11-01T06:30:00Z"); // 01:30 EST, the second pass
+  await using h = sourceHarness(dir.path, { clock: { now: () => now } });
+  await h.run([timeSource(db.path, { lookbackMs: 15 * 60_000 })]);
+  await waitFor("first pass", () => h.userIds().length === 4);
+  assert.equal(h.store.cursors("t").get("S1"), "2026-11-01 01:50:00");
+  // A row 1.5 h ahead of now is sent but does not move the cursor.
+  assert.equal(h.store.cursors("t").get("S2"), "2026-11-01 01:00:00");
+  // Second pass (EST): wall-clock times below the cursor of 01:50.
+  db.insert([
+    { sn: "S1", pin: "est-0105", time: "2026-11-01 01:05:00" },
+    { sn: "S1", pin: "est-0120", time: "2026-11-01 01:20:00" },
+  ]);
+  await waitFor("the second pass's rows", () => h.userIds().length === 6, 5000);
+  await settle();
+  assert.deepEqual(
+    h
+      .userIds()
+      .map((p) => p.userId)
+      .sort(),
+    ["edt-0130", "edt-0150", "est-0105", "est-0120", "fast-clock", "s2-0100"],
+  );
+  db.close();
+});
