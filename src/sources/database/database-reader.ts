@@ -4,7 +4,7 @@ import { resolveTime } from "../../core/local-time.ts";
 import type { Logger } from "../../core/logger.ts";
 import { makePunch, type Punch } from "../../core/punch.ts";
 import type { CursorValue } from "../../store/store.ts";
-import { type ReadPlan, readPlan, textOf } from "./presets.ts";
+import { type Lookup, type ReadPlan, readPlan, textOf } from "./presets.ts";
 import type { Condition, Scalar } from "./select-spec.ts";
 import type { QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
 
@@ -99,6 +99,7 @@ export class DatabaseReader {
   readonly #logger: Logger | undefined;
   readonly #resolved = new Map<string, ResolvedTable | null>();
   readonly #warnedIndex = new Set<string>();
+  readonly #warnedLookup = new Set<string>();
 
   constructor(client: SqlClient, config: DatabaseSourceConfig, signal: AbortSignal, logger?: Logger) {
     this.client = client;
@@ -311,13 +312,46 @@ export class DatabaseReader {
     );
   }
 
-  async #lookup(l: { table: string; key: string; value: string }): Promise<Map<string, string>> {
+  /**
+   * A side table as a map. Missing, invisible or incomplete is an error, never an empty map: that would quarantine
+   * every row (users) or send every punch under a made-up serial (devices).
+   */
+  async #lookup(l: Lookup, role: string): Promise<Map<string, string>> {
     const map = new Map<string, string>();
     const info = await this.client.describe(l.table, this.#opts);
-    const real = new Map(info?.columns.map((c) => [c.name.toLowerCase(), c.name]) ?? []);
+    if (!info) {
+      throw new BioError(
+        "DB_SCHEMA",
+        `Lookup table "${l.table}" (${role}) not found in source ${this.config.id}, or not visible to the connector's user.`,
+        {
+          hint: `Grant the connector's user SELECT on ${l.table} (docs/configuration.md, Least privilege), or check the connection's database/schema: the ${this.plan.preset} preset needs it.`,
+          retriable: true,
+        },
+      );
+    }
+    const real = new Map(info.columns.map((c) => [c.name.toLowerCase(), c.name]));
     const key = real.get(l.key.toLowerCase());
     const value = real.get(l.value.toLowerCase());
-    if (!info || !key || !value) return map;
+    if (key && !value && l.valueMayBeMissing) {
+      if (!this.#warnedLookup.has(l.table)) {
+        this.#warnedLookup.add(l.table);
+        this.#logger?.warn(
+          `${info.name} has no ${l.value} column (${l.valueMayBeMissing}): punches carry the row's own serial, or a made-up one from the device number.`,
+          { table: info.name },
+        );
+      }
+      return map;
+    }
+    if (!key || !value) {
+      throw new BioError(
+        "DB_SCHEMA",
+        `Column "${key ? l.value : l.key}" not found in lookup table "${info.name}" (${role}). Columns that exist: ${info.columns.map((c) => c.name).join(", ")}.`,
+        {
+          hint: `This is not the ${this.plan.preset} schema this preset expects (or the connector's user may not see that column): check the preset, the database and the grants.`,
+          retriable: true,
+        },
+      );
+    }
     const rows = await this.client.select({ table: info.name, columns: [key, value] }, this.#opts);
     for (const row of rows) {
       const k = textOf(row[key]);
@@ -329,8 +363,10 @@ export class DatabaseReader {
   }
 
   async lookups(): Promise<Lookups> {
-    const devices = this.plan.devices ? await this.#lookup(this.plan.devices) : new Map<string, string>();
-    const users = this.plan.users ? await this.#lookup(this.plan.users) : undefined;
+    const devices = this.plan.devices
+      ? await this.#lookup(this.plan.devices, "device number → serial")
+      : new Map<string, string>();
+    const users = this.plan.users ? await this.#lookup(this.plan.users, "user id → badge number") : undefined;
     return { devices, users };
   }
 

@@ -80,3 +80,33 @@ test("eTimeTrackLite month rollover: the new table's ids restart at 1, late rows
   assert.equal(h.supervisor.status()[0]?.lastError ?? null, null);
   db.close();
 });
+
+function esslSource(path: string, extra: Record<string, unknown> = {}) {
+  return databaseSourceSchema.parse({
+    id: "essl",
+    kind: "database",
+    pollIntervalMs: 100,
+    timezone: "Asia/Kolkata",
+    connection: { engine: "sqlite", path },
+    preset: "etimetracklite",
+    batchSize: 8,
+    ...extra,
+  });
+}
+
+test("a missing Devices table is an error naming it and the fix, not device-N serials", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "etimetracklite.db");
+  const db = new DatabaseSync(path);
+  monthTable(db, "DeviceLogs_11_2026");
+  punch(db, "DeviceLogs_11_2026", 1, "E1", "2026-11-20 09:00:00");
+  const now = Date.parse("2026-11-20T12:00:00+05:30");
+  await using h = sourceHarness(dir.path, { clock: { now: () => now } });
+  await h.run([esslSource(path)]);
+  const error = await waitFor("the source's error", () => h.supervisor.status()[0]?.lastError, 5000);
+  assert.equal(error.code, "DB_SCHEMA");
+  assert.match(error.message, /Lookup table "Devices".*not found/);
+  assert.match(error.message, /Grant the connector's user SELECT on Devices/);
+  assert.equal(h.store.outboxStats().depth, 0);
+  db.close();
+});

@@ -7,6 +7,8 @@ export interface Lookup {
   readonly table: string;
   readonly key: string;
   readonly value: string;
+  /** Set when real installs lack the value column (why, for the warning): then the lookup is empty, not an error. */
+  readonly valueMayBeMissing?: string;
 }
 
 export type CursorPlan =
@@ -113,7 +115,12 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
         workCode: "WorkCode",
         rowSerial: "sn",
         filter,
-        devices: { table: "Machines", key: "MachineNumber", value: "sn" },
+        devices: {
+          table: "Machines",
+          key: "MachineNumber",
+          value: "sn",
+          valueMayBeMissing: "older ZKTime versions keep no serial in Machines",
+        },
         users: { table: "USERINFO", key: "USERID", value: "Badgenumber" },
         stateCode: (raw) => (raw === null || raw === undefined ? 0 : ATT2000_CHECKTYPE[String(raw).trim()]),
         serial: (p, row, devices) => textOf(row.sn) ?? devices.get(p) ?? `machine-${p}`,
