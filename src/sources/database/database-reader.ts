@@ -370,6 +370,14 @@ export class DatabaseReader {
     return { devices, users };
   }
 
+  /** True when some of these rows of `partition` take their serial from the device lookup, which lacks it. */
+  needsDeviceLookup(t: ResolvedTable, rows: readonly SqlRow[], partition: string, lookups: Lookups): boolean {
+    const p = this.plan;
+    if (!p.devices || lookups.devices.has(partition)) return false;
+    const own = p.rowSerial ? t.col(p.rowSerial) : undefined;
+    return rows.some((row) => own === undefined || textOf(row[own]) === undefined);
+  }
+
   /** The cursor value of a row (id or time), as stored in the cursor. */
   cursorOf(t: ResolvedTable, row: SqlRow): number | string | undefined {
     const raw = row[t.col(this.plan.cursor.column)];

@@ -87,17 +87,24 @@ export class DatabaseSource implements Source {
       }
       const known = new Map<string, Set<string>>();
       let lastFullDiscovery = Number.NEGATIVE_INFINITY;
-      let lookups: Lookups = { devices: new Map(), users: undefined };
       let lookupsAt = Number.NEGATIVE_INFINITY;
-      const poll: PollState = { lookupMiss: false };
+      const poll: PollState = {
+        lookupMiss: false,
+        lookups: { devices: new Map(), users: undefined },
+        missingDevices: new Set(),
+        refresh: async () => {
+          poll.lookups = await reader.lookups();
+        },
+      };
 
       while (!ctx.signal.aborted) {
         await ctx.waitUntilActive();
         const started = ctx.clock.now();
         if (poll.lookupMiss || started - lookupsAt >= LOOKUP_REFRESH_MS) {
-          lookups = await reader.lookups();
+          await poll.refresh();
           lookupsAt = started;
           poll.lookupMiss = false;
+          poll.missingDevices.clear();
         }
         const full = started - lastFullDiscovery >= FULL_DISCOVERY_EVERY_MS;
         for (const name of reader.plan.tables(started)) {
@@ -114,7 +121,7 @@ export class DatabaseSource implements Source {
           }
           for (const partition of partitions) {
             if (ctx.signal.aborted) return;
-            await this.#drain(reader, t, partition, cursors, lookups, poll, ctx);
+            await this.#drain(reader, t, partition, cursors, poll, ctx);
           }
         }
         if (full) lastFullDiscovery = started;
@@ -165,7 +172,6 @@ export class DatabaseSource implements Source {
     t: ResolvedTable,
     partition: string,
     cursors: Map<string, CursorValue>,
-    lookups: Lookups,
     poll: PollState,
     ctx: SourceContext,
   ): Promise<void> {
@@ -199,6 +205,12 @@ export class DatabaseSource implements Source {
         from = 0;
         continue;
       }
+      // A device registered since the last refresh (with its first punches): read the lookup again before any punch
+      // goes out under a made-up serial, which would then stay in the cloud for good.
+      if (!poll.missingDevices.has(partition) && reader.needsDeviceLookup(t, rows, partition, poll.lookups)) {
+        await poll.refresh();
+        if (!poll.lookups.devices.has(partition)) poll.missingDevices.add(partition);
+      }
       const punches: Punch[] = [];
       const quarantined: QuarantineInput[] = [];
       const now = ctx.clock.now();
@@ -221,7 +233,7 @@ export class DatabaseSource implements Source {
             highEpoch = e;
           }
         }
-        const result = reader.toPunch(t, row, partition, lookups, collectedAt);
+        const result = reader.toPunch(t, row, partition, poll.lookups, collectedAt);
         if (typeof result === "string") {
           if (reader.plan.users && / has no /.test(result)) poll.lookupMiss = true;
           if (isNew) quarantined.push({ reason: result, payload: plainRow(row) });
@@ -254,7 +266,12 @@ export class DatabaseSource implements Source {
 }
 
 interface PollState {
+  /** A row named a user the lookup lacks: refresh before the next poll. */
   lookupMiss: boolean;
+  lookups: Lookups;
+  /** Device numbers still unknown right after a refresh: their fallback serial stands until the periodic refresh. */
+  readonly missingDevices: Set<string>;
+  refresh(): Promise<void>;
 }
 
 function shiftBack(reader: DatabaseReader, t: ResolvedTable, value: CursorValue): CursorValue {

@@ -110,3 +110,27 @@ test("a missing Devices table is an error naming it and the fix, not device-N se
   assert.equal(h.store.outboxStats().depth, 0);
   db.close();
 });
+
+test("a device added to Devices together with its first punches gets its serial, not device-N", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "etimetracklite.db");
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("CREATE TABLE Devices (DeviceId INTEGER PRIMARY KEY, DeviceFName TEXT, SerialNumber TEXT)");
+  db.exec("INSERT INTO Devices VALUES (1, 'Gate', 'ESSL0001')");
+  monthTable(db, "DeviceLogs_11_2026");
+  punch(db, "DeviceLogs_11_2026", 1, "E1", "2026-11-20 09:00:00");
+  const now = Date.parse("2026-11-20T12:00:00+05:30");
+  await using h = sourceHarness(dir.path, { clock: { now: () => now } });
+  await h.run([esslSource(path)]);
+  await waitFor("device 1", () => h.store.outboxStats().depth === 1);
+  // Within the minute between lookup refreshes: a new device is registered and downloads.
+  db.exec("INSERT INTO Devices VALUES (3, 'Canteen', 'ESSL0003')");
+  punch(db, "DeviceLogs_11_2026", 3, "E3", "2026-11-20 09:05:00");
+  // Device 4 is really missing from Devices: the fallback serial is right for it.
+  punch(db, "DeviceLogs_11_2026", 4, "E4", "2026-11-20 09:06:00");
+  await waitFor("devices 3 and 4", () => h.store.outboxStats().depth === 3);
+  const serials = Object.fromEntries(h.userIds().map((p) => [p.userId, p.deviceSerial]));
+  assert.deepEqual(serials, { E1: "ESSL0001", E3: "ESSL0003", E4: "device-4" });
+  db.close();
+});
