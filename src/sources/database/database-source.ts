@@ -76,7 +76,7 @@ export class DatabaseSource implements Source {
         for (const [key, value] of ctx.cursors) if (!key.startsWith("#") && value !== null) cursors.set(key, value);
       }
       // Fail fast on a wrong table or column, before the first poll.
-      for (const name of reader.plan.tables(ctx.clock.now())) await reader.table(name);
+      for (const name of reader.plan.tables(ctx.clock.now(), cursors.keys())) await reader.table(name);
       if (previous !== target) {
         // The old target's cursors are cleared in the same commit that records the new target: otherwise the next
         // start (same target now) would load them again, and rows of the new table below them would never be read.
@@ -107,7 +107,7 @@ export class DatabaseSource implements Source {
           poll.missingDevices.clear();
         }
         const full = started - lastFullDiscovery >= FULL_DISCOVERY_EVERY_MS;
-        for (const name of reader.plan.tables(started)) {
+        for (const name of reader.plan.tables(started, cursors.keys())) {
           const t = await reader.table(name);
           if (!t) continue;
           const partitions = known.get(name) ?? new Set<string>();

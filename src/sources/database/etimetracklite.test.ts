@@ -134,3 +134,52 @@ test("a device added to Devices together with its first punches gets its serial,
   assert.deepEqual(serials, { E1: "ESSL0001", E3: "ESSL0003", E4: "device-4" });
   db.close();
 });
+
+test("downtime across several month boundaries: every month table since the last cursor is read", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "etimetracklite.db");
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("CREATE TABLE Devices (DeviceId INTEGER PRIMARY KEY, DeviceFName TEXT, SerialNumber TEXT)");
+  db.exec("INSERT INTO Devices VALUES (1, 'Gate', 'ESSL0001')");
+  for (const m of ["DeviceLogs_9_2026", "DeviceLogs_10_2026", "DeviceLogs_11_2026", "DeviceLogs_12_2026"])
+    monthTable(db, m);
+  punch(db, "DeviceLogs_9_2026", 1, "SEP", "2026-09-20 09:00:00");
+  let now = Date.parse("2026-09-20T12:00:00+05:30");
+  await using h = sourceHarness(dir.path, { clock: { now: () => now } });
+  await h.run([esslSource(path)]);
+  await waitFor("September", () => h.store.outboxStats().depth === 1);
+  // The connector is down from late September to December; the software keeps writing month tables meanwhile.
+  punch(db, "DeviceLogs_9_2026", 1, "SEP-LATE", "2026-09-29 18:00:00");
+  punch(db, "DeviceLogs_10_2026", 1, "OCT", "2026-10-15 09:00:00");
+  punch(db, "DeviceLogs_11_2026", 1, "NOV", "2026-11-15 09:00:00");
+  punch(db, "DeviceLogs_12_2026", 1, "DEC", "2026-12-02 09:00:00");
+  now = Date.parse("2026-12-02T12:00:00+05:30");
+  await waitFor("every month", () => h.store.outboxStats().depth === 5, 5000);
+  assert.deepEqual(
+    h
+      .userIds()
+      .map((p) => p.userId)
+      .sort(),
+    ["DEC", "NOV", "OCT", "SEP", "SEP-LATE"],
+  );
+  db.close();
+});
+
+test("month tables from the oldest committed cursor, at most 12 months back", () => {
+  const now = Date.parse("2026-12-02T12:00:00+05:30");
+  assert.deepEqual(eTimeTrackTables(now, "Asia/Kolkata", { year: 2026, month: 9 }), [
+    "DeviceLogs_9_2026",
+    "DeviceLogs_10_2026",
+    "DeviceLogs_11_2026",
+    "DeviceLogs_12_2026",
+  ]);
+  const far = eTimeTrackTables(now, "Asia/Kolkata", { year: 2020, month: 1 });
+  assert.equal(far.length, 13);
+  assert.equal(far[0], "DeviceLogs_12_2025");
+  // A cursor in the current month still keeps the previous month scanned.
+  assert.deepEqual(eTimeTrackTables(now, "Asia/Kolkata", { year: 2026, month: 12 }), [
+    "DeviceLogs_11_2026",
+    "DeviceLogs_12_2026",
+  ]);
+});
