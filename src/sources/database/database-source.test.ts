@@ -1,11 +1,17 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ATT_LOG_COLUMNS, AttendanceDb } from "../../../test/helpers/attendance-db.ts";
 import { sourceHarness } from "../../../test/helpers/run-source.ts";
 import { tempDir } from "../../../test/helpers/temp-dir.ts";
 import { waitFor } from "../../../test/helpers/wait-for.ts";
-import { type DatabaseSourceConfig, databaseSourceSchema } from "../../config/config-schema.ts";
+import {
+  type DatabaseSourceConfig,
+  databaseConnectionSchema,
+  databaseSourceSchema,
+} from "../../config/config-schema.ts";
+import { targetFingerprint } from "./database-source.ts";
 import { checkIdentifier } from "./identifier.ts";
 
 function sourceConfig(path: string, extra: Partial<DatabaseSourceConfig> = {}): DatabaseSourceConfig {
@@ -220,4 +226,47 @@ test("re-targeting clears the old target's cursors, so a restart does not load t
   );
   a.close();
   b.close();
+});
+
+test("widening the filter is a new target: rows it excluded below the cursor are read", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert(
+    [1, 2, 3, 4].map((id) => ({ id, sn: "S1", pin: `u${id}`, time: `2026-11-26 08:00:0${id}`, status: id % 2 })),
+  );
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path, { lookbackRows: 0, filter: [{ column: "status", op: "eq", value: 0 }] })]);
+  await waitFor("cursor at 4", () => h.store.cursors("att").get("S1") === 4);
+  assert.equal(h.store.outboxStats().depth, 2);
+  await h.run([sourceConfig(db.path, { lookbackRows: 0 })]);
+  await waitFor("the rows the old filter excluded", () => h.store.outboxStats().depth === 4, 5000);
+});
+
+test("the target fingerprint covers the filter, the time cursor column and a SQL Server instance", () => {
+  const base = sourceConfig("/x/att.db");
+  const timeMode = sourceConfig("/x/att.db", { columns: { deviceSerial: "sn", userId: "pin", time: "punch_time" } });
+  const mssql = (instanceName?: string) =>
+    sourceConfig("/x/att.db", {
+      connection: databaseConnectionSchema.parse({
+        engine: "mssql",
+        host: "db",
+        database: "att",
+        user: "u",
+        ...(instanceName ? { instanceName } : {}),
+      }),
+    });
+  const fp = targetFingerprint;
+  assert.notEqual(fp(base), fp(sourceConfig("/x/att.db", { filter: [{ column: "status", op: "eq", value: 0 }] })));
+  assert.notEqual(
+    fp(timeMode),
+    fp(sourceConfig("/x/att.db", { columns: { deviceSerial: "sn", userId: "pin", time: "verify" } })),
+  );
+  assert.notEqual(fp(mssql()), fp(mssql("SQLEXPRESS")));
+  assert.notEqual(fp(mssql("A")), fp(mssql("B")));
+  // An id-cursor source without filter or instance keeps the fingerprint it had, so an upgrade re-reads nothing.
+  const old = createHash("sha256")
+    .update(JSON.stringify([`sqlite:/x/att.db`, "generic", "att_log", "id", "sn"]))
+    .digest("hex")
+    .slice(0, 16);
+  assert.equal(fp(base), old);
 });

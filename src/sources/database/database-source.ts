@@ -30,11 +30,30 @@ export function connectionTarget(c: DatabaseConnectionConfig): string {
     case "access":
       return `${c.engine}:${c.path}`;
     case "postgres":
-    case "mssql":
       return `${c.engine}://${c.host}:${c.port}/${c.database}/${c.schema}`;
+    case "mssql":
+      // A named instance is found through SQL Browser: the port is not where the data is.
+      return c.instanceName
+        ? `${c.engine}://${c.host}\\${c.instanceName}/${c.database}/${c.schema}`
+        : `${c.engine}://${c.host}:${c.port}/${c.database}/${c.schema}`;
     case "mysql":
       return `${c.engine}://${c.host}:${c.port}/${c.database}`;
   }
+}
+
+/**
+ * Which rows the cursors describe: database, preset, table, id / partition columns, the time column when it is the
+ * cursor, and the filter (a wider filter brings rows below the cursors into view). What the first version hashed is
+ * hashed the same way, so an id-cursor source with no filter keeps its cursors across the upgrade.
+ */
+export function targetFingerprint(config: DatabaseSourceConfig): string {
+  const { connection, table, columns, preset, filter } = config;
+  const parts: unknown[] = [connectionTarget(connection), preset, table, columns?.id, columns?.deviceSerial];
+  const extra: Record<string, unknown> = {};
+  if (columns && !columns.id) extra.time = columns.time;
+  if (filter.length > 0) extra.filter = filter;
+  if (Object.keys(extra).length > 0) parts.push(extra);
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 16);
 }
 
 /** The cursor key of a partition: the partition value, prefixed by the table when a preset reads several. */
@@ -64,7 +83,7 @@ export class DatabaseSource implements Source {
       const cursors = new Map<string, CursorValue>();
       // Cursors belong to one table of one database: pointed elsewhere under the same source id, start afresh
       // (already-delivered punches are dropped by id, so this costs reading, not duplicates).
-      const target = this.#fingerprint();
+      const target = targetFingerprint(this.#config);
       const previous = ctx.cursors.get(TARGET_KEY);
       const retarget = previous !== undefined && previous !== target;
       if (retarget) {
@@ -158,12 +177,6 @@ export class DatabaseSource implements Source {
       }
     }
     return floor;
-  }
-
-  #fingerprint(): string {
-    const { connection, table, columns, preset } = this.#config;
-    const where = JSON.stringify([connectionTarget(connection), preset, table, columns?.id, columns?.deviceSerial]);
-    return createHash("sha256").update(where).digest("hex").slice(0, 16);
   }
 
   /** Keyset pages from the cursor's lookback window upwards until a short page; each page commits with its cursor. */
