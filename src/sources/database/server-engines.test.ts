@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import mysql from "mysql2/promise";
 import { sourceHarness } from "../../../test/helpers/run-source.ts";
 import { type EngineName, type Scratch, scratch } from "../../../test/helpers/sql-servers.ts";
 import { tempDir } from "../../../test/helpers/temp-dir.ts";
@@ -231,3 +232,47 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+test("mysql: a server running with NO_BACKSLASH_ESCAPES cannot turn a filter value into SQL", async (t) => {
+  await using s = await scratch("mysql");
+  if (!s) return t.skip("mysql absent");
+  await s.createBiotime();
+  await s.insertBiotime([
+    { sn: "S1", pin: "1", time: time(0) },
+    { sn: "S1", pin: "2", time: time(1) },
+  ]);
+  const { MysqlClient } = await import("./mysql-client.ts");
+  const config = source(s);
+  if (config.connection.engine !== "mysql") throw new Error("not mysql");
+  const signal = new AbortController().signal;
+  // As if the server's global sql_mode had it: every new session starts with NO_BACKSLASH_ESCAPES.
+  const client = await MysqlClient.open(config.connection, 5000, signal, {
+    createPool: (options) => {
+      const pool = mysql.createPool(options);
+      pool.on("connection", (conn) => {
+        (conn as unknown as { query(sql: string): void }).query(
+          "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')",
+        );
+      });
+      return pool;
+    },
+  });
+  try {
+    const hostile = "x\\' OR 1=1 -- ";
+    const rows = await client.select(
+      {
+        table: "iclock_transaction",
+        columns: ["emp_code"],
+        where: [{ column: "emp_code", op: "eq", value: hostile }],
+        orderBy: ["id"],
+        limit: 10,
+      },
+      { signal, timeoutMs: 5000 },
+    );
+    assert.equal(rows.length, 0, "the filter value stayed a value");
+    const [mode] = await client.query("SELECT @@SESSION.sql_mode AS m", [], { signal, timeoutMs: 5000 });
+    assert.doesNotMatch(String(mode?.m), /NO_BACKSLASH_ESCAPES/);
+  } finally {
+    await client.close();
+  }
+});
