@@ -2,7 +2,7 @@ import mysql from "mysql2/promise";
 import type { TlsConfig } from "../../config/config-schema.ts";
 import { type DbErrorContext, dbError } from "./db-errors.ts";
 import { mysqlDialect } from "./dialects.ts";
-import { guardQuery } from "./query-guard.ts";
+import { guardQuery, within } from "./query-guard.ts";
 import { renameRows, renderSelect, type SelectSpec } from "./select-spec.ts";
 import type { IndexInfo, QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
 
@@ -134,6 +134,8 @@ export class MysqlClient implements SqlClient {
     options.signal.throwIfAborted();
     let conn: mysql.PoolConnection | undefined;
     let done = false;
+    // Set when the guard gave up: a connection the pool hands over afterwards is dropped at once, not kept.
+    let abandoned = false;
     const finish = (destroy: boolean) => {
       if (done || !conn) return;
       done = true;
@@ -142,7 +144,10 @@ export class MysqlClient implements SqlClient {
     };
     const work = (async () => {
       conn = await this.#pool.getConnection();
-      if (options.signal.aborted) throw options.signal.reason;
+      if (abandoned || options.signal.aborted) {
+        finish(true);
+        throw options.signal.aborted ? options.signal.reason : new Error("abandoned");
+      }
       await this.#prepare(conn);
       const [rows] = await conn.query({ sql, values: params as unknown[] });
       return rows as SqlRow[];
@@ -152,6 +157,7 @@ export class MysqlClient implements SqlClient {
         work,
         options,
         () => {
+          abandoned = true;
           // Closing the socket does not stop the statement on the server; KILL QUERY does.
           const id = conn?.threadId;
           if (id) this.#pool.query(`KILL QUERY ${Math.trunc(id)}`).catch(() => undefined);
@@ -213,6 +219,6 @@ export class MysqlClient implements SqlClient {
   }
 
   async close(): Promise<void> {
-    await this.#pool.end().catch(() => undefined);
+    await within(this.#pool.end());
   }
 }

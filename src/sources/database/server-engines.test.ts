@@ -276,3 +276,37 @@ test("mysql: a server running with NO_BACKSLASH_ESCAPES cannot turn a filter val
     await client.close();
   }
 });
+
+for (const engine of ENGINES) {
+  test(`${engine}: a query that times out waiting for the only pooled connection does not keep it; close() resolves`, async (t) => {
+    await using s = await scratch(engine);
+    if (!s) return t.skip(`${engine} absent`);
+    const signal = new AbortController().signal;
+    const client = await openSqlClient(source(s, { connection: { ...s.connection, poolSize: 1 } }), signal);
+    const q = client as unknown as {
+      query(sql: string, params: unknown[], o: { signal: AbortSignal; timeoutMs: number }): Promise<unknown[]>;
+    };
+    const sleepSql = engine === "postgres" ? "SELECT pg_sleep(0.4) AS x" : "SELECT SLEEP(0.4) AS x";
+    const holder = q.query(sleepSql, [], { signal, timeoutMs: 5000 });
+    await new Promise((r) => setTimeout(r, 100));
+    // Gives up while still waiting for the pool; the connection reaches it after the holder is done.
+    await assert.rejects(q.query("SELECT 1 AS one", [], { signal, timeoutMs: 30 }), { code: "DB_QUERY" });
+    await holder;
+    const rows = (await q.query("SELECT 1 AS one", [], { signal, timeoutMs: 3000 })) as Array<{ one: unknown }>;
+    assert.equal(Number(rows[0]?.one), 1);
+    // Another waiter that gives up, then close() while it is pending: close must not wait for ever.
+    const holder2 = q.query(sleepSql, [], { signal, timeoutMs: 5000 });
+    await new Promise((r) => setTimeout(r, 100));
+    await assert.rejects(q.query("SELECT 1 AS one", [], { signal, timeoutMs: 30 }), { code: "DB_QUERY" });
+    await holder2;
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      client.close().then(() => "closed"),
+      new Promise((r) => {
+        timer = setTimeout(() => r("close() still pending after 8 s"), 8000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert.equal(closed, "closed");
+  });
+}
