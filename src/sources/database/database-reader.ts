@@ -275,23 +275,32 @@ export class DatabaseReader {
     return { rows, next: nextKey };
   }
 
-  async maxId(t: ResolvedTable, partition: string): Promise<number> {
+  /**
+   * The largest id in the whole table (no partition, no filter): only when even that is below a cursor were the ids
+   * renumbered. One device's rows being purged, or a filter hiding the newest ones, is no reason to read it again.
+   */
+  async maxId(t: ResolvedTable): Promise<number> {
     const [top] = await this.client.select(
-      {
-        table: t.name,
-        aggregate: { max: t.col(this.plan.cursor.column) },
-        where: [
-          ...this.#filter(t),
-          {
-            column: t.col(this.plan.partition),
-            op: "eq",
-            value: partitionValue(t, t.col(this.plan.partition), partition),
-          },
-        ],
-      },
+      { table: t.name, aggregate: { max: t.col(this.plan.cursor.column) } },
       this.#opts,
     );
     return top?.n === null || top?.n === undefined ? 0 : Number(top.n);
+  }
+
+  /** Rows (within the filter) whose partition value is NULL or blank: no cursor can be kept for them. */
+  async countWithoutPartition(t: ResolvedTable): Promise<number> {
+    const column = t.col(this.plan.partition);
+    const count = async (c: Condition) => {
+      const [row] = await this.client.select(
+        { table: t.name, aggregate: { count: true }, where: [...this.#filter(t), c] },
+        this.#opts,
+      );
+      return Number(row?.n ?? 0);
+    };
+    let n = await count({ column, op: "isNull" });
+    const type = t.info.columns.find((c) => c.name === column)?.type ?? "";
+    if (!NUMERIC_TYPE.test(type)) n += await count({ column, op: "eq", value: "" });
+    return n;
   }
 
   async count(t: ResolvedTable): Promise<number> {

@@ -11,8 +11,9 @@ import {
   databaseConnectionSchema,
   databaseSourceSchema,
 } from "../../config/config-schema.ts";
-import { targetFingerprint } from "./database-source.ts";
+import { DatabaseSource, targetFingerprint } from "./database-source.ts";
 import { checkIdentifier } from "./identifier.ts";
+import { openSqlClient } from "./open-client.ts";
 
 function sourceConfig(path: string, extra: Partial<DatabaseSourceConfig> = {}): DatabaseSourceConfig {
   return databaseSourceSchema.parse({
@@ -269,4 +270,66 @@ test("the target fingerprint covers the filter, the time cursor column and a SQL
     .digest("hex")
     .slice(0, 16);
   assert.equal(fp(base), old);
+});
+
+test("one device's newest rows purged is not a renumbered table: its cursor stays (no re-read from 0)", async () => {
+  await using dir = await tempDir();
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert(
+    [1, 2, 3, 4, 5, 6].map((id) => ({ id, sn: id <= 3 ? "S1" : "S2", pin: `u${id}`, time: `2026-11-26 08:00:0${id}` })),
+  );
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path, { lookbackRows: 0 })]);
+  await waitFor(
+    "cursors 3 and 6",
+    () => h.store.cursors("att").get("S1") === 3 && h.store.cursors("att").get("S2") === 6,
+  );
+  const raw = new DatabaseSync(db.path);
+  raw.exec("DELETE FROM att_log WHERE id = 3");
+  raw.close();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(h.store.cursors("att").get("S1"), 3);
+  db.close();
+});
+
+test("rows without a serial are counted and named in one warning", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert([
+    { sn: "S1", pin: "1", time: "2026-11-26 08:00:00" },
+    { sn: null as unknown as string, pin: "2", time: "2026-11-26 08:00:01" },
+    { sn: "", pin: "3", time: "2026-11-26 08:00:02" },
+  ]);
+  const warnings: string[] = [];
+  const logger = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (m: string) => warnings.push(m),
+    error: () => undefined,
+    child: () => logger,
+  };
+  const controller = new AbortController();
+  const source = new DatabaseSource({ config: sourceConfig(db.path), connect: openSqlClient });
+  let emitted = 0;
+  const run = source.run({
+    sourceId: "att",
+    cursors: new Map(),
+    signal: controller.signal,
+    logger,
+    clock: { now: () => Date.now() },
+    emit: async (punches: readonly unknown[]) => {
+      emitted += punches.length;
+      return { enqueued: punches.length, duplicates: 0, quarantined: 0 };
+    },
+    waitUntilActive: async () => undefined,
+    progress: () => undefined,
+  } as unknown as Parameters<DatabaseSource["run"]>[0]);
+  await waitFor("the serial's punch", () => emitted === 1);
+  controller.abort();
+  await run;
+  const about = warnings.filter((w) => /no sn/.test(w));
+  assert.equal(about.length, 1, warnings.join(" | "));
+  assert.match(about[0] ?? "", /^2 row\(s\) have no sn \(NULL or blank\) and are skipped/);
+  db.close();
 });

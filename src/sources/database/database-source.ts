@@ -95,7 +95,17 @@ export class DatabaseSource implements Source {
         for (const [key, value] of ctx.cursors) if (!key.startsWith("#") && value !== null) cursors.set(key, value);
       }
       // Fail fast on a wrong table or column, before the first poll.
-      for (const name of reader.plan.tables(ctx.clock.now(), cursors.keys())) await reader.table(name);
+      let withoutSerial = 0;
+      for (const name of reader.plan.tables(ctx.clock.now(), cursors.keys())) {
+        const t = await reader.table(name);
+        if (t) withoutSerial += await reader.countWithoutPartition(t);
+      }
+      if (withoutSerial > 0) {
+        ctx.logger.warn(
+          `${withoutSerial} row(s) have no ${reader.plan.partition} (NULL or blank) and are skipped: cursors are kept per ${reader.plan.partition}, so such rows cannot be read without loss or repeats (mobile-app or manually entered punches, usually).`,
+          { skipped: withoutSerial, column: reader.plan.partition },
+        );
+      }
       if (previous !== target) {
         // The old target's cursors are cleared in the same commit that records the new target: otherwise the next
         // start (same target now) would load them again, and rows of the new table below them would never be read.
@@ -205,7 +215,7 @@ export class DatabaseSource implements Source {
         if (!idMode || page > 0 || !cursor) return;
         // Nothing at or below the cursor's window: if the newest row is below the cursor, the table was restored,
         // truncated or renumbered. Re-base to 0 rather than wait forever for ids that will never come.
-        const max = await reader.maxId(t, partition);
+        const max = await reader.maxId(t);
         if (max >= Number(cursor)) return;
         ctx.logger.warn("Row ids went backwards for a device; reading it again from the start.", {
           key,

@@ -80,7 +80,8 @@ export class PostgresClient implements SqlClient {
       idleTimeoutMillis: 60_000,
       application_name: "bioapi",
       // The server stops a runaway statement even if this process has gone; the session cannot write.
-      options: `-c statement_timeout=${queryTimeoutMs} -c default_transaction_read_only=on`,
+      // DateStyle ISO: times come back as text (see timeText); a role or database set to 'SQL, DMY' must not change it.
+      options: `-c statement_timeout=${queryTimeoutMs} -c default_transaction_read_only=on -c DateStyle=ISO`,
       types,
     });
     const client = new PostgresClient(pool, c);

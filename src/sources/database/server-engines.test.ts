@@ -310,3 +310,33 @@ for (const engine of ENGINES) {
     assert.equal(closed, "closed");
   });
 }
+
+test("postgres: a role whose DateStyle is 'SQL, DMY' still gets ISO times", async (t) => {
+  await using s = await scratch("postgres");
+  if (!s) return t.skip("postgres absent");
+  await s.createBiotime();
+  await s.insertBiotime([{ sn: "S1", pin: "1", time: time(0) }]);
+  const schema = String((s.connection as { schema: string }).schema);
+  const role = `bioapi_ds_${Math.random().toString(36).slice(2, 8)}`;
+  await s.exec(`CREATE ROLE ${role} LOGIN`);
+  try {
+    await s.exec(`ALTER ROLE ${role} SET DateStyle = 'SQL, DMY'`);
+    await s.exec(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+    await s.exec(`GRANT SELECT ON ${schema}.iclock_transaction TO ${role}`);
+    const signal = new AbortController().signal;
+    const client = await openSqlClient(source(s, { connection: { ...s.connection, user: role } }), signal);
+    try {
+      const [row] = await client.select(
+        { table: "iclock_transaction", columns: ["punch_time"], limit: 1 },
+        { signal, timeoutMs: 3000 },
+      );
+      assert.match(String(row?.punch_time), /^2026-11-26 \d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$/);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await s.exec(`REVOKE ALL ON ${schema}.iclock_transaction FROM ${role}`);
+    await s.exec(`REVOKE ALL ON SCHEMA ${schema} FROM ${role}`);
+    await s.exec(`DROP ROLE ${role}`);
+  }
+});
