@@ -333,3 +333,25 @@ test("rows without a serial are counted and named in one warning", async () => {
   assert.match(about[0] ?? "", /^2 row\(s\) have no sn \(NULL or blank\) and are skipped/);
   db.close();
 });
+
+test("the lookback window is lookbackRows ids: a straggler just inside is collected, one just outside is not", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  const ids = Array.from({ length: 30 }, (_, i) => i + 1).filter((id) => id !== 20 && id !== 21);
+  db.insert(
+    ids.map((id) => ({ id, sn: "S1", pin: `u${id}`, time: `2026-11-26 08:00:${String(id).padStart(2, "0")}` })),
+  );
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path, { lookbackRows: 10 })]);
+  await waitFor("cursor at 30", () => h.store.cursors("att").get("S1") === 30);
+  // Two transactions that took ids 20 and 21 commit late: the window re-reads ids above 30 - 10 = 20.
+  db.insert([
+    { id: 21, sn: "S1", pin: "inside", time: "2026-11-26 08:00:21" },
+    { id: 20, sn: "S1", pin: "outside", time: "2026-11-26 08:00:20" },
+  ]);
+  await waitFor("the straggler inside the window", () => h.userIds().some((p) => p.userId === "inside"));
+  await new Promise((r) => setTimeout(r, 400));
+  assert.ok(!h.userIds().some((p) => p.userId === "outside"), "id 20 is below the window");
+  assert.equal(h.store.outboxStats().depth, 29);
+  db.close();
+});
