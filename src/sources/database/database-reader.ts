@@ -4,7 +4,7 @@ import { resolveTime } from "../../core/local-time.ts";
 import type { Logger } from "../../core/logger.ts";
 import { makePunch, type Punch } from "../../core/punch.ts";
 import type { CursorValue } from "../../store/store.ts";
-import { type ReadPlan, readPlan, textOf } from "./presets.ts";
+import { type Lookup, type ReadPlan, readPlan, textOf } from "./presets.ts";
 import type { Condition, Scalar } from "./select-spec.ts";
 import type { QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
 
@@ -17,10 +17,28 @@ export interface ResolvedTable {
   col(logical: string): string;
   /** The selected columns, in real spelling. */
   readonly select: readonly string[];
+  /** Time cursors: the window re-read below the cursor, after the naive-time floor (0 for id cursors). */
+  readonly lookbackMs: number;
 }
 
-/** Rows more than this far in the future are a device clock gone wrong: sent, but never allowed to move a cursor. */
-const FUTURE_SLACK_MS = 24 * 3600_000;
+/**
+ * Rows more than this far in the future are a device clock gone wrong: sent, but never allowed to move a cursor.
+ * Small on purpose: a cursor moved hours ahead would put every row written until then below the lookback window.
+ */
+export const FUTURE_SLACK_MS = 5 * 60_000;
+
+/**
+ * The least lookback of a naive (wall-clock) time cursor. When clocks fall back, an hour of wall-clock times repeats:
+ * rows of the second pass sort below a cursor set in the first. The floor covers the largest shift in use (1 h;
+ * Lord Howe's is 30 min) plus an hour of lateness, whatever smaller `lookbackMs` a preset or config sets.
+ */
+export const NAIVE_LOOKBACK_FLOOR_MS = 2 * 3600_000;
+
+/** The lookback a time-cursor column really gets: the configured one, raised to the floor for wall-clock columns. */
+export function effectiveLookbackMs(configured: number, engine: string, type: string): number {
+  if (NUMERIC_TYPE.test(type)) return configured; // epoch seconds / ms: instants, ordered as numbers
+  return timeSemantics(engine, type) === "naive" ? Math.max(configured, NAIVE_LOOKBACK_FLOOR_MS) : configured;
+}
 
 const ZONED_TYPE = /with time zone|timestamptz|datetimeoffset|^timestamp$/;
 
@@ -32,15 +50,21 @@ export function timeSemantics(engine: string, type: string): "naive" | "instant"
 }
 
 const NAIVE = /^(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2})(?::(\d{2}))?/;
+const OFFSET = /(Z|[+-]\d{2}(?::?\d{2})?)$/i;
 
-/** The same kind of time value `ms` earlier: naive stays naive (same separator), an instant becomes ISO UTC. */
+/**
+ * The same kind of time value `ms` earlier, spelled like the value: same separator, same offset suffix (if any).
+ * Text columns compare the bound as text, so "…T02:00:00-05:00" must not become "…T07:00:00Z" (which sorts after
+ * every row of that day). The wall clock is shifted in the value's own offset, so the instant moves by exactly `ms`.
+ */
 export function shiftTime(value: string | number, ms: number): string | number {
   if (typeof value === "number") return value > 1e11 ? value - ms : value - Math.ceil(ms / 1000);
-  const m = NAIVE.exec(value);
-  if (m && !/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(value.trim())) {
+  const text = value.trim();
+  const m = NAIVE.exec(text);
+  if (m) {
     const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[5]), Number(m[6]), Number(m[7] ?? 0));
     const iso = new Date(t - ms).toISOString();
-    return `${iso.slice(0, 10)}${m[4]}${iso.slice(11, 19)}`;
+    return `${iso.slice(0, 10)}${m[4]}${iso.slice(11, 19)}${OFFSET.exec(text)?.[1] ?? ""}`;
   }
   return new Date(Date.parse(value) - ms).toISOString();
 }
@@ -75,6 +99,7 @@ export class DatabaseReader {
   readonly #logger: Logger | undefined;
   readonly #resolved = new Map<string, ResolvedTable | null>();
   readonly #warnedIndex = new Set<string>();
+  readonly #warnedLookup = new Set<string>();
 
   constructor(client: SqlClient, config: DatabaseSourceConfig, signal: AbortSignal, logger?: Logger) {
     this.client = client;
@@ -143,7 +168,10 @@ export class DatabaseReader {
       p.rowSerial && real.has(p.rowSerial.toLowerCase()) ? p.rowSerial : undefined,
     ].filter((c): c is string => c !== undefined);
     const select = [...new Set(wanted.map(col))];
-    const resolved: ResolvedTable = { logical, name: info.name, info, col, select };
+    const cursorType = info.columns.find((c) => c.name === col(p.cursor.column))?.type ?? "";
+    const lookbackMs =
+      p.cursor.kind === "time" ? effectiveLookbackMs(p.cursor.lookbackMs, this.client.engine, cursorType) : 0;
+    const resolved: ResolvedTable = { logical, name: info.name, info, col, select, lookbackMs };
     this.#resolved.set(logical, resolved);
     await this.#checkIndex(resolved);
     return resolved;
@@ -247,20 +275,13 @@ export class DatabaseReader {
     return { rows, next: nextKey };
   }
 
-  async maxId(t: ResolvedTable, partition: string): Promise<number> {
+  /**
+   * The largest id in the whole table (no partition, no filter): only when even that is below a cursor were the ids
+   * renumbered. One device's rows being purged, or a filter hiding the newest ones, is no reason to read it again.
+   */
+  async maxId(t: ResolvedTable): Promise<number> {
     const [top] = await this.client.select(
-      {
-        table: t.name,
-        aggregate: { max: t.col(this.plan.cursor.column) },
-        where: [
-          ...this.#filter(t),
-          {
-            column: t.col(this.plan.partition),
-            op: "eq",
-            value: partitionValue(t, t.col(this.plan.partition), partition),
-          },
-        ],
-      },
+      { table: t.name, aggregate: { max: t.col(this.plan.cursor.column) } },
       this.#opts,
     );
     return top?.n === null || top?.n === undefined ? 0 : Number(top.n);
@@ -288,6 +309,22 @@ export class DatabaseReader {
     return Number(row?.n ?? 0);
   }
 
+  /** Rows (within the filter) whose partition value is NULL or blank: no cursor can be kept for them. */
+  async countWithoutPartition(t: ResolvedTable): Promise<number> {
+    const column = t.col(this.plan.partition);
+    const count = async (c: Condition) => {
+      const [row] = await this.client.select(
+        { table: t.name, aggregate: { count: true }, where: [...this.#filter(t), c] },
+        this.#opts,
+      );
+      return Number(row?.n ?? 0);
+    };
+    let n = await count({ column, op: "isNull" });
+    const type = t.info.columns.find((c) => c.name === column)?.type ?? "";
+    if (!NUMERIC_TYPE.test(type)) n += await count({ column, op: "eq", value: "" });
+    return n;
+  }
+
   async count(t: ResolvedTable): Promise<number> {
     const [row] = await this.client.select(
       { table: t.name, aggregate: { count: true }, where: this.#filter(t) },
@@ -306,13 +343,46 @@ export class DatabaseReader {
     );
   }
 
-  async #lookup(l: { table: string; key: string; value: string }): Promise<Map<string, string>> {
+  /**
+   * A side table as a map. Missing, invisible or incomplete is an error, never an empty map: that would quarantine
+   * every row (users) or send every punch under a made-up serial (devices).
+   */
+  async #lookup(l: Lookup, role: string): Promise<Map<string, string>> {
     const map = new Map<string, string>();
     const info = await this.client.describe(l.table, this.#opts);
-    const real = new Map(info?.columns.map((c) => [c.name.toLowerCase(), c.name]) ?? []);
+    if (!info) {
+      throw new BioError(
+        "DB_SCHEMA",
+        `Lookup table "${l.table}" (${role}) not found in source ${this.config.id}, or not visible to the connector's user.`,
+        {
+          hint: `Grant the connector's user SELECT on ${l.table} (docs/configuration.md, Least privilege), or check the connection's database/schema: the ${this.plan.preset} preset needs it.`,
+          retriable: true,
+        },
+      );
+    }
+    const real = new Map(info.columns.map((c) => [c.name.toLowerCase(), c.name]));
     const key = real.get(l.key.toLowerCase());
     const value = real.get(l.value.toLowerCase());
-    if (!info || !key || !value) return map;
+    if (key && !value && l.valueMayBeMissing) {
+      if (!this.#warnedLookup.has(l.table)) {
+        this.#warnedLookup.add(l.table);
+        this.#logger?.warn(
+          `${info.name} has no ${l.value} column (${l.valueMayBeMissing}): punches carry the row's own serial, or a made-up one from the device number.`,
+          { table: info.name },
+        );
+      }
+      return map;
+    }
+    if (!key || !value) {
+      throw new BioError(
+        "DB_SCHEMA",
+        `Column "${key ? l.value : l.key}" not found in lookup table "${info.name}" (${role}). Columns that exist: ${info.columns.map((c) => c.name).join(", ")}.`,
+        {
+          hint: `This is not the ${this.plan.preset} schema this preset expects (or the connector's user may not see that column): check the preset, the database and the grants.`,
+          retriable: true,
+        },
+      );
+    }
     const rows = await this.client.select({ table: info.name, columns: [key, value] }, this.#opts);
     for (const row of rows) {
       const k = textOf(row[key]);
@@ -324,9 +394,19 @@ export class DatabaseReader {
   }
 
   async lookups(): Promise<Lookups> {
-    const devices = this.plan.devices ? await this.#lookup(this.plan.devices) : new Map<string, string>();
-    const users = this.plan.users ? await this.#lookup(this.plan.users) : undefined;
+    const devices = this.plan.devices
+      ? await this.#lookup(this.plan.devices, "device number → serial")
+      : new Map<string, string>();
+    const users = this.plan.users ? await this.#lookup(this.plan.users, "user id → badge number") : undefined;
     return { devices, users };
+  }
+
+  /** True when some of these rows of `partition` take their serial from the device lookup, which lacks it. */
+  needsDeviceLookup(t: ResolvedTable, rows: readonly SqlRow[], partition: string, lookups: Lookups): boolean {
+    const p = this.plan;
+    if (!p.devices || lookups.devices.has(partition)) return false;
+    const own = p.rowSerial ? t.col(p.rowSerial) : undefined;
+    return rows.some((row) => own === undefined || textOf(row[own]) === undefined);
   }
 
   /** The cursor value of a row (id or time), as stored in the cursor. */

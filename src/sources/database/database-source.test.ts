@@ -1,12 +1,19 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ATT_LOG_COLUMNS, AttendanceDb } from "../../../test/helpers/attendance-db.ts";
 import { sourceHarness } from "../../../test/helpers/run-source.ts";
 import { tempDir } from "../../../test/helpers/temp-dir.ts";
 import { waitFor } from "../../../test/helpers/wait-for.ts";
-import { type DatabaseSourceConfig, databaseSourceSchema } from "../../config/config-schema.ts";
+import {
+  type DatabaseSourceConfig,
+  databaseConnectionSchema,
+  databaseSourceSchema,
+} from "../../config/config-schema.ts";
+import { DatabaseSource, targetFingerprint } from "./database-source.ts";
 import { checkIdentifier } from "./identifier.ts";
+import { openSqlClient } from "./open-client.ts";
 
 function sourceConfig(path: string, extra: Partial<DatabaseSourceConfig> = {}): DatabaseSourceConfig {
   return databaseSourceSchema.parse({
@@ -185,4 +192,166 @@ test("pointing a source id at another table starts its cursors afresh", async ()
   assert.equal(h.store.cursors("att").get("S1"), 5);
   a.close();
   b.close();
+});
+
+test("re-targeting clears the old target's cursors, so a restart does not load them for the new table", async () => {
+  await using dir = await tempDir();
+  const a = new AttendanceDb(join(dir.path, "a.db"));
+  const b = new AttendanceDb(join(dir.path, "b.db"));
+  // Time cursors (no id column): a stale cursor from A hides every older row of B for good.
+  const columns = { deviceSerial: "sn", userId: "pin", time: "punch_time" };
+  a.insert([
+    { sn: "S1", pin: "a1", time: "2026-06-01 08:00:00" },
+    { sn: "S2", pin: "a2", time: "2026-06-01 09:00:00" },
+  ]);
+  b.insert([{ sn: "S1", pin: "b1", time: "2026-05-01 08:00:00" }]);
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(a.path, { columns })]);
+  await waitFor("A's two serials", () => h.store.cursors("att").get("S2") !== undefined && h.userIds().length === 2);
+  await h.run([sourceConfig(b.path, { columns })]);
+  await waitFor("B's S1", () => h.userIds().some((p) => p.userId === "b1"));
+  assert.equal(h.store.cursors("att").get("S2"), null, "A's S2 cursor cleared with the new #target");
+  // B's S2 rows arrive (older than A's S2 cursor), then the source restarts (a config change that keeps the target).
+  b.insert([
+    { sn: "S2", pin: "b2", time: "2026-05-02 08:00:00" },
+    { sn: "S2", pin: "b3", time: "2026-05-02 09:00:00" },
+  ]);
+  await h.run([sourceConfig(b.path, { columns, pollIntervalMs: 120 })]);
+  await waitFor("B's S2 rows after the restart", () => h.userIds().filter((p) => p.deviceSerial === "S2").length === 3);
+  assert.deepEqual(
+    h
+      .userIds()
+      .map((p) => p.userId)
+      .sort(),
+    ["a1", "a2", "b1", "b2", "b3"],
+  );
+  a.close();
+  b.close();
+});
+
+test("widening the filter is a new target: rows it excluded below the cursor are read", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert(
+    [1, 2, 3, 4].map((id) => ({ id, sn: "S1", pin: `u${id}`, time: `2026-11-26 08:00:0${id}`, status: id % 2 })),
+  );
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path, { lookbackRows: 0, filter: [{ column: "status", op: "eq", value: 0 }] })]);
+  await waitFor("cursor at 4", () => h.store.cursors("att").get("S1") === 4);
+  assert.equal(h.store.outboxStats().depth, 2);
+  await h.run([sourceConfig(db.path, { lookbackRows: 0 })]);
+  await waitFor("the rows the old filter excluded", () => h.store.outboxStats().depth === 4, 5000);
+});
+
+test("the target fingerprint covers the filter, the time cursor column and a SQL Server instance", () => {
+  const base = sourceConfig("/x/att.db");
+  const timeMode = sourceConfig("/x/att.db", { columns: { deviceSerial: "sn", userId: "pin", time: "punch_time" } });
+  const mssql = (instanceName?: string) =>
+    sourceConfig("/x/att.db", {
+      connection: databaseConnectionSchema.parse({
+        engine: "mssql",
+        host: "db",
+        database: "att",
+        user: "u",
+        ...(instanceName ? { instanceName } : {}),
+      }),
+    });
+  const fp = targetFingerprint;
+  assert.notEqual(fp(base), fp(sourceConfig("/x/att.db", { filter: [{ column: "status", op: "eq", value: 0 }] })));
+  assert.notEqual(
+    fp(timeMode),
+    fp(sourceConfig("/x/att.db", { columns: { deviceSerial: "sn", userId: "pin", time: "verify" } })),
+  );
+  assert.notEqual(fp(mssql()), fp(mssql("SQLEXPRESS")));
+  assert.notEqual(fp(mssql("A")), fp(mssql("B")));
+  // An id-cursor source without filter or instance keeps the fingerprint it had, so an upgrade re-reads nothing.
+  const old = createHash("sha256")
+    .update(JSON.stringify([`sqlite:/x/att.db`, "generic", "att_log", "id", "sn"]))
+    .digest("hex")
+    .slice(0, 16);
+  assert.equal(fp(base), old);
+});
+
+test("one device's newest rows purged is not a renumbered table: its cursor stays (no re-read from 0)", async () => {
+  await using dir = await tempDir();
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert(
+    [1, 2, 3, 4, 5, 6].map((id) => ({ id, sn: id <= 3 ? "S1" : "S2", pin: `u${id}`, time: `2026-11-26 08:00:0${id}` })),
+  );
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path, { lookbackRows: 0 })]);
+  await waitFor(
+    "cursors 3 and 6",
+    () => h.store.cursors("att").get("S1") === 3 && h.store.cursors("att").get("S2") === 6,
+  );
+  const raw = new DatabaseSync(db.path);
+  raw.exec("DELETE FROM att_log WHERE id = 3");
+  raw.close();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(h.store.cursors("att").get("S1"), 3);
+  db.close();
+});
+
+test("rows without a serial are counted and named in one warning", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert([
+    { sn: "S1", pin: "1", time: "2026-11-26 08:00:00" },
+    { sn: null as unknown as string, pin: "2", time: "2026-11-26 08:00:01" },
+    { sn: "", pin: "3", time: "2026-11-26 08:00:02" },
+  ]);
+  const warnings: string[] = [];
+  const logger = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (m: string) => warnings.push(m),
+    error: () => undefined,
+    child: () => logger,
+  };
+  const controller = new AbortController();
+  const source = new DatabaseSource({ config: sourceConfig(db.path), connect: openSqlClient });
+  let emitted = 0;
+  const run = source.run({
+    sourceId: "att",
+    cursors: new Map(),
+    signal: controller.signal,
+    logger,
+    clock: { now: () => Date.now() },
+    emit: async (punches: readonly unknown[]) => {
+      emitted += punches.length;
+      return { enqueued: punches.length, duplicates: 0, quarantined: 0 };
+    },
+    waitUntilActive: async () => undefined,
+    progress: () => undefined,
+  } as unknown as Parameters<DatabaseSource["run"]>[0]);
+  await waitFor("the serial's punch", () => emitted === 1);
+  controller.abort();
+  await run;
+  const about = warnings.filter((w) => /no sn/.test(w));
+  assert.equal(about.length, 1, warnings.join(" | "));
+  assert.match(about[0] ?? "", /^2 row\(s\) have no sn \(NULL or blank\) and are skipped/);
+  db.close();
+});
+
+test("the lookback window is lookbackRows ids: a straggler just inside is collected, one just outside is not", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  const ids = Array.from({ length: 30 }, (_, i) => i + 1).filter((id) => id !== 20 && id !== 21);
+  db.insert(
+    ids.map((id) => ({ id, sn: "S1", pin: `u${id}`, time: `2026-11-26 08:00:${String(id).padStart(2, "0")}` })),
+  );
+  await using h = sourceHarness(dir.path);
+  await h.run([sourceConfig(db.path, { lookbackRows: 10 })]);
+  await waitFor("cursor at 30", () => h.store.cursors("att").get("S1") === 30);
+  // Two transactions that took ids 20 and 21 commit late: the window re-reads ids above 30 - 10 = 20.
+  db.insert([
+    { id: 21, sn: "S1", pin: "inside", time: "2026-11-26 08:00:21" },
+    { id: 20, sn: "S1", pin: "outside", time: "2026-11-26 08:00:20" },
+  ]);
+  await waitFor("the straggler inside the window", () => h.userIds().some((p) => p.userId === "inside"));
+  await new Promise((r) => setTimeout(r, 400));
+  assert.ok(!h.userIds().some((p) => p.userId === "outside"), "id 20 is below the window");
+  assert.equal(h.store.outboxStats().depth, 29);
+  db.close();
 });

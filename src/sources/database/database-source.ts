@@ -30,11 +30,30 @@ export function connectionTarget(c: DatabaseConnectionConfig): string {
     case "access":
       return `${c.engine}:${c.path}`;
     case "postgres":
-    case "mssql":
       return `${c.engine}://${c.host}:${c.port}/${c.database}/${c.schema}`;
+    case "mssql":
+      // A named instance is found through SQL Browser: the port is not where the data is.
+      return c.instanceName
+        ? `${c.engine}://${c.host}\\${c.instanceName}/${c.database}/${c.schema}`
+        : `${c.engine}://${c.host}:${c.port}/${c.database}/${c.schema}`;
     case "mysql":
       return `${c.engine}://${c.host}:${c.port}/${c.database}`;
   }
+}
+
+/**
+ * Which rows the cursors describe: database, preset, table, id / partition columns, the time column when it is the
+ * cursor, and the filter (a wider filter brings rows below the cursors into view). What the first version hashed is
+ * hashed the same way, so an id-cursor source with no filter keeps its cursors across the upgrade.
+ */
+export function targetFingerprint(config: DatabaseSourceConfig): string {
+  const { connection, table, columns, preset, filter } = config;
+  const parts: unknown[] = [connectionTarget(connection), preset, table, columns?.id, columns?.deviceSerial];
+  const extra: Record<string, unknown> = {};
+  if (columns && !columns.id) extra.time = columns.time;
+  if (filter.length > 0) extra.filter = filter;
+  if (Object.keys(extra).length > 0) parts.push(extra);
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 16);
 }
 
 /** The cursor key of a partition: the partition value, prefixed by the table when a preset reads several. */
@@ -64,35 +83,61 @@ export class DatabaseSource implements Source {
       const cursors = new Map<string, CursorValue>();
       // Cursors belong to one table of one database: pointed elsewhere under the same source id, start afresh
       // (already-delivered punches are dropped by id, so this costs reading, not duplicates).
-      const target = this.#fingerprint();
+      const target = targetFingerprint(this.#config);
       const previous = ctx.cursors.get(TARGET_KEY);
-      if (previous !== undefined && previous !== target) {
+      const retarget = previous !== undefined && previous !== target;
+      if (retarget) {
         ctx.logger.warn("The source now points at another database, table or preset; reading it from the start.", {
           preset: this.#config.preset,
         });
       } else {
-        for (const [key, value] of ctx.cursors) if (!key.startsWith("#")) cursors.set(key, value);
+        // null is a cursor cleared by a re-target: no cursor.
+        for (const [key, value] of ctx.cursors) if (!key.startsWith("#") && value !== null) cursors.set(key, value);
       }
       // Fail fast on a wrong table or column, before the first poll.
-      for (const name of reader.plan.tables(ctx.clock.now())) await reader.table(name);
-      if (previous !== target) await ctx.emit([], { [TARGET_KEY]: target });
+      let withoutSerial = 0;
+      for (const name of reader.plan.tables(ctx.clock.now(), cursors.keys())) {
+        const t = await reader.table(name);
+        if (t) withoutSerial += await reader.countWithoutPartition(t);
+      }
+      if (withoutSerial > 0) {
+        ctx.logger.warn(
+          `${withoutSerial} row(s) have no ${reader.plan.partition} (NULL or blank) and are skipped: cursors are kept per ${reader.plan.partition}, so such rows cannot be read without loss or repeats (mobile-app or manually entered punches, usually).`,
+          { skipped: withoutSerial, column: reader.plan.partition },
+        );
+      }
+      if (previous !== target) {
+        // The old target's cursors are cleared in the same commit that records the new target: otherwise the next
+        // start (same target now) would load them again, and rows of the new table below them would never be read.
+        const update: Record<string, CursorValue> = { [TARGET_KEY]: target };
+        if (retarget)
+          for (const [key, value] of ctx.cursors) if (key !== TARGET_KEY && value !== null) update[key] = null;
+        await ctx.emit([], update);
+      }
       const known = new Map<string, Set<string>>();
       let lastFullDiscovery = Number.NEGATIVE_INFINITY;
-      let lookups: Lookups = { devices: new Map(), users: undefined };
       let lookupsAt = Number.NEGATIVE_INFINITY;
-      const poll: PollState = { lookupMiss: false };
+      const poll: PollState = {
+        lookupMiss: false,
+        lookups: { devices: new Map(), users: undefined },
+        missingDevices: new Set(),
+        refresh: async () => {
+          poll.lookups = await reader.lookups();
+        },
+      };
 
       while (!ctx.signal.aborted) {
         await ctx.waitUntilActive();
         const started = ctx.clock.now();
         if (poll.lookupMiss || started - lookupsAt >= LOOKUP_REFRESH_MS) {
-          lookups = await reader.lookups();
+          await poll.refresh();
           lookupsAt = started;
           poll.lookupMiss = false;
+          poll.missingDevices.clear();
         }
         const full = started - lastFullDiscovery >= FULL_DISCOVERY_EVERY_MS;
         const backfill: Backfill = { counted: new Set(), total: 0, done: 0 };
-        for (const name of reader.plan.tables(started)) {
+        for (const name of reader.plan.tables(started, cursors.keys())) {
           const t = await reader.table(name);
           if (!t) continue;
           const partitions = known.get(name) ?? new Set<string>();
@@ -100,10 +145,7 @@ export class DatabaseSource implements Source {
           const configured = this.#config.devices;
           if (configured) for (const d of configured) partitions.add(d);
           else {
-            for (const p of await reader.partitions(
-              t,
-              full ? undefined : this.#discoveryFloor(reader, name, cursors),
-            )) {
+            for (const p of await reader.partitions(t, full ? undefined : this.#discoveryFloor(reader, t, cursors))) {
               partitions.add(p);
             }
           }
@@ -119,10 +161,10 @@ export class DatabaseSource implements Source {
                 backfill.total += await reader.countAfter(
                   t,
                   p,
-                  this.#from(reader, cursors.get(cursorKey(reader, name, p))),
+                  this.#from(reader, t, cursors.get(cursorKey(reader, name, p))),
                 );
             };
-            await this.#drain(reader, t, partition, cursors, lookups, poll, ctx, { backfill, countAhead });
+            await this.#drain(reader, t, partition, cursors, poll, ctx, { backfill, countAhead });
           }
         }
         if (full) lastFullDiscovery = started;
@@ -136,7 +178,12 @@ export class DatabaseSource implements Source {
   }
 
   /** New partitions show up among rows above the lowest point any known partition of the table re-reads. */
-  #discoveryFloor(reader: DatabaseReader, table: string, cursors: Map<string, CursorValue>): CursorValue | undefined {
+  #discoveryFloor(
+    reader: DatabaseReader,
+    t: ResolvedTable,
+    cursors: Map<string, CursorValue>,
+  ): CursorValue | undefined {
+    const table = t.logical;
     const c = reader.plan.cursor;
     let floor: CursorValue | undefined;
     let floorEpoch = Number.POSITIVE_INFINITY;
@@ -149,7 +196,7 @@ export class DatabaseSource implements Source {
         const e = reader.cursorEpoch(value);
         if (e !== undefined && e < floorEpoch && (typeof value === "string" || typeof value === "number")) {
           floorEpoch = e;
-          floor = shiftBack(reader, value);
+          floor = shiftBack(reader, t, value);
         }
       }
     }
@@ -157,15 +204,9 @@ export class DatabaseSource implements Source {
   }
 
   /** Where a partition's drain starts: the cursor lowered by the lookback window. */
-  #from(reader: DatabaseReader, cursor: CursorValue | undefined): CursorValue | undefined {
+  #from(reader: DatabaseReader, t: ResolvedTable, cursor: CursorValue | undefined): CursorValue | undefined {
     if (reader.plan.cursor.kind === "id") return Math.max(0, Number(cursor ?? 0) - this.#config.lookbackRows);
-    return cursor === undefined ? undefined : shiftBack(reader, cursor);
-  }
-
-  #fingerprint(): string {
-    const { connection, table, columns, preset } = this.#config;
-    const where = JSON.stringify([connectionTarget(connection), preset, table, columns?.id, columns?.deviceSerial]);
-    return createHash("sha256").update(where).digest("hex").slice(0, 16);
+    return cursor === undefined ? undefined : shiftBack(reader, t, cursor);
   }
 
   /** Keyset pages from the cursor's lookback window upwards until a short page; each page commits with its cursor. */
@@ -174,7 +215,6 @@ export class DatabaseSource implements Source {
     t: ResolvedTable,
     partition: string,
     cursors: Map<string, CursorValue>,
-    lookups: Lookups,
     poll: PollState,
     ctx: SourceContext,
     progress: { backfill: Backfill; countAhead: () => Promise<void> },
@@ -182,7 +222,7 @@ export class DatabaseSource implements Source {
     const key = cursorKey(reader, t.logical, partition);
     const idMode = reader.plan.cursor.kind === "id";
     let cursor = cursors.get(key);
-    let from: CursorValue | undefined = this.#from(reader, cursor);
+    let from: CursorValue | undefined = this.#from(reader, t, cursor);
     let next: readonly Scalar[] | undefined;
     for (let page = 0; ; page++) {
       // Every page, not only every poll: a large backlog pauses mid-way when the cloud goes or the outbox fills.
@@ -192,7 +232,7 @@ export class DatabaseSource implements Source {
         if (!idMode || page > 0 || !cursor) return;
         // Nothing at or below the cursor's window: if the newest row is below the cursor, the table was restored,
         // truncated or renumbered. Re-base to 0 rather than wait forever for ids that will never come.
-        const max = await reader.maxId(t, partition);
+        const max = await reader.maxId(t);
         if (max >= Number(cursor)) return;
         ctx.logger.warn("Row ids went backwards for a device; reading it again from the start.", {
           key,
@@ -206,6 +246,12 @@ export class DatabaseSource implements Source {
         continue;
       }
       if (page === 0 && rows.length >= this.#config.batchSize) await progress.countAhead();
+      // A device registered since the last refresh (with its first punches): read the lookup again before any punch
+      // goes out under a made-up serial, which would then stay in the cloud for good.
+      if (!poll.missingDevices.has(partition) && reader.needsDeviceLookup(t, rows, partition, poll.lookups)) {
+        await poll.refresh();
+        if (!poll.lookups.devices.has(partition)) poll.missingDevices.add(partition);
+      }
       const punches: Punch[] = [];
       const quarantined: QuarantineInput[] = [];
       const now = ctx.clock.now();
@@ -228,7 +274,7 @@ export class DatabaseSource implements Source {
             highEpoch = e;
           }
         }
-        const result = reader.toPunch(t, row, partition, lookups, collectedAt);
+        const result = reader.toPunch(t, row, partition, poll.lookups, collectedAt);
         if (typeof result === "string") {
           if (reader.plan.users && / has no /.test(result)) poll.lookupMiss = true;
           if (isNew) quarantined.push({ reason: result, payload: plainRow(row) });
@@ -266,7 +312,12 @@ export class DatabaseSource implements Source {
 }
 
 interface PollState {
+  /** A row named a user the lookup lacks: refresh before the next poll. */
   lookupMiss: boolean;
+  lookups: Lookups;
+  /** Device numbers still unknown right after a refresh: their fallback serial stands until the periodic refresh. */
+  readonly missingDevices: Set<string>;
+  refresh(): Promise<void>;
 }
 
 /** Rows counted ahead and read since, for the tables counted in this poll. */
@@ -276,10 +327,10 @@ interface Backfill {
   done: number;
 }
 
-function shiftBack(reader: DatabaseReader, value: CursorValue): CursorValue {
+function shiftBack(reader: DatabaseReader, t: ResolvedTable, value: CursorValue): CursorValue {
   const c = reader.plan.cursor;
   if (c.kind !== "time" || (typeof value !== "string" && typeof value !== "number")) return value;
-  return shiftTimeValue(value, c.lookbackMs);
+  return shiftTimeValue(value, t.lookbackMs);
 }
 
 /** Quarantine payloads are JSON: Dates and bigints as text. */

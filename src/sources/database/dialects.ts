@@ -35,7 +35,7 @@ export function postgresDialect(schema: string): SqlDialect {
 
 /**
  * The session runs with time_zone = '+00:00' (mysql-client.ts), so a TIMESTAMP bound is compared as UTC; MariaDB
- * does not parse a "Z" suffix, hence the rewrite.
+ * does not parse a "Z" suffix, hence the rewrite of "Z" instants.
  */
 export const mysqlDialect: SqlDialect = {
   name: "mysql",
@@ -45,6 +45,9 @@ export const mysqlDialect: SqlDialect = {
   bind: (value) => {
     if (!isTimeValue(value)) return plainBind(value);
     if (NAIVE.test(value.time)) return value.time.replace("T", " ");
+    // "Z" comes from a TIMESTAMP (mysql-client.ts marks them); any other offset can only be text in a varchar,
+    // compared as text: bound exactly as spelled.
+    if (!/z$/i.test(value.time.trim())) return value.time;
     return new Date(value.time).toISOString().replace("T", " ").replace("Z", "");
   },
   limitStyle: "limit",

@@ -20,6 +20,12 @@ type MssqlConnection = {
   readonly connectTimeoutMs: number;
 };
 
+/** One query's claim on the pool, so that a query that gives up leaves the waiting queue. */
+interface Ticket {
+  abandoned: boolean;
+  waiter?: ((c: Connection | Error) => void) | undefined;
+}
+
 /** tedious' configuration for a connection (exported so its mapping is unit-tested: no SQL Server runs here). */
 export function tediousConfig(c: MssqlConnection, queryTimeoutMs: number): ConnectionConfiguration {
   return {
@@ -113,7 +119,7 @@ export class MssqlClient implements SqlClient {
     });
   }
 
-  async #acquire(): Promise<Connection> {
+  async #acquire(ticket: Ticket = { abandoned: false }): Promise<Connection> {
     const idle = this.#idle.pop();
     if (idle) return idle;
     if (this.#open < this.#size) {
@@ -125,9 +131,34 @@ export class MssqlClient implements SqlClient {
         throw error;
       }
     }
-    const got = await new Promise<Connection | Error>((resolve) => this.#waiters.push(resolve));
+    const got = await new Promise<Connection | Error>((resolve) => {
+      let settled = false;
+      const waiter = (c: Connection | Error) => {
+        if (settled) {
+          // Handed over after this waiter gave up (a replacement connection opened for it): back to the pool.
+          if (!(c instanceof Error)) this.#release(c, false);
+          return;
+        }
+        settled = true;
+        resolve(c);
+      };
+      ticket.waiter = waiter;
+      this.#waiters.push(waiter);
+    });
+    ticket.waiter = undefined;
     if (got instanceof Error) throw got;
     return got;
+  }
+
+  /** A query that gave up: out of the queue if still waiting; a connection reaching it later goes back (query()). */
+  #abandon(ticket: Ticket): void {
+    ticket.abandoned = true;
+    const waiter = ticket.waiter;
+    if (!waiter) return;
+    ticket.waiter = undefined;
+    const i = this.#waiters.indexOf(waiter);
+    if (i >= 0) this.#waiters.splice(i, 1);
+    waiter(new Error("abandoned"));
   }
 
   #release(conn: Connection, broken: boolean): void {
@@ -152,9 +183,15 @@ export class MssqlClient implements SqlClient {
       done = true;
       this.#release(conn, broken);
     };
+    const ticket: Ticket = { abandoned: false };
     const work = (async () => {
-      conn = await this.#acquire();
-      const c = conn;
+      const c = await this.#acquire(ticket);
+      if (ticket.abandoned) {
+        // The guard gave up while this connection was being opened or handed over: it is unused, so it goes back.
+        this.#release(c, false);
+        throw new Error("abandoned");
+      }
+      conn = c;
       return new Promise<SqlRow[]>((resolve, reject) => {
         const rows: Record<string, unknown>[] = [];
         const request = new Request(sql, (error) => (error ? reject(error) : resolve(rows)));
@@ -180,6 +217,7 @@ export class MssqlClient implements SqlClient {
         work,
         options,
         () => {
+          this.#abandon(ticket);
           // An attention packet stops the statement on the server; the connection stays usable but we drop it.
           conn?.cancel();
           finish(true);

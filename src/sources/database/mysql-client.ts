@@ -2,7 +2,7 @@ import mysql from "mysql2/promise";
 import type { TlsConfig } from "../../config/config-schema.ts";
 import { type DbErrorContext, dbError } from "./db-errors.ts";
 import { mysqlDialect } from "./dialects.ts";
-import { guardQuery } from "./query-guard.ts";
+import { guardQuery, within } from "./query-guard.ts";
 import { renameRows, renderSelect, type SelectSpec } from "./select-spec.ts";
 import type { IndexInfo, QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
 
@@ -16,6 +16,21 @@ type MysqlConnection = {
   readonly poolSize: number;
   readonly connectTimeoutMs: number;
 };
+
+export interface MysqlClientOptions {
+  /** Tests: wraps pool creation (e.g. to start every session the way a given server would). */
+  readonly createPool?: (options: mysql.PoolOptions) => mysql.Pool;
+}
+
+/** MySQL error 1193: unknown system variable (a server older than the statement limit). */
+const ER_UNKNOWN_SYSTEM_VARIABLE = 1193;
+
+/** The session's sql_mode without NO_BACKSLASH_ESCAPES, or undefined when it does not have it. */
+export function withoutNoBackslashEscapes(mode: string): string | undefined {
+  const parts = mode.split(",").filter((m) => m !== "");
+  if (!parts.includes("NO_BACKSLASH_ESCAPES")) return undefined;
+  return parts.filter((m) => m !== "NO_BACKSLASH_ESCAPES").join(",");
+}
 
 /**
  * MySQL and MariaDB through a mysql2 pool. Times come back as text: DATETIME is a naive wall clock; TIMESTAMP is an
@@ -40,8 +55,13 @@ export class MysqlClient implements SqlClient {
     };
   }
 
-  static async open(c: MysqlConnection, queryTimeoutMs: number, signal: AbortSignal): Promise<MysqlClient> {
-    const pool = mysql.createPool({
+  static async open(
+    c: MysqlConnection,
+    queryTimeoutMs: number,
+    signal: AbortSignal,
+    options: MysqlClientOptions = {},
+  ): Promise<MysqlClient> {
+    const pool = (options.createPool ?? mysql.createPool)({
       host: c.host,
       port: c.port,
       database: c.database,
@@ -83,17 +103,30 @@ export class MysqlClient implements SqlClient {
   /** Once per connection: UTC session, read-only, and a server-side statement limit (MariaDB and MySQL differ). */
   async #prepare(conn: mysql.PoolConnection): Promise<void> {
     if (this.#prepared.has(conn.connection)) return;
-    if (this.#mariadb === undefined) {
-      const [rows] = await conn.query("SELECT VERSION() AS v");
-      this.#mariadb = /mariadb/i.test(String((rows as Array<{ v: string }>)[0]?.v));
+    const [rows] = await conn.query("SELECT VERSION() AS v, @@SESSION.sql_mode AS m");
+    const first = (rows as Array<{ v: string; m: string }>)[0];
+    this.#mariadb ??= /mariadb/i.test(String(first?.v));
+    // mysql2 escapes values client-side with backslashes; a server whose sql_mode has NO_BACKSLASH_ESCAPES reads
+    // `\'` as a backslash and the end of the string, so a bound value could become SQL. Values are safe only
+    // without it. Mode names are letters and underscores: checked before they are spelled into the statement.
+    const mode = withoutNoBackslashEscapes(String(first?.m ?? ""));
+    if (mode !== undefined) {
+      if (!/^[A-Z_,]*$/.test(mode)) throw new Error(`Unexpected sql_mode ${JSON.stringify(mode)}.`);
+      await conn.query(`SET SESSION sql_mode = '${mode}'`);
     }
     await conn.query("SET SESSION time_zone = '+00:00'");
     await conn.query("SET SESSION TRANSACTION READ ONLY");
-    await conn.query(
-      this.#mariadb
-        ? `SET SESSION max_statement_time = ${this.#queryTimeoutMs / 1000}`
-        : `SET SESSION max_execution_time = ${Math.trunc(this.#queryTimeoutMs)}`,
-    );
+    try {
+      await conn.query(
+        this.#mariadb
+          ? `SET SESSION max_statement_time = ${this.#queryTimeoutMs / 1000}`
+          : `SET SESSION max_execution_time = ${Math.trunc(this.#queryTimeoutMs)}`,
+      );
+    } catch (error) {
+      // Servers older than the limit (MySQL < 5.7.8, MariaDB < 10.1) lack the variable: the connector's own timeout
+      // (cancel + KILL QUERY) still applies.
+      if ((error as { errno?: unknown }).errno !== ER_UNKNOWN_SYSTEM_VARIABLE) throw error;
+    }
     this.#prepared.add(conn.connection);
   }
 
@@ -101,6 +134,8 @@ export class MysqlClient implements SqlClient {
     options.signal.throwIfAborted();
     let conn: mysql.PoolConnection | undefined;
     let done = false;
+    // Set when the guard gave up: a connection the pool hands over afterwards is dropped at once, not kept.
+    let abandoned = false;
     const finish = (destroy: boolean) => {
       if (done || !conn) return;
       done = true;
@@ -109,7 +144,10 @@ export class MysqlClient implements SqlClient {
     };
     const work = (async () => {
       conn = await this.#pool.getConnection();
-      if (options.signal.aborted) throw options.signal.reason;
+      if (abandoned || options.signal.aborted) {
+        finish(true);
+        throw options.signal.aborted ? options.signal.reason : new Error("abandoned");
+      }
       await this.#prepare(conn);
       const [rows] = await conn.query({ sql, values: params as unknown[] });
       return rows as SqlRow[];
@@ -119,6 +157,7 @@ export class MysqlClient implements SqlClient {
         work,
         options,
         () => {
+          abandoned = true;
           // Closing the socket does not stop the statement on the server; KILL QUERY does.
           const id = conn?.threadId;
           if (id) this.#pool.query(`KILL QUERY ${Math.trunc(id)}`).catch(() => undefined);
@@ -180,6 +219,6 @@ export class MysqlClient implements SqlClient {
   }
 
   async close(): Promise<void> {
-    await this.#pool.end().catch(() => undefined);
+    await within(this.#pool.end());
   }
 }

@@ -2,7 +2,7 @@ import pg from "pg";
 import type { TlsConfig } from "../../config/config-schema.ts";
 import { type DbErrorContext, dbError } from "./db-errors.ts";
 import { postgresDialect } from "./dialects.ts";
-import { guardQuery } from "./query-guard.ts";
+import { guardQuery, within } from "./query-guard.ts";
 import { renameRows, renderSelect, type SelectSpec, type SqlDialect } from "./select-spec.ts";
 import type { IndexInfo, QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
 
@@ -80,7 +80,8 @@ export class PostgresClient implements SqlClient {
       idleTimeoutMillis: 60_000,
       application_name: "bioapi",
       // The server stops a runaway statement even if this process has gone; the session cannot write.
-      options: `-c statement_timeout=${queryTimeoutMs} -c default_transaction_read_only=on`,
+      // DateStyle ISO: times come back as text (see timeText); a role or database set to 'SQL, DMY' must not change it.
+      options: `-c statement_timeout=${queryTimeoutMs} -c default_transaction_read_only=on -c DateStyle=ISO`,
       types,
     });
     const client = new PostgresClient(pool, c);
@@ -98,6 +99,8 @@ export class PostgresClient implements SqlClient {
     options.signal.throwIfAborted();
     let conn: pg.PoolClient | undefined;
     let released = false;
+    // Set when the guard gave up: a connection the pool hands over afterwards is dropped at once, not kept.
+    let abandoned = false;
     const release = (destroy: boolean) => {
       if (released || !conn) return;
       released = true;
@@ -105,7 +108,10 @@ export class PostgresClient implements SqlClient {
     };
     const work = (async () => {
       conn = await this.#pool.connect();
-      if (options.signal.aborted) throw options.signal.reason;
+      if (abandoned || options.signal.aborted) {
+        release(true);
+        throw options.signal.aborted ? options.signal.reason : new Error("abandoned");
+      }
       const result = await conn.query({ text: sql, values: params as unknown[] });
       return result.rows as SqlRow[];
     })();
@@ -114,6 +120,7 @@ export class PostgresClient implements SqlClient {
         work,
         options,
         () => {
+          abandoned = true;
           const pid = (conn as unknown as { processID?: number } | undefined)?.processID;
           // Dropping the socket alone leaves the statement running until statement_timeout; ask the server to stop.
           if (pid) this.#cancelBackend(pid);
@@ -184,6 +191,7 @@ export class PostgresClient implements SqlClient {
   }
 
   async close(): Promise<void> {
-    await this.#pool.end().catch(() => undefined);
+    // pg-pool's end() waits for every checked-out client: bounded, so a stuck one cannot hold a stop.
+    await within(this.#pool.end());
   }
 }

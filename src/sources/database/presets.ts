@@ -7,6 +7,8 @@ export interface Lookup {
   readonly table: string;
   readonly key: string;
   readonly value: string;
+  /** Set when real installs lack the value column (why, for the warning): then the lookup is empty, not an error. */
+  readonly valueMayBeMissing?: string;
 }
 
 export type CursorPlan =
@@ -26,8 +28,11 @@ export type CursorPlan =
  */
 export interface ReadPlan {
   readonly preset: DatabaseSourceConfig["preset"];
-  /** Tables to read at `nowMs` (eTimeTrackLite: the previous and the current month's). */
-  tables(nowMs: number): string[];
+  /**
+   * Tables to read at `nowMs`, given the keys of the committed cursors (eTimeTrackLite: every month from the oldest
+   * one with a cursor, at most 12 back, and at least the previous one, up to the current month).
+   */
+  tables(nowMs: number, cursorKeys?: Iterable<string>): string[];
   /** A missing table is normal (next month's table appears only when its first punch is downloaded). */
   readonly tablesMayBeMissing: boolean;
   readonly partition: string;
@@ -68,11 +73,44 @@ const ATT2000_CHECKTYPE: Readonly<Record<string, number>> = {
 
 const DAY = 24 * 3600_000;
 
-/** `DeviceLogs_<M>_<YYYY>` for the month of `nowMs` in `timeZone`, and the one before it. */
-export function eTimeTrackTables(nowMs: number, timeZone: string): string[] {
+export interface Month {
+  readonly year: number;
+  /** 1–12 */
+  readonly month: number;
+}
+
+/** How far back month tables are scanned after downtime (and for late downloads into old months). */
+export const ETIMETRACK_MAX_MONTHS_BACK = 12;
+
+/**
+ * `DeviceLogs_<M>_<YYYY>` from `oldest` (the oldest month with a committed cursor; at most 12 months back; at least
+ * the month before) up to the month of `nowMs` in `timeZone`. After downtime across several month boundaries, the
+ * months in between are read too; a device that hands over old punches late writes them into their own month.
+ */
+export function eTimeTrackTables(nowMs: number, timeZone: string, oldest?: Month): string[] {
   const [y, m] = toLocal(nowMs, timeZone).split("-").map(Number) as [number, number];
-  const prev = m === 1 ? [12, y - 1] : [m - 1, y];
-  return [`DeviceLogs_${prev[0]}_${prev[1]}`, `DeviceLogs_${m}_${y}`];
+  const current = y * 12 + (m - 1);
+  let from = current - 1;
+  if (oldest)
+    from = Math.min(from, Math.max(oldest.year * 12 + (oldest.month - 1), current - ETIMETRACK_MAX_MONTHS_BACK));
+  const out: string[] = [];
+  for (let i = from; i <= current; i++) out.push(`DeviceLogs_${(i % 12) + 1}_${Math.floor(i / 12)}`);
+  return out;
+}
+
+const MONTH_KEY = /^DeviceLogs_(\d{1,2})_(\d{4}):/;
+
+/** The oldest month among eTimeTrackLite cursor keys (`DeviceLogs_<M>_<YYYY>:<DeviceId>`). */
+export function oldestCursorMonth(keys: Iterable<string>): Month | undefined {
+  let oldest: Month | undefined;
+  for (const key of keys) {
+    const m = MONTH_KEY.exec(key);
+    if (!m) continue;
+    const month = { year: Number(m[2]), month: Number(m[1]) };
+    if (month.month < 1 || month.month > 12) continue;
+    if (!oldest || month.year * 12 + month.month < oldest.year * 12 + oldest.month) oldest = month;
+  }
+  return oldest;
 }
 
 export function readPlan(config: DatabaseSourceConfig): ReadPlan {
@@ -113,7 +151,12 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
         workCode: "WorkCode",
         rowSerial: "sn",
         filter,
-        devices: { table: "Machines", key: "MachineNumber", value: "sn" },
+        devices: {
+          table: "Machines",
+          key: "MachineNumber",
+          value: "sn",
+          valueMayBeMissing: "older ZKTime versions keep no serial in Machines",
+        },
         users: { table: "USERINFO", key: "USERID", value: "Badgenumber" },
         stateCode: (raw) => (raw === null || raw === undefined ? 0 : ATT2000_CHECKTYPE[String(raw).trim()]),
         serial: (p, row, devices) => textOf(row.sn) ?? devices.get(p) ?? `machine-${p}`,
@@ -122,7 +165,7 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
     case "etimetracklite":
       return {
         preset: "etimetracklite",
-        tables: (now) => eTimeTrackTables(now, config.timezone),
+        tables: (now, keys) => eTimeTrackTables(now, config.timezone, keys ? oldestCursorMonth(keys) : undefined),
         tablesMayBeMissing: true,
         partition: "DeviceId",
         cursor: { kind: "id", column: "DeviceLogId" },

@@ -56,3 +56,19 @@ export function guardQuery<T>(
     );
   });
 }
+
+/** How long `close()` waits for a pool to end before it gives up on connections still out (they are dropped). */
+export const CLOSE_TIMEOUT_MS = 5000;
+
+/** Resolves when `ending` settles or after `ms`, whichever is first: a pool's end() must not hold a stop for ever. */
+export async function within(ending: Promise<unknown>, ms = CLOSE_TIMEOUT_MS): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    ending.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref?.();
+    }),
+  ]);
+  clearTimeout(timer);
+}

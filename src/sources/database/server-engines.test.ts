@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import mysql from "mysql2/promise";
 import { sourceHarness } from "../../../test/helpers/run-source.ts";
 import { type EngineName, type Scratch, scratch } from "../../../test/helpers/sql-servers.ts";
 import { tempDir } from "../../../test/helpers/temp-dir.ts";
@@ -231,3 +232,111 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+test("mysql: a server running with NO_BACKSLASH_ESCAPES cannot turn a filter value into SQL", async (t) => {
+  await using s = await scratch("mysql");
+  if (!s) return t.skip("mysql absent");
+  await s.createBiotime();
+  await s.insertBiotime([
+    { sn: "S1", pin: "1", time: time(0) },
+    { sn: "S1", pin: "2", time: time(1) },
+  ]);
+  const { MysqlClient } = await import("./mysql-client.ts");
+  const config = source(s);
+  if (config.connection.engine !== "mysql") throw new Error("not mysql");
+  const signal = new AbortController().signal;
+  // As if the server's global sql_mode had it: every new session starts with NO_BACKSLASH_ESCAPES.
+  const client = await MysqlClient.open(config.connection, 5000, signal, {
+    createPool: (options) => {
+      const pool = mysql.createPool(options);
+      pool.on("connection", (conn) => {
+        (conn as unknown as { query(sql: string): void }).query(
+          "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')",
+        );
+      });
+      return pool;
+    },
+  });
+  try {
+    const hostile = "x\\' OR 1=1 -- ";
+    const rows = await client.select(
+      {
+        table: "iclock_transaction",
+        columns: ["emp_code"],
+        where: [{ column: "emp_code", op: "eq", value: hostile }],
+        orderBy: ["id"],
+        limit: 10,
+      },
+      { signal, timeoutMs: 5000 },
+    );
+    assert.equal(rows.length, 0, "the filter value stayed a value");
+    const [mode] = await client.query("SELECT @@SESSION.sql_mode AS m", [], { signal, timeoutMs: 5000 });
+    assert.doesNotMatch(String(mode?.m), /NO_BACKSLASH_ESCAPES/);
+  } finally {
+    await client.close();
+  }
+});
+
+for (const engine of ENGINES) {
+  test(`${engine}: a query that times out waiting for the only pooled connection does not keep it; close() resolves`, async (t) => {
+    await using s = await scratch(engine);
+    if (!s) return t.skip(`${engine} absent`);
+    const signal = new AbortController().signal;
+    const client = await openSqlClient(source(s, { connection: { ...s.connection, poolSize: 1 } }), signal);
+    const q = client as unknown as {
+      query(sql: string, params: unknown[], o: { signal: AbortSignal; timeoutMs: number }): Promise<unknown[]>;
+    };
+    const sleepSql = engine === "postgres" ? "SELECT pg_sleep(0.4) AS x" : "SELECT SLEEP(0.4) AS x";
+    const holder = q.query(sleepSql, [], { signal, timeoutMs: 5000 });
+    await new Promise((r) => setTimeout(r, 100));
+    // Gives up while still waiting for the pool; the connection reaches it after the holder is done.
+    await assert.rejects(q.query("SELECT 1 AS one", [], { signal, timeoutMs: 30 }), { code: "DB_QUERY" });
+    await holder;
+    const rows = (await q.query("SELECT 1 AS one", [], { signal, timeoutMs: 3000 })) as Array<{ one: unknown }>;
+    assert.equal(Number(rows[0]?.one), 1);
+    // Another waiter that gives up, then close() while it is pending: close must not wait for ever.
+    const holder2 = q.query(sleepSql, [], { signal, timeoutMs: 5000 });
+    await new Promise((r) => setTimeout(r, 100));
+    await assert.rejects(q.query("SELECT 1 AS one", [], { signal, timeoutMs: 30 }), { code: "DB_QUERY" });
+    await holder2;
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      client.close().then(() => "closed"),
+      new Promise((r) => {
+        timer = setTimeout(() => r("close() still pending after 8 s"), 8000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert.equal(closed, "closed");
+  });
+}
+
+test("postgres: a role whose DateStyle is 'SQL, DMY' still gets ISO times", async (t) => {
+  await using s = await scratch("postgres");
+  if (!s) return t.skip("postgres absent");
+  await s.createBiotime();
+  await s.insertBiotime([{ sn: "S1", pin: "1", time: time(0) }]);
+  const schema = String((s.connection as { schema: string }).schema);
+  const role = `bioapi_ds_${Math.random().toString(36).slice(2, 8)}`;
+  await s.exec(`CREATE ROLE ${role} LOGIN`);
+  try {
+    await s.exec(`ALTER ROLE ${role} SET DateStyle = 'SQL, DMY'`);
+    await s.exec(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+    await s.exec(`GRANT SELECT ON ${schema}.iclock_transaction TO ${role}`);
+    const signal = new AbortController().signal;
+    const client = await openSqlClient(source(s, { connection: { ...s.connection, user: role } }), signal);
+    try {
+      const [row] = await client.select(
+        { table: "iclock_transaction", columns: ["punch_time"], limit: 1 },
+        { signal, timeoutMs: 3000 },
+      );
+      assert.match(String(row?.punch_time), /^2026-11-26 \d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$/);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await s.exec(`REVOKE ALL ON ${schema}.iclock_transaction FROM ${role}`);
+    await s.exec(`REVOKE ALL ON SCHEMA ${schema} FROM ${role}`);
+    await s.exec(`DROP ROLE ${role}`);
+  }
+});
