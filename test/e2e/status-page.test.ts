@@ -173,7 +173,7 @@ test("status page in Chromium matches the status API; cloud nodes page; no secre
     const exit = await p.kill("SIGTERM");
     assert.equal(exit.code, 0);
     const files = readdirSync(logDir);
-    assert.ok(files.includes("bioapi.log"), files.join(","));
+    assert.ok(files.includes("connector.log"), files.join(","));
     const fileLogs = files.map((f) => readFileSync(join(logDir, f), "utf8")).join("");
     assert.match(fileLogs, /"msg":"Connector started\."/);
     const surfaces: Record<string, string> = {
