@@ -44,7 +44,17 @@ await build({
   outfile: bundle,
   // koffi's per-platform native packages are loaded from disk (unpacked from the executable), never bundled.
   external: ["@koromix/*"],
-  define: { __BIOAPI_EMBEDDED__: JSON.stringify(embeddedFiles) },
+  // A CommonJS bundle has no import.meta: esbuild would leave {}.url undefined, and koffi's loader calls
+  // createRequire(import.meta.url) (found by the Wine smoke test: every koffi call failed in the executable). Point
+  // both at the executable; koffi then finds its unpacked module through process.resourcesPath (src/service/native.ts).
+  define: {
+    __BIOAPI_EMBEDDED__: JSON.stringify(embeddedFiles),
+    "import.meta.url": "__bioapi_import_meta_url",
+    "import.meta.dirname": "__bioapi_import_meta_dirname",
+  },
+  banner: {
+    js: '"use strict";\nvar __bioapi_import_meta_url = require("node:url").pathToFileURL(process.execPath).href, __bioapi_import_meta_dirname = require("node:path").dirname(process.execPath);',
+  },
   logLevel: "error",
   legalComments: "none",
 });
