@@ -16,7 +16,20 @@ type Koffi = Awaited<ReturnType<typeof loadKoffi>>;
 
 type Native = (...args: unknown[]) => unknown;
 
-async function crypt32(): Promise<{ koffi: Koffi; protect: Native; unprotect: Native; localFree: Native }> {
+type Crypt32 = { koffi: Koffi; protect: Native; unprotect: Native; localFree: Native };
+
+let crypt32Api: Promise<Crypt32> | undefined;
+
+/**
+ * Bound once per process: koffi type names are global, so a second koffi.struct("CAMS_DATA_BLOB") throws "Duplicate
+ * type name" (found by the Wine smoke test: enroll's protect-then-unprotect always failed on its second call).
+ */
+function crypt32(): Promise<Crypt32> {
+  crypt32Api ??= bindCrypt32();
+  return crypt32Api;
+}
+
+async function bindCrypt32(): Promise<Crypt32> {
   const koffi = await loadKoffi();
   const DATA_BLOB = koffi.struct("CAMS_DATA_BLOB", { cbData: "uint32", pbData: "void *" });
   const lib = koffi.load("crypt32.dll");
