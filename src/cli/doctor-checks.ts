@@ -63,27 +63,21 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
   const add = (f: Finding) => findings.push(f);
   const report = (): FullReport => ({ ok: findings.every((f) => f.status !== "fail"), findings });
   const layout = dataDirLayout(dataDir);
-  if (!existsSync(layout.secrets)) {
-    add({
-      subject: "node",
-      check: "enrollment",
-      status: "fail",
-      detail: `No enrollment in ${dataDir}.`,
-      fix: "Run bioapi enroll, or pass the service's --data-dir (run doctor as the service account).",
-    });
-    return report();
-  }
+  // Ask the secret store, not the file system: on Windows the enrollment lives in the registry, not secrets.json.
   let enrollment: Awaited<ReturnType<typeof loadEnrollment>>;
   try {
     enrollment = await loadEnrollment(openSecretStore(layout));
     add({ subject: "node", check: "enrollment", status: "ok", detail: `node ${enrollment.nodeId}; secrets decrypt` });
   } catch (error) {
+    const missing = error instanceof BioError && error.code === "NOT_ENROLLED";
     add({
       subject: "node",
       check: "enrollment",
       status: "fail",
-      detail: describeError(error).message,
-      fix: "Restore the data directory from backup, or enroll again (bioapi enroll --force).",
+      detail: missing ? `No enrollment in ${dataDir}.` : describeError(error).message,
+      fix: missing
+        ? "Run bioapi enroll, or pass the service's --data-dir (run doctor as the service account)."
+        : "Restore the data directory from backup, or enroll again (bioapi enroll --force).",
     });
     return report();
   }
