@@ -7,7 +7,7 @@
 # Debian 12's Wine 8 cannot run Node >= 24 (see docs/operations.md), hence the chroot.
 #
 # Needs root (debootstrap, chroot, mount) and deb.debian.org. The chroot and a pristine Wine prefix are cached in
-# $BIOAPI_WINE_CACHE (default /var/cache/bioapi-wine, ~2.5 GB); delete that directory to start over. When the
+# $BIOAPI_WINE_CACHE (default /var/cache/bioapi-wine, ~3 GB); delete that directory to start over. When the
 # machine cannot host Wine the script says why and exits 0 (BIOAPI_WINE_SKIP_CODE overrides, e.g. 77 for CI).
 # Exit 1 means a step failed on the product; every step prints proved / NOT proved and why.
 set -uo pipefail
