@@ -7,14 +7,11 @@
  * BENCH_DB_ROWS: backlog size (default 1,000,000). BENCH_DB_ENGINES: "postgres,mysql" (default both).
  * BENCH_LATENCY_SAMPLES: steady-state samples per engine (default 40).
  */
-import { createHash } from "node:crypto";
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import mysql from "mysql2/promise";
 import pg from "pg";
 import { startCloud } from "../cloud/cloud-server.ts";
-import { signedFetch } from "../cloud/signed-fetch.ts";
 import { ensureDataDir, openSecretStore } from "../src/app/data-dir.ts";
 import { saveEnrollment } from "../src/secrets/enrollment.ts";
 import { mysqlDialect, postgresDialect } from "../src/sources/database/dialects.ts";
@@ -23,6 +20,7 @@ import { ConnectorProcess } from "../test/helpers/connector-process.ts";
 import { type EngineName, type Scratch, scratch } from "../test/helpers/sql-servers.ts";
 import { tempDir } from "../test/helpers/temp-dir.ts";
 import { waitFor } from "../test/helpers/wait-for.ts";
+import { cloudIngestAlone, log, peakRssMb, percentile } from "./bench-kit.ts";
 
 const ROWS = Number(process.env.BENCH_DB_ROWS ?? 1_000_000);
 const ENGINES = (process.env.BENCH_DB_ENGINES ?? "postgres,mysql").split(",").filter(Boolean) as EngineName[];
@@ -40,10 +38,6 @@ const SERIALS = [
   "ZKT0000008",
 ];
 const COLUMNS = ["id", "terminal_sn", "emp_code", "punch_time", "punch_state", "verify_type", "work_code"];
-
-function log(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
 
 /** Server-side generation: a million rows in seconds, index built afterwards as a restored backup would have it. */
 async function createBacklog(s: Scratch, rows: number): Promise<void> {
@@ -146,62 +140,6 @@ async function rawRead(s: Scratch): Promise<{ rows: number; seconds: number; pla
   return { rows, seconds, plan };
 }
 
-/** Baseline 2: the cloud ingesting pre-built, pre-compressed batches of the size the connector sends. */
-async function cloudIngestAlone(url: string, nodeId: string, secret: string, count: number) {
-  const batches: Buffer[] = [];
-  for (let b = 0; b < count / 1000; b++) {
-    const punches = [];
-    for (let i = 0; i < 1000; i++) {
-      const n = b * 1000 + i;
-      const local = new Date(Date.UTC(2025, 0, 1) + n * 7000).toISOString().slice(0, 19);
-      const serial = SERIALS[n % SERIALS.length] as string;
-      const userId = String(1 + (n % 2500));
-      const id = createHash("sha256")
-        .update(`${serial}\u001f${userId}\u001f${local}\u001f${n % 2}`)
-        .digest("hex")
-        .slice(0, 32);
-      punches.push({
-        id,
-        deviceSerial: serial,
-        userId,
-        time: `${local}+05:30`,
-        state: n % 2 ? "checkOut" : "checkIn",
-        stateCode: n % 2,
-        verify: "fingerprint",
-        verifyCode: 1,
-        source: "database",
-        collectedAt: new Date().toISOString(),
-      });
-    }
-    batches.push(gzipSync(JSON.stringify({ punches }), { level: 1 }));
-  }
-  const path = `/v1/nodes/${nodeId}/punches`;
-  const t0 = performance.now();
-  for (const body of batches) {
-    const res = await signedFetch(url, {
-      nodeId,
-      secret,
-      method: "POST",
-      path,
-      body,
-      headers: { "content-type": "application/json", "content-encoding": "gzip" },
-    });
-    if (res.status !== 200) throw new Error(`ingest baseline got ${res.status}`);
-    await res.arrayBuffer();
-  }
-  return { rows: count, seconds: (performance.now() - t0) / 1000 };
-}
-
-async function peakRssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
-
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
-
 async function benchEngine(
   engine: EngineName,
   cloud: Awaited<ReturnType<typeof startCloud>>,
@@ -294,7 +232,7 @@ async function main(): Promise<void> {
   await using cloud = await startCloud({ dataDir: join(dir.path, "cloud") });
   const baselineNode = cloud.addNode();
   log(`cloud ingest alone, ${ROWS.toLocaleString()} punches…`);
-  const ingest = await cloudIngestAlone(cloud.url, baselineNode.nodeId, baselineNode.secret, ROWS);
+  const ingest = await cloudIngestAlone(cloud.url, baselineNode.nodeId, baselineNode.secret, ROWS, SERIALS);
   const ingestRate = ingest.rows / ingest.seconds;
   log(`cloud ingest alone: ${Math.round(ingestRate).toLocaleString()} punches/s`);
   const results = [];

@@ -5,18 +5,16 @@
  *
  * BENCH_ROWS overrides the backlog size (default 1,000,000).
  */
-import { createHash } from "node:crypto";
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { gzipSync } from "node:zlib";
 import { startCloud } from "../cloud/cloud-server.ts";
-import { signedFetch } from "../cloud/signed-fetch.ts";
 import { ensureDataDir, openSecretStore } from "../src/app/data-dir.ts";
 import { saveEnrollment } from "../src/secrets/enrollment.ts";
 import { ConnectorProcess } from "../test/helpers/connector-process.ts";
 import { tempDir } from "../test/helpers/temp-dir.ts";
 import { waitFor } from "../test/helpers/wait-for.ts";
+import { cloudIngestAlone, log, peakRssMb, percentile } from "./bench-kit.ts";
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const SERIALS = [
@@ -31,10 +29,6 @@ const SERIALS = [
 ];
 const POLL_MS = 1000;
 const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 60);
-
-function log(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
 
 function createBacklog(path: string, rows: number): void {
   const db = new DatabaseSync(path);
@@ -76,68 +70,6 @@ function rawRead(path: string): { rows: number; seconds: number } {
   return { rows, seconds };
 }
 
-/** Baseline 2: the cloud ingesting pre-built, pre-compressed batches of the same size the connector sends. */
-async function cloudIngestAlone(
-  url: string,
-  nodeId: string,
-  secret: string,
-  count: number,
-): Promise<{ rows: number; seconds: number }> {
-  const batches: Buffer[] = [];
-  for (let b = 0; b < count / 1000; b++) {
-    const punches = [];
-    for (let i = 0; i < 1000; i++) {
-      const n = b * 1000 + i;
-      const local = new Date(Date.UTC(2025, 0, 1) + n * 7000).toISOString().slice(0, 19);
-      const serial = SERIALS[n % SERIALS.length] as string;
-      const userId = String(1 + (n % 2500));
-      const id = createHash("sha256")
-        .update(`${serial}\u001f${userId}\u001f${local}\u001f${n % 2}`)
-        .digest("hex")
-        .slice(0, 32);
-      punches.push({
-        id,
-        deviceSerial: serial,
-        userId,
-        time: `${local}+05:30`,
-        state: n % 2 ? "checkOut" : "checkIn",
-        stateCode: n % 2,
-        verify: "fingerprint",
-        verifyCode: 1,
-        source: "database",
-        collectedAt: new Date().toISOString(),
-      });
-    }
-    batches.push(gzipSync(JSON.stringify({ punches }), { level: 1 }));
-  }
-  const path = `/v1/nodes/${nodeId}/punches`;
-  const t0 = performance.now();
-  for (const body of batches) {
-    const res = await signedFetch(url, {
-      nodeId,
-      secret,
-      method: "POST",
-      path,
-      body,
-      headers: { "content-type": "application/json", "content-encoding": "gzip" },
-    });
-    if (res.status !== 200) throw new Error(`ingest baseline got ${res.status}`);
-    await res.arrayBuffer();
-  }
-  return { rows: count, seconds: (performance.now() - t0) / 1000 };
-}
-
-async function peakRssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb / 1024;
-}
-
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
-
 async function main(): Promise<void> {
   await using dir = await tempDir("bioapi-bench-");
   const dbPath = join(dir.path, "att.db");
@@ -151,7 +83,7 @@ async function main(): Promise<void> {
   const baselineNode = cloud.addNode();
   // All the rows, not a sample: the cloud's upsert slows as its table grows, and the end-to-end run pays that too.
   const ingestRows = ROWS;
-  const ingest = await cloudIngestAlone(cloud.url, baselineNode.nodeId, baselineNode.secret, ingestRows);
+  const ingest = await cloudIngestAlone(cloud.url, baselineNode.nodeId, baselineNode.secret, ingestRows, SERIALS);
   log(`cloud ingest alone: ${Math.round(ingest.rows / ingest.seconds).toLocaleString()} punches/s`);
 
   const node = cloud.addNode();

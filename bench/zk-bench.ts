@@ -25,19 +25,13 @@ import { ConnectorProcess } from "../test/helpers/connector-process.ts";
 import { sourceHarness } from "../test/helpers/run-source.ts";
 import { tempDir } from "../test/helpers/temp-dir.ts";
 import { waitFor } from "../test/helpers/wait-for.ts";
+import { log, percentile } from "./bench-kit.ts";
 
 const RECORDS = Number(process.env.BENCH_ZK_RECORDS ?? 100_000);
 const TERMINALS = Number(process.env.BENCH_ZK_TERMINALS ?? 200);
 const EVENTS = Number(process.env.BENCH_ZK_EVENTS ?? 200);
 const BANDWIDTH = 100_000_000;
 const RTT_MS = 1;
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
-
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
 
 interface LinkRead {
   transport: string;
