@@ -5,7 +5,14 @@ import { type DbErrorContext, dbError } from "./db-errors.ts";
 import { mssqlDialect } from "./dialects.ts";
 import { guardQuery } from "./query-guard.ts";
 import { renameRows, renderSelect, type SelectSpec, type SqlDialect } from "./select-spec.ts";
-import type { IndexInfo, QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
+import {
+  type IndexInfo,
+  type QueryOptions,
+  type SqlClient,
+  type SqlRow,
+  type TableInfo,
+  tableInfoFromCatalog,
+} from "./sql-client.ts";
 
 type MssqlConnection = {
   readonly host: string;
@@ -245,15 +252,7 @@ export class MssqlClient implements SqlClient {
       [this.#schema, table],
       options,
     );
-    const exact = rows.find((r) => r.t === table) ?? rows[0];
-    if (!exact) return undefined;
-    const name = String(exact.t);
-    return {
-      name,
-      columns: rows
-        .filter((r) => r.t === name)
-        .map((r) => ({ name: String(r.name), type: String(r.type).toLowerCase() })),
-    };
+    return tableInfoFromCatalog(rows, table);
   }
 
   async tables(options: QueryOptions): Promise<string[]> {

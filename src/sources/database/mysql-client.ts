@@ -4,7 +4,14 @@ import { type DbErrorContext, dbError } from "./db-errors.ts";
 import { mysqlDialect } from "./dialects.ts";
 import { guardQuery, within } from "./query-guard.ts";
 import { renameRows, renderSelect, type SelectSpec } from "./select-spec.ts";
-import type { IndexInfo, QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
+import {
+  type IndexInfo,
+  type QueryOptions,
+  type SqlClient,
+  type SqlRow,
+  type TableInfo,
+  tableInfoFromCatalog,
+} from "./sql-client.ts";
 
 type MysqlConnection = {
   readonly host: string;
@@ -186,15 +193,7 @@ export class MysqlClient implements SqlClient {
       [table, table],
       options,
     );
-    const first = rows[0];
-    if (!first) return undefined;
-    const name = String(first.t);
-    return {
-      name,
-      columns: rows
-        .filter((r) => r.t === name)
-        .map((r) => ({ name: String(r.name), type: String(r.type).toLowerCase() })),
-    };
+    return tableInfoFromCatalog(rows, table);
   }
 
   async tables(options: QueryOptions): Promise<string[]> {

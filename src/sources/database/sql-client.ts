@@ -22,6 +22,22 @@ export interface TableInfo {
   readonly columns: readonly ColumnInfo[];
 }
 
+/**
+ * A table's description from catalog rows of (t: table name, name: column, type), as the information_schema
+ * queries of the server engines return them: the table spelled exactly as asked wins over a case-insensitive match.
+ */
+export function tableInfoFromCatalog(rows: readonly SqlRow[], table: string): TableInfo | undefined {
+  const first = rows.find((r) => r.t === table) ?? rows[0];
+  if (!first) return undefined;
+  const name = String(first.t);
+  return {
+    name,
+    columns: rows
+      .filter((r) => r.t === name)
+      .map((r) => ({ name: String(r.name), type: String(r.type).toLowerCase() })),
+  };
+}
+
 export interface IndexInfo {
   readonly name: string;
   readonly columns: readonly string[];
