@@ -15,8 +15,9 @@ import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
 import { ZkClient } from "../sources/zk/zk-client.ts";
 import { Store } from "../store/store.ts";
-import { formatDuration } from "../supervisor/supervisor.ts";
+import { formatDuration, type WorkerStatus } from "../supervisor/supervisor.ts";
 import { diagnose } from "./doctor-command.ts";
+import { fetchStatus } from "./status-command.ts";
 
 export type FindingStatus = "ok" | "warn" | "fail";
 
@@ -243,11 +244,17 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
   const sources = config.sources.filter((s) => s.enabled);
   add({ subject: "sources", check: "config", status: "ok", detail: `${sources.length} enabled in ${configFrom}` });
   const perSource = new Map<string, Finding[]>();
+  // Many terminals serve one connection at a time, and a running connector holds it: what the connector sees of a
+  // terminal doctor cannot open turns a false "unreachable" into the truth.
+  const running = await fetchStatus(dataDir).then(
+    (status) => new Map(status.sources.map((w) => [w.sourceId, w])),
+    () => new Map<string, WorkerStatus>(),
+  );
   await mapLimit(sources, PARALLEL, async (source) => {
     const out: Finding[] = [];
     perSource.set(source.id, out);
     const bounded = withTimeout(signal, 60_000);
-    if (source.kind === "zk") await checkTerminal(source, bounded, out);
+    if (source.kind === "zk") await checkTerminal(source, bounded, out, running.get(source.id));
     else await checkDatabase(source, bounded, out);
   });
   // Printed in config order whatever order the checks finished in.
@@ -255,7 +262,18 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
   return report();
 }
 
-async function checkTerminal(config: ZkSourceConfig, signal: AbortSignal, out: Finding[]): Promise<void> {
+/** The running connector reads this terminal well: polled within three intervals, no error since. */
+function readByConnector(config: ZkSourceConfig, worker: WorkerStatus | undefined): worker is WorkerStatus {
+  if (!worker || worker.state !== "running" || worker.lastError || !worker.lastPollAt) return false;
+  return Date.now() - Date.parse(worker.lastPollAt) <= 3 * config.pollIntervalMs + 5000;
+}
+
+async function checkTerminal(
+  config: ZkSourceConfig,
+  signal: AbortSignal,
+  out: Finding[],
+  worker?: WorkerStatus,
+): Promise<void> {
   const address = `${config.host}:${config.port}/${config.transport}`;
   const subject = `terminal ${config.id} (${address})`;
   let client: ZkClient;
@@ -281,13 +299,23 @@ async function checkTerminal(config: ZkSourceConfig, signal: AbortSignal, out: F
         detail: d.message,
         fix: "Set commKey in the source config to the terminal's COMM Key (Menu → Comm → Connection), or 0 if it has none.",
       });
+    } else if (d.code !== "DEVICE_MISMATCH" && readByConnector(config, worker)) {
+      out.push({
+        subject,
+        check: "reachable",
+        status: "ok",
+        detail: `the running connector holds the terminal's session and reads it (last poll ${worker.lastPollAt}${worker.device ? `, ${worker.device.records ?? "?"} records, serial ${worker.device.serial}` : ""}); doctor's own session was refused (${d.code})`,
+      });
     } else {
       out.push({
         subject,
         check: "reachable",
         status: "fail",
         detail: `${d.code}: ${d.message}`,
-        fix: `Check that the terminal is on, has address ${config.host} (DHCP may have moved it), and that port ${config.port}/${config.transport} is open between this machine and it.`,
+        fix:
+          d.code === "DEVICE_BUSY"
+            ? "Another program holds the terminal's only connection: stop it (old attendance software, a second connector). If it is this connector, `bioapi status` shows how it reads the terminal."
+            : `Check that the terminal is on, has address ${config.host} (DHCP may have moved it), and that port ${config.port}/${config.transport} is open between this machine and it.`,
       });
     }
     return;

@@ -10,9 +10,11 @@ import type { CliIo } from "../../src/cli/cli-io.ts";
 import type { FullReport } from "../../src/cli/doctor-checks.ts";
 import { main } from "../../src/cli/main.ts";
 import { saveEnrollment } from "../../src/secrets/enrollment.ts";
+import { ZkClient } from "../../src/sources/zk/zk-client.ts";
 import { e2e, fastConfig } from "../helpers/e2e-harness.ts";
 import { scratch } from "../helpers/sql-servers.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 import { terminal } from "../helpers/zk-harness.ts";
 
 async function doctor(dataDir: string): Promise<{ code: number; text: string; report: FullReport }> {
@@ -162,4 +164,43 @@ test("bioapi doctor: clock skew against the cloud, and a signature the cloud ref
     assert.match(f?.detail ?? "", /refused this node's signed request: 401/);
     assert.match(f?.fix ?? "", /re-enroll/);
   });
+});
+
+test("bioapi doctor: a one-connection terminal held by the running connector is reported as read, not unreachable", async () => {
+  await using single = await terminal({ records: 20, singleConnection: true, transports: ["tcp"], serial: "CKJ-ONE" });
+  const source = {
+    id: "one",
+    kind: "zk",
+    host: "127.0.0.1",
+    port: single.port,
+    pollIntervalMs: 300,
+    connectTimeoutMs: 800,
+    requestTimeoutMs: 800,
+  };
+  await using h = await e2e({ config: (dbPath) => ({ ...fastConfig(dbPath), sources: [source] }) });
+
+  // Nothing holds it yet but another program: the finding is a failure whose fix names the cause.
+  const other = await ZkClient.connect({
+    host: "127.0.0.1",
+    port: single.port,
+    transport: "tcp",
+    commKey: 0,
+    timeoutMs: 800,
+    signal: AbortSignal.timeout(10_000),
+  });
+  const busy = await doctor(h.connectorDir);
+  const refused = find(busy.report, /^terminal one /, "reachable");
+  assert.equal(refused?.status, "fail", busy.text);
+  assert.match(refused?.detail ?? "", /DEVICE_BUSY/);
+  assert.match(refused?.fix ?? "", /Another program holds the terminal's only connection/);
+  await other.close();
+
+  // The connector takes the session and reads the log; doctor's own session is refused, and it says why.
+  const connector = await h.startConnector();
+  await waitFor("the terminal read by the connector", () => connector.status().sources[0]?.device?.records === 20);
+  await waitFor("a completed poll", () => connector.status().sources[0]?.lastPollAt);
+  const held = await doctor(h.connectorDir);
+  const reading = find(held.report, /^terminal one /, "reachable");
+  assert.equal(reading?.status, "ok", held.text);
+  assert.match(reading?.detail ?? "", /running connector holds the terminal's session.*20 records, serial CKJ-ONE/);
 });
