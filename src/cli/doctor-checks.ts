@@ -264,7 +264,7 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
 
 /** The running connector reads this terminal well: polled within three intervals, no error since. */
 function readByConnector(config: ZkSourceConfig, worker: WorkerStatus | undefined): worker is WorkerStatus {
-  if (!worker || worker.state !== "running" || worker.lastError || !worker.lastPollAt) return false;
+  if (worker?.state !== "running" || worker.lastError || !worker.lastPollAt) return false;
   return Date.now() - Date.parse(worker.lastPollAt) <= 3 * config.pollIntervalMs + 5000;
 }
 
