@@ -4,6 +4,18 @@ import { readFile } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 import { signedFetch } from "../cloud/signed-fetch.ts";
 
+/** The device serials every backlog benchmark spreads its rows over, so their baselines are comparable. */
+export const SERIALS = [
+  "CKJ7201001",
+  "CKJ7201002",
+  "OIN5320117",
+  "BOCK194960",
+  "ZKT0000005",
+  "ZKT0000006",
+  "ZKT0000007",
+  "ZKT0000008",
+] as const;
+
 export function log(line: string): void {
   process.stderr.write(`${line}\n`);
 }

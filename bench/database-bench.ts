@@ -20,23 +20,13 @@ import { ConnectorProcess } from "../test/helpers/connector-process.ts";
 import { type EngineName, type Scratch, scratch } from "../test/helpers/sql-servers.ts";
 import { tempDir } from "../test/helpers/temp-dir.ts";
 import { waitFor } from "../test/helpers/wait-for.ts";
-import { cloudIngestAlone, log, peakRssMb, percentile } from "./bench-kit.ts";
+import { cloudIngestAlone, log, peakRssMb, percentile, SERIALS } from "./bench-kit.ts";
 
 const ROWS = Number(process.env.BENCH_DB_ROWS ?? 1_000_000);
 const ENGINES = (process.env.BENCH_DB_ENGINES ?? "postgres,mysql").split(",").filter(Boolean) as EngineName[];
 const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 40);
 const POLL_MS = 1000;
 const PAGE = 1000;
-const SERIALS = [
-  "CKJ7201001",
-  "CKJ7201002",
-  "OIN5320117",
-  "BOCK194960",
-  "ZKT0000005",
-  "ZKT0000006",
-  "ZKT0000007",
-  "ZKT0000008",
-];
 const COLUMNS = ["id", "terminal_sn", "emp_code", "punch_time", "punch_state", "verify_type", "work_code"];
 
 /** Server-side generation: a million rows in seconds, index built afterwards as a restored backup would have it. */

@@ -14,19 +14,9 @@ import { saveEnrollment } from "../src/secrets/enrollment.ts";
 import { ConnectorProcess } from "../test/helpers/connector-process.ts";
 import { tempDir } from "../test/helpers/temp-dir.ts";
 import { waitFor } from "../test/helpers/wait-for.ts";
-import { cloudIngestAlone, log, peakRssMb, percentile } from "./bench-kit.ts";
+import { cloudIngestAlone, log, peakRssMb, percentile, SERIALS } from "./bench-kit.ts";
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
-const SERIALS = [
-  "CKJ7201001",
-  "CKJ7201002",
-  "OIN5320117",
-  "BOCK194960",
-  "ZKT0000005",
-  "ZKT0000006",
-  "ZKT0000007",
-  "ZKT0000008",
-];
 const POLL_MS = 1000;
 const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 60);
 
