@@ -8,7 +8,7 @@ import {
   encodePacket,
   type ZkPacket,
 } from "./zk-codec.ts";
-import { CMD, commandName, EVENT_FLAG } from "./zk-commands.ts";
+import { CMD, commandName } from "./zk-commands.ts";
 import { decodeFreeSizes, type FreeSizes } from "./zk-records.ts";
 import { openTcpTransport, openUdpTransport, type ZkTransport, type ZkTransportKind } from "./zk-transport.ts";
 
@@ -70,9 +70,11 @@ export const DEFAULT_CHUNK = { tcp: 0xffc0, udp: 0x8000 } as const;
 export const DEFAULT_READ_AHEAD = { tcp: 2, udp: 3 } as const;
 const CHUNK_ATTEMPTS = 3;
 
+/** What a request does with each packet carrying its reply id. */
+type PacketHandler = (packet: ZkPacket) => void;
+
 interface Pending {
-  readonly command: number;
-  onPacket(packet: ZkPacket): void;
+  readonly onPacket: PacketHandler;
   fail(error: unknown): void;
 }
 
@@ -138,10 +140,6 @@ export class ZkClient {
     return this.#lost.signal;
   }
 
-  get transport(): ZkTransportKind {
-    return this.#options.transport;
-  }
-
   get bytesReceived(): number {
     return this.#transport?.bytesReceived ?? 0;
   }
@@ -190,11 +188,7 @@ export class ZkClient {
     timeoutMs = this.#options.timeoutMs,
     signal?: AbortSignal,
   ): Promise<ZkPacket> {
-    return this.#send(command, data, timeoutMs, signal, (resolve) => ({
-      command,
-      onPacket: (packet) => resolve(packet),
-      fail: () => undefined,
-    }));
+    return this.#send(command, data, timeoutMs, signal, (resolve) => resolve);
   }
 
   /** Like request(), but rejects unless the device answers ACK_OK. */
@@ -209,7 +203,7 @@ export class ZkClient {
     data: Buffer | undefined,
     timeoutMs: number,
     signal: AbortSignal | undefined,
-    make: (resolve: (packet: ZkPacket) => void, reject: (error: unknown) => void, touch: () => void) => Pending,
+    make: (resolve: (packet: ZkPacket) => void, reject: (error: unknown) => void) => PacketHandler,
   ): Promise<ZkPacket> {
     const transport = this.#transport;
     if (!transport || this.#lost.signal.aborted) {
@@ -248,7 +242,7 @@ export class ZkClient {
         this.#pending.delete(replyId);
         signal?.removeEventListener("abort", onAbort);
       };
-      const pending = make(
+      const handle = make(
         (packet) => {
           finish();
           resolve(packet);
@@ -257,13 +251,12 @@ export class ZkClient {
           finish();
           reject(error);
         },
-        arm,
       );
       this.#pending.set(replyId, {
-        command,
+        // Each packet of an answer restarts the timer: for a bulk chunk it bounds the silence, not the transfer.
         onPacket: (packet) => {
           arm();
-          pending.onPacket(packet);
+          handle(packet);
         },
         fail: (error) => {
           finish();
@@ -499,45 +492,41 @@ export class ZkClient {
         const data = Buffer.concat(parts, received);
         resolve({ command: CMD.DATA, session: this.#session, replyId: 0, data, checksumOk: true });
       };
-      return {
-        command: CMD.DATA_RDY,
-        onPacket: (packet) => {
-          switch (packet.command) {
-            case CMD.PREPARE_DATA:
-              if (packet.data.length >= 4) expected = packet.data.readUInt32LE(0);
-              return;
-            case CMD.DATA:
-              parts.push(packet.data);
-              received += packet.data.length;
-              if (received > expected) {
-                reject(
-                  new BioError(
-                    "DEVICE_PROTOCOL",
-                    `Terminal ${this.#label} sent ${received} bytes for a ${expected}-byte chunk.`,
-                    {
-                      retriable: true,
-                      hint: "A duplicated datagram or a firmware quirk; the chunk is read again.",
-                    },
-                  ),
-                );
-              } else if (received === expected) done();
-              return;
-            case CMD.ACK_OK:
-              if (received === expected) done();
-              else
-                reject(
-                  new BioError(
-                    "DEVICE_PROTOCOL",
-                    `Terminal ${this.#label} ended a chunk after ${received} of ${expected} bytes.`,
-                    { retriable: true, hint: "Part of the chunk was lost in transit; it is read again." },
-                  ),
-                );
-              return;
-            default:
-              reject(this.#unexpected(CMD.DATA_RDY, packet));
-          }
-        },
-        fail: () => undefined,
+      return (packet) => {
+        switch (packet.command) {
+          case CMD.PREPARE_DATA:
+            if (packet.data.length >= 4) expected = packet.data.readUInt32LE(0);
+            return;
+          case CMD.DATA:
+            parts.push(packet.data);
+            received += packet.data.length;
+            if (received > expected) {
+              reject(
+                new BioError(
+                  "DEVICE_PROTOCOL",
+                  `Terminal ${this.#label} sent ${received} bytes for a ${expected}-byte chunk.`,
+                  {
+                    retriable: true,
+                    hint: "A duplicated datagram or a firmware quirk; the chunk is read again.",
+                  },
+                ),
+              );
+            } else if (received === expected) done();
+            return;
+          case CMD.ACK_OK:
+            if (received === expected) done();
+            else
+              reject(
+                new BioError(
+                  "DEVICE_PROTOCOL",
+                  `Terminal ${this.#label} ended a chunk after ${received} of ${expected} bytes.`,
+                  { retriable: true, hint: "Part of the chunk was lost in transit; it is read again." },
+                ),
+              );
+            return;
+          default:
+            reject(this.#unexpected(CMD.DATA_RDY, packet));
+        }
       };
     }).then((packet) => packet.data);
   }
@@ -547,9 +536,5 @@ export class ZkClient {
     if (this.#lost.signal.aborted) return;
     await this.request(CMD.EXIT, undefined, Math.min(1000, this.#options.timeoutMs)).catch(() => undefined);
     this.#end(new BioError("ABORTED", `Session with terminal ${this.#label} closed.`));
-  }
-
-  get eventFlagAttendance(): number {
-    return EVENT_FLAG.ATTLOG;
   }
 }
