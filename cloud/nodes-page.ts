@@ -50,10 +50,12 @@ function age(ms: number | null | undefined): string {
 export function nodesPage(rows: readonly NodeRow[], now: number): string {
   const body = rows
     .map((n) => {
-      const hb = (n.status ?? {}) as Heartbeat;
+      // The cloud stores any JSON object a node posts: one odd heartbeat must not take the page down for every node.
+      const hb = (n.status && typeof n.status === "object" ? n.status : {}) as Heartbeat;
       const seenMs = n.lastSeen ? now - Date.parse(n.lastSeen) : null;
       const stale = seenMs === null || seenMs > 5 * 60_000;
-      const sources = (hb.sources ?? [])
+      const sources = (Array.isArray(hb.sources) ? hb.sources : [])
+        .filter((s) => s !== null && typeof s === "object")
         .map(
           (s) => `<tr class="src" data-node="${html(n.nodeId)}" data-source="${html(s.id)}">
   <td></td><td data-k="source">${html(s.id)} <span class="mute">${html(s.kind)}</span></td>

@@ -63,6 +63,7 @@ export function createSource(config: SourceConfig): Source {
 export class Connector {
   readonly #store: Store;
   readonly #logger: Logger;
+  readonly #redactor: Redactor;
   readonly #controller = new AbortController();
   readonly #tasks: TaskHandle[] = [];
   readonly #supervisor: Supervisor;
@@ -85,6 +86,7 @@ export class Connector {
   private constructor(args: {
     store: Store;
     logger: Logger;
+    redactor: Redactor;
     supervisor: Supervisor;
     connectivity: Connectivity;
     channel: ConfigChannel;
@@ -100,6 +102,7 @@ export class Connector {
     this.#deliveredBySource = args.deliveredBySource;
     this.#store = args.store;
     this.#logger = args.logger;
+    this.#redactor = args.redactor;
     this.#supervisor = args.supervisor;
     this.#connectivity = args.connectivity;
     this.#channel = args.channel;
@@ -193,6 +196,7 @@ export class Connector {
     const connector = new Connector({
       store,
       logger,
+      redactor: options.redactor,
       supervisor,
       connectivity,
       channel,
@@ -338,6 +342,12 @@ export class Connector {
   #baseStatus(now: number): Omit<ConnectorStatus, "attention"> {
     const outbox = this.#store.outboxStats();
     const mem = process.memoryUsage();
+    // Status goes to the page, the heartbeat and the cloud: error texts pass the redactor like log lines do, whatever
+    // produced them.
+    const scrub = (text: string) => this.#redactor.scrub(text);
+    const scrubError = <E extends { message: string } | null>(e: E): E => (e ? { ...e, message: scrub(e.message) } : e);
+    const config = this.#channel.status();
+    const shipper = this.#shipper.status();
     const mb = (n: number) => Math.round(n / 1048576);
     return {
       version: VERSION,
@@ -348,18 +358,19 @@ export class Connector {
       connectivity: {
         state: this.#connectivity.state,
         policy: this.#live.config.connectivity.policy,
-        history: this.#connectivity.history(),
+        history: this.#connectivity.history().map((c) => ({ ...c, reason: scrub(c.reason) })),
       },
-      config: this.#channel.status(),
+      config: { ...config, lastError: scrubError(config.lastError) },
       outbox: {
         depth: outbox.depth,
         oldestUnsentAgeMs:
           outbox.oldestEnqueuedAt === null ? null : Math.max(0, this.#clock.now() - outbox.oldestEnqueuedAt),
         quarantined: this.#store.quarantineCount(),
       },
-      shipper: this.#shipper.status(),
+      shipper: { ...shipper, lastError: scrubError(shipper.lastError) },
       sources: this.#supervisor.status().map((w) => ({
         ...w,
+        lastError: scrubError(w.lastError),
         delivered: this.#deliveredBySource.get(w.sourceId) ?? 0,
         lagMs: w.lastPollAt ? Math.max(0, now - Date.parse(w.lastPollAt)) : null,
       })),
@@ -380,7 +391,8 @@ export class Connector {
     const rest = Math.max(100, deadline - this.#clock.now());
     const all = Promise.all(this.#tasks.map((t) => t.done));
     await Promise.race([all, sleep(rest).catch(() => undefined)]);
-    await this.#applying;
+    // An apply waiting on a worker that ignores its abort must not hold the stop past its bound.
+    await Promise.race([this.#applying, sleep(Math.max(100, deadline - this.#clock.now())).catch(() => undefined)]);
     await this.#statusServer?.close();
     await this.#health?.close();
     await rm(this.#statusFile, { force: true });

@@ -50,6 +50,15 @@ export async function fetchStatus(dataDir: string, timeoutMs = 3000): Promise<Co
         hint: "The file belongs to another run: restart the connector.",
       });
     }
+    if (!response.ok) {
+      throw new BioError(
+        "USAGE",
+        `The connector at ${endpoint.url} answered HTTP ${response.status} to a status request.`,
+        {
+          hint: "Its log names the failure; restarting the connector (or the service) clears a stuck status server.",
+        },
+      );
+    }
     return (await response.json()) as ConnectorStatus;
   } catch (error) {
     if (error instanceof BioError) throw error;

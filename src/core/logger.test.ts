@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { BioError } from "./errors.ts";
 import { createLogger, Redactor } from "./logger.ts";
+import { RotatingFile } from "./rotating-file.ts";
 
 test("JSON lines carry time, level name, namespace and fields; secrets are scrubbed by value and by key", () => {
   const lines: string[] = [];
@@ -61,4 +62,18 @@ test("--log-dir files rotate by size and keep a bounded number of 0600 files", a
   const lastOfOlder = (JSON.parse(older.at(-1) as string) as { i: number }).i;
   const firstOfCurrent = (JSON.parse(current[0] as string) as { i: number }).i;
   assert.equal(firstOfCurrent, lastOfOlder + 1, "no line lost at the rotation");
+});
+
+test("a rotation that cannot rename keeps the current file growing instead of ending file logging", async () => {
+  await using dir = await tempDir();
+  const logs = join(dir.path, "logs");
+  // The oldest rotated name is taken by a directory that cannot be removed: every rotation fails.
+  mkdirSync(join(logs, "bioapi.1.log"), { recursive: true });
+  writeFileSync(join(logs, "bioapi.1.log", "keep"), "x");
+  const file = new RotatingFile({ dir: logs, maxBytes: 1024, maxFiles: 1 });
+  for (let i = 0; i < 100; i++) file.write(JSON.stringify({ i, pad: "y".repeat(40) }));
+  file.close();
+  const lines = readFileSync(join(logs, "bioapi.log"), "utf8").trim().split("\n");
+  assert.equal(lines.length, 100, "every line still reaches the file");
+  assert.equal((JSON.parse(lines.at(-1) as string) as { i: number }).i, 99);
 });

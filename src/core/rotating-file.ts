@@ -73,7 +73,15 @@ export class RotatingFile {
     if (this.#failed) return;
     try {
       const bytes = Buffer.from(chunk.endsWith("\n") ? chunk : `${chunk}\n`, "utf8");
-      if (this.#size > 0 && this.#size + bytes.length > this.#maxBytes) this.#rotate();
+      if (this.#size > 0 && this.#size + bytes.length > this.#maxBytes) {
+        try {
+          this.#rotate();
+        } catch {
+          // A rotated file held open elsewhere (a viewer, an antivirus scan on Windows) blocks the renames: keep
+          // appending past the size bound and try again at the next line rather than lose the log for good.
+          if (this.#fd === undefined) this.#open();
+        }
+      }
       if (this.#fd === undefined) this.#open();
       this.#size += writeSync(this.#fd as number, bytes);
     } catch (error) {
