@@ -40,7 +40,9 @@ export const execTool: Exec = (file, args, options = {}) =>
           const e = error as NodeJS.ErrnoException & { killed?: boolean };
           if (e.code === "ENOENT") {
             reject(new BioError("USAGE", `${file} was not found on this machine.`, { cause: error }));
-          } else if (e.killed || e.name === "AbortError") {
+          } else if (e.name === "AbortError" || options.signal?.aborted) {
+            reject(new BioError("ABORTED", `${file} ${args[0] ?? ""} was cancelled.`, { cause: error }));
+          } else if (e.killed) {
             reject(
               new BioError(
                 "TIMEOUT",
@@ -57,6 +59,9 @@ export const execTool: Exec = (file, args, options = {}) =>
         resolve({ code: error ? Number(error.code) : 0, stdout: String(stdout), stderr: String(stderr) });
       },
     );
+    // A child that exits before reading its input (blocked by policy, bad arguments) must fail by its exit code,
+    // not by an unhandled EPIPE on our side.
+    child.stdin?.on("error", () => undefined);
     if (options.input !== undefined) child.stdin?.end(options.input);
     else child.stdin?.end();
   });

@@ -19,7 +19,11 @@ export async function runMonitorUnderScm(options: {
     start: async () => {
       const done = options.monitor.run(options.abort.signal);
       return {
-        ended: done.then(() => 0),
+        // A monitor loop that died must end the service (exit 1, so recovery restarts it), not leave it RUNNING.
+        ended: done.then(
+          () => 0,
+          () => 1,
+        ),
         stop: async () => {
           options.abort.abort(new DOMException("monitor stopping", "AbortError"));
           await done;
