@@ -91,7 +91,7 @@ async function ourRead(transport: "tcp" | "udp"): Promise<LinkRead> {
       onData: (chunk, offset) => {
         const bytes = Buffer.concat([carry, offset === 0 ? chunk.subarray(4) : chunk]);
         const whole = bytes.length - (bytes.length % 40);
-        for (let at = 0; at < whole; at += 40) if (decodeAttendance(bytes, at, 40).userId) decoded++;
+        for (let at = 0; at < whole; at += 40) if (decodeAttendance(bytes, at, "tft40").userId) decoded++;
         carry = bytes.subarray(whole);
       },
     });

@@ -267,9 +267,11 @@ export const zkSourceSchema = z
       .default(200)
       .describe("Records before the cursor position re-read on each read; they prove the log was not rewritten."),
     recordFormat: z
-      .union([z.literal("auto"), z.literal(8), z.literal(16), z.literal(40)])
+      .union([z.literal("auto"), z.literal(8), z.literal(16), z.literal(40), z.literal("zem500")])
       .default("auto")
-      .describe("Attendance record size in bytes; auto detects it from the log."),
+      .describe(
+        'Attendance record layout: 40, 16 or 8 bytes, or "zem500" (8 bytes, time at offset 4); auto decides from the log.',
+      ),
     requestTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
     readAhead: z

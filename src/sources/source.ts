@@ -13,6 +13,8 @@ export interface DeviceStatus {
   readonly users?: number | undefined;
   readonly recordCapacity?: number | undefined;
   readonly recordSize?: number | undefined;
+  /** The record layout chosen from the log (e.g. "zem500"); it differs between firmwares of one record size. */
+  readonly recordLayout?: string | undefined;
   /** Device clock minus host clock, in ms (resolution 1 s); never corrected unless the config asks. */
   readonly clockDriftMs?: number | undefined;
   readonly realtime?: boolean | undefined;

@@ -8,12 +8,12 @@ import { collected, expectedIds, outboxIds, terminal, zkSourceFor } from "../hel
 
 describe("zk source against the simulated terminal", { concurrency: 3 }, () => {
   const formats = [
-    { transport: "tcp", recordSize: 40, userSize: 72 },
-    { transport: "tcp", recordSize: 16, userSize: 28 },
-    { transport: "tcp", recordSize: 8, userSize: 72 },
-    { transport: "udp", recordSize: 40, userSize: 72 },
-    { transport: "udp", recordSize: 16, userSize: 28 },
-    { transport: "udp", recordSize: 8, userSize: 28 },
+    { transport: "tcp", recordSize: 40, userSize: 72, layout: "tft40" },
+    { transport: "tcp", recordSize: 16, userSize: 28, layout: "extended16" },
+    { transport: "tcp", recordSize: 8, userSize: 72, layout: "compact8" },
+    { transport: "udp", recordSize: 40, userSize: 72, layout: "tft40" },
+    { transport: "udp", recordSize: 16, userSize: 28, layout: "extended16" },
+    { transport: "udp", recordSize: 8, userSize: 28, layout: "compact8" },
   ] as const;
   for (const f of formats) {
     it(`reads every record exactly: ${f.transport}, ${f.recordSize}-byte records, ${f.userSize}-byte users`, async () => {
@@ -26,11 +26,12 @@ describe("zk source against the simulated terminal", { concurrency: 3 }, () => {
       const [status] = h.supervisor.status();
       assert.equal(status?.device?.serial, sim.serial);
       assert.equal(status?.device?.recordSize, f.recordSize);
-      const cursor = status?.cursor[sim.serial] as { time: string; count: number; tail: string; format: number };
+      assert.equal(status?.device?.recordLayout, f.layout);
+      const cursor = status?.cursor[sim.serial] as { time: string; count: number; tail: string; format: string };
       assert.equal(cursor.time, sim.record(3999).time.replace(" ", "T"), "last attendance time");
       assert.equal(cursor.count, 4000);
       assert.match(cursor.tail, /^[0-9a-f]{16}$/);
-      assert.equal(cursor.format, f.recordSize);
+      assert.equal(cursor.format, f.layout, "the layout is kept, so it is chosen once");
     });
   }
 

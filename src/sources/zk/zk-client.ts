@@ -53,6 +53,11 @@ export interface ReadSetOptions {
   /** Called in order with each chunk and its offset in the set. The next chunk is already being fetched. */
   readonly onData: (chunk: Buffer, offset: number, total: number) => Promise<void> | void;
   readonly signal?: AbortSignal;
+  /**
+   * The largest set (leading total included) the terminal's own counts and capacities can explain; a larger
+   * announcement ends the session rather than a transfer of up to 4 GiB. Capped by MAX_SET_BYTES.
+   */
+  readonly maxTotal?: number;
 }
 
 export const SET_KINDS = {
@@ -69,9 +74,28 @@ export const DEFAULT_CHUNK = { tcp: 0xffc0, udp: 0x8000 } as const;
 /** UDP chunks are half the size, so one more in flight keeps a link as busy as TCP's two. */
 export const DEFAULT_READ_AHEAD = { tcp: 2, udp: 3 } as const;
 const CHUNK_ATTEMPTS = 3;
+/** No terminal's log or user table comes near this (5 million 40-byte records); a hard stop under any capacity. */
+export const MAX_SET_BYTES = 4 + 5_000_000 * 40;
+/**
+ * The slowest a chunk may arrive once it has started: 256 kbit/s, far below any LAN or VPN that can carry a
+ * terminal. Without it a device dripping a byte every few seconds re-arms the silence timer forever.
+ */
+export const MIN_CHUNK_BYTES_PER_SECOND = 32 * 1024;
+/** Each goodbye packet (unregister, EXIT) waits at most this long, so a stop never hangs on a dead terminal. */
+export const GOODBYE_STEP_MS = 300;
+/** After the session's signal aborts, the link is cut at the latest this long after, goodbye or not. */
+const GOODBYE_LIMIT_MS = 1500;
 
 /** What a request does with each packet carrying its reply id. */
 type PacketHandler = (packet: ZkPacket) => void;
+
+interface SendOptions {
+  /** The longest silence before the first packet of the answer and between its packets. */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal | undefined;
+  /** A bound on the whole answer, counted from its first packet; the error says which limit was broken. */
+  readonly deadline?: { readonly ms: number; readonly error: () => BioError };
+}
 
 interface Pending {
   readonly onPacket: PacketHandler;
@@ -99,6 +123,10 @@ export class ZkClient {
   #session = 0;
   #label: string;
   #onEvent: ((event: ZkEvent) => void) | undefined;
+  #eventsRegistered = false;
+  /** Set once the session's signal aborted: only the goodbye is left to send, each step briefly. */
+  #stopping = false;
+  #closing: Promise<void> | undefined;
   readonly stats: ZkClientStats = { requests: 0, checksumErrors: 0, staleReplies: 0, events: 0 };
 
   private constructor(options: ZkClientOptions) {
@@ -120,7 +148,7 @@ export class ZkClient {
       },
       { onPacket: (packet) => client.#receive(packet), onClose: (error) => client.#end(error) },
     );
-    const onAbort = () => client.#end(options.signal.reason);
+    const onAbort = () => client.#stop(options.signal.reason);
     options.signal.addEventListener("abort", onAbort, { once: true });
     client.#lost.signal.addEventListener("abort", () => options.signal.removeEventListener("abort", onAbort), {
       once: true,
@@ -129,7 +157,9 @@ export class ZkClient {
       await client.#handshake();
       return client;
     } catch (error) {
-      client.#transport.close();
+      // A terminal that assigned a session (then refused the key, say) keeps it until told otherwise, and many
+      // serve one session at a time.
+      if (client.#session !== 0) await client.#goodbye();
       client.#end(error);
       throw error;
     }
@@ -188,7 +218,7 @@ export class ZkClient {
     timeoutMs = this.#options.timeoutMs,
     signal?: AbortSignal,
   ): Promise<ZkPacket> {
-    return this.#send(command, data, timeoutMs, signal, (resolve) => resolve);
+    return this.#send(command, data, { timeoutMs, signal }, (resolve) => resolve);
   }
 
   /** Like request(), but rejects unless the device answers ACK_OK. */
@@ -201,8 +231,7 @@ export class ZkClient {
   #send(
     command: number,
     data: Buffer | undefined,
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
+    options: SendOptions,
     make: (resolve: (packet: ZkPacket) => void, reject: (error: unknown) => void) => PacketHandler,
   ): Promise<ZkPacket> {
     const transport = this.#transport;
@@ -212,11 +241,15 @@ export class ZkClient {
           new BioError("DEVICE_UNREACHABLE", `No session with terminal ${this.#label}.`, { retriable: true }),
       );
     }
+    // A stopping session still says goodbye (and re-enables a locked keypad), but never waits long for it.
+    const timeoutMs = this.#stopping ? Math.min(options.timeoutMs, GOODBYE_STEP_MS) : options.timeoutMs;
+    const { signal, deadline } = options;
     this.#replyId = (this.#replyId + 1) % 0xffff;
     const replyId = this.#replyId;
     this.stats.requests++;
     return new Promise<ZkPacket>((resolve, reject) => {
       let timer: NodeJS.Timeout;
+      let deadlineTimer: NodeJS.Timeout | undefined;
       const arm = () => {
         clearTimeout(timer);
         timer = setTimeout(() => {
@@ -239,6 +272,7 @@ export class ZkClient {
       };
       const finish = () => {
         clearTimeout(timer);
+        clearTimeout(deadlineTimer);
         this.#pending.delete(replyId);
         signal?.removeEventListener("abort", onAbort);
       };
@@ -253,8 +287,14 @@ export class ZkClient {
         },
       );
       this.#pending.set(replyId, {
-        // Each packet of an answer restarts the timer: for a bulk chunk it bounds the silence, not the transfer.
+        // Each packet of an answer restarts the timer: it bounds the silence; the deadline bounds the whole.
         onPacket: (packet) => {
+          if (deadline && !deadlineTimer) {
+            deadlineTimer = setTimeout(() => {
+              finish();
+              reject(deadline.error());
+            }, deadline.ms);
+          }
           arm();
           handle(packet);
         },
@@ -306,6 +346,18 @@ export class ZkClient {
     pending.onPacket(packet);
   }
 
+  /**
+   * The session's signal aborted: whatever waits on the terminal gives up now, but the link stays open for the
+   * goodbye that close() sends. Should nobody call close(), the link is cut shortly anyway.
+   */
+  #stop(reason: unknown): void {
+    if (this.#stopping || this.#lost.signal.aborted) return;
+    this.#stopping = true;
+    for (const pending of [...this.#pending.values()]) pending.fail(reason);
+    this.#pending.clear();
+    setTimeout(() => this.#end(reason), GOODBYE_LIMIT_MS).unref();
+  }
+
   #end(reason: unknown): void {
     if (this.#lost.signal.aborted) return;
     this.#lost.abort(reason);
@@ -335,6 +387,19 @@ export class ZkClient {
             : "Unexpected reply; the terminal's firmware may speak a variant of the protocol. Report the model and firmware.",
       },
     );
+  }
+
+  /**
+   * The terminal broke a bound of the protocol (a size it cannot back, more bytes than announced, a chunk too
+   * slow): the session ends rather than retrying, since a device doing this once will do it again, and the
+   * supervisor reconnects with backoff.
+   */
+  #violation(message: string, hint: string): BioError {
+    return new BioError("DEVICE_PROTOCOL", `Terminal ${this.#label} ${message}`, {
+      retriable: true,
+      hint,
+      context: { violation: true },
+    });
   }
 
   /** A device option such as "~SerialNumber"; undefined when the device does not know it. */
@@ -406,27 +471,33 @@ export class ZkClient {
     const data = Buffer.alloc(4);
     data.writeUInt32LE(mask >>> 0, 0);
     await this.command(CMD.REG_EVENT, data);
+    this.#eventsRegistered = mask !== 0;
   }
 
   /**
    * The buffered bulk read (1503, then 1504 per chunk, then 1502). Chunks are handed over in order as they arrive,
-   * so a large log is never held whole; a chunk that times out or fails its checksum is asked for again.
+   * so a large log is never held whole; a chunk that times out or fails its checksum is asked for again. What the
+   * terminal announces is bounded: the set by `maxTotal`, each chunk by the length asked for and by a deadline.
    */
   async readSet(kind: SetKind, options: ReadSetOptions): Promise<{ total: number }> {
     // Ends the chunk requests still queued or retrying when the read stops early (a failed chunk, a consumer error).
     const reading = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, reading.signal]) : reading.signal;
+    const maxTotal = Math.min(options.maxTotal ?? MAX_SET_BYTES, MAX_SET_BYTES);
+    let failure: unknown;
     try {
       const prepared = await this.request(CMD.DATA_WRRQ, SET_KINDS[kind]);
       const from = Math.max(0, options.fromOffset ?? 0);
       if (prepared.command === CMD.DATA) {
         // A small set comes back whole; the caller still sees it from the offset it asked for.
         const total = prepared.data.length;
+        if (total > maxTotal) throw this.#oversized(kind, total, maxTotal);
         if (from < total) await options.onData(prepared.data.subarray(from), from, total);
         return { total };
       }
       if (prepared.command !== CMD.ACK_OK || prepared.data.length < 5) throw this.#unexpected(CMD.DATA_WRRQ, prepared);
       const total = prepared.data.readUInt32LE(1);
+      if (total > maxTotal) throw this.#oversized(kind, total, maxTotal);
       const chunkSize = options.chunkSize ?? DEFAULT_CHUNK[this.#options.transport];
       let ahead = Math.max(1, options.readAhead ?? DEFAULT_READ_AHEAD[this.#options.transport]);
       // Firmware that mishandles queued requests shows it as a chunk that had to be asked again: from then on the
@@ -453,10 +524,25 @@ export class ZkClient {
         await options.onData(chunk, head.offset, total);
       }
       return { total };
+    } catch (error) {
+      failure = error;
+      throw error;
     } finally {
       reading.abort(new BioError("ABORTED", "Log read ended."));
-      if (!this.#lost.signal.aborted) await this.request(CMD.FREE_DATA).catch(() => undefined);
+      // After a broken bound the device may still be streaming; the goodbye that follows frees its buffer.
+      const violated = failure instanceof BioError && failure.context.violation === true;
+      if (!this.#lost.signal.aborted && !this.#stopping && !violated) {
+        const timeoutMs = failure === undefined ? this.#options.timeoutMs : GOODBYE_STEP_MS;
+        await this.request(CMD.FREE_DATA, undefined, timeoutMs).catch(() => undefined);
+      }
     }
+  }
+
+  #oversized(kind: SetKind, total: number, maxTotal: number): BioError {
+    return this.#violation(
+      `announced a ${total}-byte ${kind === "users" ? "user table" : "attendance log"}; its own counts and capacities allow at most ${maxTotal} bytes.`,
+      "The read was refused so the terminal cannot exhaust this machine's memory or link. Restart the terminal; if it persists, report the model and firmware.",
+    );
   }
 
   async #chunk(offset: number, length: number, signal: AbortSignal, onRetry: () => void): Promise<Buffer> {
@@ -473,7 +559,11 @@ export class ZkClient {
         }
         return data;
       } catch (error) {
-        const retriable = error instanceof BioError && error.retriable && error.code !== "DEVICE_UNREACHABLE";
+        const retriable =
+          error instanceof BioError &&
+          error.retriable &&
+          error.code !== "DEVICE_UNREACHABLE" &&
+          error.context.violation !== true;
         if (!retriable || attempt >= CHUNK_ATTEMPTS || this.#lost.signal.aborted || signal.aborted) throw error;
         onRetry();
       }
@@ -484,8 +574,16 @@ export class ZkClient {
     const request = Buffer.alloc(8);
     request.writeUInt32LE(offset, 0);
     request.writeUInt32LE(length, 4);
-    return this.#send(CMD.DATA_RDY, request, this.#options.timeoutMs, signal, (resolve, reject) => {
-      let expected = length;
+    const timeoutMs = this.#options.timeoutMs;
+    const deadline = {
+      ms: timeoutMs + Math.ceil((length * 1000) / MIN_CHUNK_BYTES_PER_SECOND),
+      error: () =>
+        this.#violation(
+          `sent a ${length}-byte chunk at offset ${offset} slower than ${MIN_CHUNK_BYTES_PER_SECOND / 1024} KiB/s.`,
+          "A terminal this slow would hold its source for hours. Check the link; on a slow one lower chunkBytes for this terminal.",
+        ),
+    };
+    return this.#send(CMD.DATA_RDY, request, { timeoutMs, signal, deadline }, (resolve, reject) => {
       const parts: Buffer[] = [];
       let received = 0;
       const done = () => {
@@ -494,32 +592,39 @@ export class ZkClient {
       };
       return (packet) => {
         switch (packet.command) {
-          case CMD.PREPARE_DATA:
-            if (packet.data.length >= 4) expected = packet.data.readUInt32LE(0);
+          case CMD.PREPARE_DATA: {
+            // The size we asked for is the only one we accept: trusting the device's would let it decide how much
+            // this process buffers. Its second word varies by firmware (0, 1008, 65536, 65528) and means nothing here.
+            const announced = packet.data.length >= 4 ? packet.data.readUInt32LE(0) : length;
+            if (announced !== length) {
+              reject(
+                this.#violation(
+                  `announced ${announced} bytes for a ${length}-byte chunk at offset ${offset}.`,
+                  "The read was refused; the connector reconnects with backoff. If it persists, report the model and firmware.",
+                ),
+              );
+            }
             return;
+          }
           case CMD.DATA:
             parts.push(packet.data);
             received += packet.data.length;
-            if (received > expected) {
+            if (received > length) {
               reject(
-                new BioError(
-                  "DEVICE_PROTOCOL",
-                  `Terminal ${this.#label} sent ${received} bytes for a ${expected}-byte chunk.`,
-                  {
-                    retriable: true,
-                    hint: "A duplicated datagram or a firmware quirk; the chunk is read again.",
-                  },
+                this.#violation(
+                  `sent ${received} bytes for a ${length}-byte chunk at offset ${offset}.`,
+                  "A duplicated datagram or a firmware quirk; the connector reconnects with backoff.",
                 ),
               );
-            } else if (received === expected) done();
+            } else if (received === length) done();
             return;
           case CMD.ACK_OK:
-            if (received === expected) done();
+            if (received === length) done();
             else
               reject(
                 new BioError(
                   "DEVICE_PROTOCOL",
-                  `Terminal ${this.#label} ended a chunk after ${received} of ${expected} bytes.`,
+                  `Terminal ${this.#label} ended a chunk after ${received} of ${length} bytes.`,
                   { retriable: true, hint: "Part of the chunk was lost in transit; it is read again." },
                 ),
               );
@@ -531,10 +636,27 @@ export class ZkClient {
     }).then((packet) => packet.data);
   }
 
-  /** Says goodbye (best effort, briefly) and closes the link. */
-  async close(): Promise<void> {
-    if (this.#lost.signal.aborted) return;
-    await this.request(CMD.EXIT, undefined, Math.min(1000, this.#options.timeoutMs)).catch(() => undefined);
-    this.#end(new BioError("ABORTED", `Session with terminal ${this.#label} closed.`));
+  /**
+   * Says goodbye and closes the link: unregisters real-time events and sends CMD_EXIT, each waiting at most
+   * GOODBYE_STEP_MS, so a terminal that allows one session at a time is free for the next client at once, and a
+   * dead one never holds up a stop. Call it on every path out: stop, abort and error alike.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#lost.signal.aborted) return;
+      await this.#goodbye();
+      this.#end(new BioError("ABORTED", `Session with terminal ${this.#label} closed.`));
+    })();
+    return this.#closing;
+  }
+
+  async #goodbye(): Promise<void> {
+    // Both go out at once: the terminal answers in order, and EXIT must leave even if the first gets no answer.
+    const unregister = this.#eventsRegistered
+      ? this.request(CMD.REG_EVENT, Buffer.alloc(4), GOODBYE_STEP_MS).catch(() => undefined)
+      : undefined;
+    this.#eventsRegistered = false;
+    const exit = this.request(CMD.EXIT, undefined, GOODBYE_STEP_MS).catch(() => undefined);
+    await Promise.all([unregister, exit]);
   }
 }

@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodeDeviceTime } from "./zk-codec.ts";
 import {
+  chooseRecordLayout,
   decodeAttendance,
   decodeAttendanceEvent,
   decodeFreeSizes,
   decodeUser,
-  detectRecordSize,
   detectUserSize,
   recordProblem,
 } from "./zk-records.ts";
@@ -26,7 +26,7 @@ function record40(uid: number, user: string, verify: number, time: number, state
 
 describe("zk records", () => {
   it("decodes 40-, 16- and 8-byte attendance records by offset", () => {
-    assert.deepEqual(decodeAttendance(record40(7, "999111333", 1, T, 1), 0, 40), {
+    assert.deepEqual(decodeAttendance(record40(7, "999111333", 1, T, 1), 0, "tft40"), {
       uid: 7,
       userId: "999111333",
       verify: 1,
@@ -40,7 +40,7 @@ describe("zk records", () => {
     r16.writeUInt8(4, 8);
     r16.writeUInt8(15, 9);
     r16.writeUInt32LE(42, 12);
-    assert.deepEqual(decodeAttendance(r16, 0, 16), {
+    assert.deepEqual(decodeAttendance(r16, 0, "extended16"), {
       uid: 0,
       userId: "1001",
       time: "2026-11-26T08:59:07",
@@ -53,7 +53,7 @@ describe("zk records", () => {
     r8.writeUInt8(2, 2);
     r8.writeUInt32LE(T, 3);
     r8.writeUInt8(5, 7);
-    assert.deepEqual(decodeAttendance(r8, 0, 8), {
+    assert.deepEqual(decodeAttendance(r8, 0, "compact8"), {
       uid: 3,
       userId: undefined,
       verify: 2,
@@ -66,7 +66,7 @@ describe("zk records", () => {
   it("cuts user ids at the first NUL, ignoring garbage after it", () => {
     const b = record40(1, "42", 1, T, 0);
     b.write("\0JUNK", 4, "latin1");
-    assert.equal(decodeAttendance(b, 0, 40).userId, "42");
+    assert.equal(decodeAttendance(b, 0, "tft40").userId, "42");
   });
 
   it("decodes 72- and 28-byte users", () => {
@@ -92,24 +92,62 @@ describe("zk records", () => {
   });
 
   it("flags records that cannot become punches instead of failing the read", () => {
-    const bad = decodeAttendance(record40(1, "1", 1, encodeDeviceTime("2026-02-31T10:00:00"), 0), 0, 40);
-    assert.match(recordProblem(bad) ?? "", /impossible device time 2026-02-31/);
-    assert.match(recordProblem(decodeAttendance(record40(1, "", 1, T, 0), 0, 40)) ?? "", /empty user id/);
-    assert.equal(recordProblem(decodeAttendance(record40(1, "1", 1, T, 0), 0, 40)), undefined);
+    const latest = "2026-11-27T08:59:07";
+    const decode = (b: Buffer) => decodeAttendance(b, 0, "tft40");
+    const bad = decode(record40(1, "1", 1, encodeDeviceTime("2026-02-31T10:00:00"), 0));
+    assert.match(recordProblem(bad, latest) ?? "", /impossible device time 2026-02-31/);
+    assert.match(recordProblem(decode(record40(1, "", 1, T, 0)), latest) ?? "", /empty user id/);
+    assert.equal(recordProblem(decode(record40(1, "1", 1, T, 0)), latest), undefined);
+    const ahead = decode(record40(1, "1", 1, encodeDeviceTime("2026-11-27T09:00:00"), 0));
+    assert.match(recordProblem(ahead, latest) ?? "", /more than a day after the terminal's clock/);
+    assert.equal(
+      recordProblem(decode(record40(1, "1", 1, encodeDeviceTime("2026-11-27T08:59:07"), 0)), latest),
+      undefined,
+    );
   });
 
-  it("detects the record size from the set length and the count, tolerating a punch in between", () => {
-    assert.equal(detectRecordSize(400, 10), 40);
-    assert.equal(detectRecordSize(400, 25), 16);
-    assert.equal(detectRecordSize(400, 50), 8);
+  // Published in fananimi/pyzk issue 99 (platform ZEM500): three 8-byte records as the terminal sent them. Their
+  // author read uid 7/123/123 and times on 2016-01-01 with the time at offset 4; at offset 3 they read as 2087.
+  const ZEM500_CAPTURE = Buffer.from("07002800a8eba71e7b0028004beca71e7b0028004eeca71e", "hex");
+
+  it("reads the captured ZEM500 records with the time at offset 4", () => {
+    const records = [0, 8, 16].map((at) => decodeAttendance(ZEM500_CAPTURE, at, "zem500"));
+    assert.deepEqual(
+      records.map((r) => [r.uid, r.time, r.state, r.verify]),
+      [
+        [7, "2016-01-01T19:02:00", 2, 8],
+        [123, "2016-01-01T19:04:43", 2, 8],
+        [123, "2016-01-01T19:04:46", 2, 8],
+      ],
+    );
+    assert.match(decodeAttendance(ZEM500_CAPTURE, 0, "compact8").time, /^2087-/);
+  });
+
+  it("chooses the layout by plausible times: the ZEM500 capture is not read as 2087", () => {
+    const latest = "2026-12-04T10:00:00";
+    const choice = chooseRecordLayout(ZEM500_CAPTURE.length, 3, ZEM500_CAPTURE, latest);
+    assert.equal(choice.layout, "zem500");
+    const compact = choice.evidence.find((e) => e.layout === "compact8");
+    assert.deepEqual([compact?.sampled, compact?.plausible], [3, 0]);
+    // A terminal whose clock says 2015 could not have written 2016: nothing is plausible, so no layout is chosen.
+    assert.equal(chooseRecordLayout(ZEM500_CAPTURE.length, 3, ZEM500_CAPTURE, "2015-06-01T00:00:00").layout, undefined);
+  });
+
+  it("chooses the record size from the set length and the count, tolerating a punch in between", () => {
+    const latest = "2030-01-01T00:00:00";
+    const empty = Buffer.alloc(0);
+    assert.equal(chooseRecordLayout(400, 10, empty, latest).layout, "tft40");
+    assert.equal(chooseRecordLayout(400, 25, empty, latest).layout, "extended16");
+    assert.equal(chooseRecordLayout(400, 50, empty, latest).layout, "compact8");
     // Counted 9, sent 10 (a punch landed between the two requests).
-    assert.equal(detectRecordSize(400, 9), 40);
-    assert.equal(detectRecordSize(401, 10), undefined);
+    assert.equal(chooseRecordLayout(400, 9, empty, latest).layout, "tft40");
+    assert.equal(chooseRecordLayout(401, 10, empty, latest).layout, undefined);
     // 80 bytes divides by 40, 16 and 8: decoded times decide when the count is ambiguous.
     const sample = Buffer.concat([record40(1, "1", 1, T, 0), record40(2, "2", 1, T + 7, 0)]);
-    assert.equal(detectRecordSize(80, 3, sample), 40);
+    assert.equal(chooseRecordLayout(80, 3, sample, latest).layout, "tft40");
     assert.equal(detectUserSize(720, 10), 72);
     assert.equal(detectUserSize(280, 10), 28);
+    assert.equal(detectUserSize(0, 0), undefined);
   });
 
   it("decodes real-time attendance events of each length", () => {

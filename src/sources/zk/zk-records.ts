@@ -6,6 +6,34 @@ export type RecordSize = (typeof RECORD_SIZES)[number];
 export const USER_SIZES = [72, 28] as const;
 export type UserSize = (typeof USER_SIZES)[number];
 
+/**
+ * Where each field sits in a record. Firmware disagrees even at one size: ZEM500/MA300 units write 8-byte records
+ * with the time at offset 4 and state/verify packed in one byte (pyzk issues 56, 92, 99), others at offset 3.
+ */
+export const RECORD_LAYOUTS = ["tft40", "extended16", "compact8", "zem500"] as const;
+export type RecordLayout = (typeof RECORD_LAYOUTS)[number];
+
+export const LAYOUT_SIZE: Readonly<Record<RecordLayout, RecordSize>> = {
+  tft40: 40,
+  extended16: 16,
+  compact8: 8,
+  zem500: 8,
+};
+
+/** What an operator reads in status and logs. */
+export const LAYOUT_LABEL: Readonly<Record<RecordLayout, string>> = {
+  tft40: "40-byte (TFT)",
+  extended16: "16-byte (extended)",
+  compact8: "8-byte (compact, time at offset 3)",
+  zem500: "8-byte (ZEM500, time at offset 4)",
+};
+
+export const layoutsOfSize = (size: RecordSize): RecordLayout[] =>
+  RECORD_LAYOUTS.filter((l) => LAYOUT_SIZE[l] === size);
+
+/** No ZK-encoded time can be earlier; a record claiming it is not a punch. */
+export const EARLIEST_TIME: DeviceTime = "2000-01-01T00:00:00";
+
 export interface AttendanceRecord {
   /** Internal user index; the only identity an 8-byte record has. */
   readonly uid: number;
@@ -34,9 +62,9 @@ function cString(buffer: Buffer, start: number, length: number): string {
 }
 
 /** Offsets per research/zk-protocol.md §9; the field names of other clients disagree, the offsets do not. */
-export function decodeAttendance(buffer: Buffer, offset: number, size: RecordSize): AttendanceRecord {
-  switch (size) {
-    case 40:
+export function decodeAttendance(buffer: Buffer, offset: number, layout: RecordLayout): AttendanceRecord {
+  switch (layout) {
+    case "tft40":
       return {
         uid: buffer.readUInt16LE(offset),
         userId: cString(buffer, offset + 2, 24),
@@ -45,7 +73,7 @@ export function decodeAttendance(buffer: Buffer, offset: number, size: RecordSiz
         state: buffer.readUInt8(offset + 31),
         workCode: 0,
       };
-    case 16:
+    case "extended16":
       return {
         uid: 0,
         userId: String(buffer.readUInt32LE(offset)),
@@ -54,7 +82,7 @@ export function decodeAttendance(buffer: Buffer, offset: number, size: RecordSiz
         verify: buffer.readUInt8(offset + 9),
         workCode: buffer.readUInt32LE(offset + 12),
       };
-    case 8:
+    case "compact8":
       return {
         uid: buffer.readUInt16LE(offset),
         userId: undefined,
@@ -63,6 +91,18 @@ export function decodeAttendance(buffer: Buffer, offset: number, size: RecordSiz
         state: buffer.readUInt8(offset + 7),
         workCode: 0,
       };
+    case "zem500": {
+      // The captured ZEM500 records hold 0x28 here: state 2 in the high nibble, verify 8 in the low one.
+      const packed = buffer.readUInt8(offset + 2);
+      return {
+        uid: buffer.readUInt16LE(offset),
+        userId: undefined,
+        verify: packed & 0x0f,
+        time: decodeDeviceTime(buffer.readUInt32LE(offset + 4)),
+        state: packed >> 4,
+        workCode: 0,
+      };
+    }
   }
 }
 
@@ -85,39 +125,78 @@ export function decodeUser(buffer: Buffer, offset: number, size: UserSize): User
   };
 }
 
+/**
+ * Why a device time cannot be a punch, or undefined when it can. `latest` is the newest time the terminal could
+ * have written: its own clock (or, when unknown, this machine's) plus a day of slack.
+ */
+export function timeProblem(time: DeviceTime, latest: DeviceTime): string | undefined {
+  if (!isCalendarTime(time)) return `impossible device time ${time}`;
+  // Both are fixed-width "YYYY-MM-DDTHH:mm:ss", so text order is time order.
+  if (time < EARLIEST_TIME) return `device time ${time} is before 2000`;
+  if (time > latest) return `device time ${time} is more than a day after the terminal's clock`;
+  return undefined;
+}
+
 /** Why a decoded record cannot become a punch, or undefined when it can. */
-export function recordProblem(record: AttendanceRecord): string | undefined {
-  if (!isCalendarTime(record.time)) return `impossible device time ${record.time}`;
+export function recordProblem(record: AttendanceRecord, latest: DeviceTime): string | undefined {
+  const problem = timeProblem(record.time, latest);
+  if (problem) return problem;
   if (record.userId !== undefined && record.userId === "") return "empty user id";
   return undefined;
 }
 
+/** How one candidate layout reads a sample of the log. */
+export interface LayoutEvidence {
+  readonly layout: RecordLayout;
+  /** Records the whole set holds under this layout. */
+  readonly records: number;
+  readonly sampled: number;
+  readonly plausible: number;
+}
+
+export interface LayoutChoice {
+  /** Undefined when no candidate reads most of the sample as plausible punches. */
+  readonly layout: RecordLayout | undefined;
+  readonly evidence: readonly LayoutEvidence[];
+}
+
 /**
- * Picks the record size for a set of `dataBytes` (without the leading total) expected to hold about `count`
- * records. Neither clue is trusted alone: the count comes from a separate request (a punch in between, or a long
- * wait, moves it) and a log may open with a corrupt record. Among the sizes that divide the set evenly, the one
- * whose record count is nearest and whose sample decodes to plausible times wins; undefined only when no size fits.
+ * Picks the record layout for a set of `dataBytes` (without the leading total) expected to hold about `count`
+ * records, from `sample` (whole records from the start of what was read). Neither the count nor the length is
+ * trusted alone: the count comes from a separate request (a punch in between moves it), and two layouts of one
+ * size cannot be told apart by length at all. So every candidate that divides the set decodes the whole sample,
+ * and the one reading the most records as plausible punches, then nearest the count, wins — provided it reads at
+ * least half of them so; otherwise the layout is unknown and nothing should be delivered.
  */
-export function detectRecordSize(dataBytes: number, count: number, sample?: Buffer): RecordSize | undefined {
-  let best: { size: RecordSize; score: number } | undefined;
-  for (const size of RECORD_SIZES) {
+export function chooseRecordLayout(
+  dataBytes: number,
+  count: number,
+  sample: Buffer,
+  latest: DeviceTime,
+  candidates: readonly RecordLayout[] = RECORD_LAYOUTS,
+): LayoutChoice {
+  const evidence: LayoutEvidence[] = [];
+  let best: { layout: RecordLayout; score: number; share: number } | undefined;
+  for (const layout of candidates) {
+    const size = LAYOUT_SIZE[layout];
     if (dataBytes % size !== 0) continue;
-    const n = dataBytes / size;
-    const countError = Math.abs(n - count) / Math.max(n, count, 1);
-    let badShare = 0;
-    if (sample && sample.length >= size) {
-      const seen = Math.min(Math.floor(sample.length / size), 16);
-      let bad = 0;
-      for (let i = 0; i < seen; i++) if (recordProblem(decodeAttendance(sample, i * size, size))) bad++;
-      badShare = bad / seen;
-    }
-    const score = countError + badShare;
-    if (!best || score < best.score) best = { size, score };
+    const records = dataBytes / size;
+    const sampled = Math.floor(Math.min(sample.length, dataBytes) / size);
+    let plausible = 0;
+    for (let i = 0; i < sampled; i++)
+      if (!recordProblem(decodeAttendance(sample, i * size, layout), latest)) plausible++;
+    evidence.push({ layout, records, sampled, plausible });
+    // An empty sample proves nothing about times; the count alone decides.
+    const share = sampled === 0 ? 1 : plausible / sampled;
+    const countError = Math.abs(records - count) / Math.max(records, count, 1);
+    const score = share - countError;
+    if (!best || score > best.score) best = { layout, score, share };
   }
-  return best?.size;
+  return { layout: best && best.share >= 0.5 ? best.layout : undefined, evidence };
 }
 
 export function detectUserSize(dataBytes: number, count: number): UserSize | undefined {
+  if (dataBytes === 0) return undefined;
   for (const size of USER_SIZES) if (dataBytes % size === 0 && dataBytes / size === count) return size;
   for (const size of USER_SIZES) if (dataBytes % size === 0) return size;
   return undefined;

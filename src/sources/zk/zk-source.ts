@@ -6,45 +6,62 @@ import { resolveTime, toLocal } from "../../core/local-time.ts";
 import { makePunch, type Punch } from "../../core/punch.ts";
 import type { CursorValue, QuarantineInput } from "../../store/store.ts";
 import type { DeviceStatus, Source, SourceContext } from "../source.ts";
-import { type DeviceInfo, ZkClient } from "./zk-client.ts";
+import { type DeviceInfo, MAX_SET_BYTES, ZkClient } from "./zk-client.ts";
 import type { DeviceTime } from "./zk-codec.ts";
 import { EVENT_FLAG } from "./zk-commands.ts";
 import {
   type AttendanceRecord,
+  chooseRecordLayout,
   decodeAttendance,
   decodeAttendanceEvent,
-  decodeUser,
-  detectRecordSize,
-  detectUserSize,
   type FreeSizes,
+  LAYOUT_LABEL,
+  LAYOUT_SIZE,
+  type LayoutEvidence,
+  layoutsOfSize,
+  RECORD_LAYOUTS,
   RECORD_SIZES,
+  type RecordLayout,
   type RecordSize,
   recordProblem,
 } from "./zk-records.ts";
+import { UserTableReader } from "./zk-users.ts";
 
 /**
  * Where reading a terminal's log stopped, per serial. `time` is the newest punch's device time (what an operator
  * asks for); `count` and `tail` are what make it safe: the log is append-only, so records at positions at or beyond
  * `count` are new whatever their time says — a clock set backwards or an old punch appended late is still
  * collected — and `tail` (a hash of record count−1) proves on every read that the log was not cleared or rewritten.
+ * `layout` is the record layout chosen from the log's own evidence, kept so it is chosen (and logged) once.
  */
 export interface ZkCursor {
   readonly time: DeviceTime | null;
   readonly count: number;
   readonly tail: string;
-  readonly format: RecordSize;
+  /** Known whenever count > 0. */
+  readonly size: RecordSize | undefined;
+  /** Undefined for a cursor written before layouts were told apart by evidence: 8-byte logs are looked at again. */
+  readonly layout: RecordLayout | undefined;
 }
 
 export function parseZkCursor(value: CursorValue | undefined): ZkCursor | undefined {
   if (!value || typeof value !== "object" || Array.isArray(value)) return undefined;
   const v = value as Record<string, CursorValue>;
-  const format = RECORD_SIZES.find((s) => s === v.format);
-  if (typeof v.count !== "number" || typeof v.tail !== "string" || !format) return undefined;
-  return { time: typeof v.time === "string" ? v.time : null, count: v.count, tail: v.tail, format };
+  if (typeof v.count !== "number" || typeof v.tail !== "string") return undefined;
+  const time = typeof v.time === "string" ? v.time : null;
+  const layout = RECORD_LAYOUTS.find((l) => l === v.format);
+  if (layout) return { time, count: v.count, tail: v.tail, size: LAYOUT_SIZE[layout], layout };
+  // Sizes alone, as cursors stored them before: 40 and 16 have one layout each, 8 has two.
+  const size = RECORD_SIZES.find((n) => n === v.format);
+  if (size) {
+    const only = layoutsOfSize(size);
+    return { time, count: v.count, tail: v.tail, size, layout: only.length === 1 ? only[0] : undefined };
+  }
+  return v.count === 0 ? { time, count: 0, tail: v.tail, size: undefined, layout: undefined } : undefined;
 }
 
 function cursorValue(cursor: ZkCursor): CursorValue {
-  return { time: cursor.time, count: cursor.count, tail: cursor.tail, format: cursor.format };
+  return { time: cursor.time, count: cursor.count, tail: cursor.tail, format: cursor.layout ?? cursor.size ?? null };
 }
 
 const recordHash = (raw: Buffer) => createHash("sha256").update(raw).digest("hex").slice(0, 16);
@@ -52,6 +69,28 @@ const recordHash = (raw: Buffer) => createHash("sha256").update(raw).digest("hex
 /** Seconds after which a terminal locked by disableDuringRead unlocks itself should the connector die mid-read. */
 const DISABLE_SECONDS = 60;
 const DRIFT_EVERY_MS = 60_000;
+/** A terminal's clock may run a little ahead of what it wrote; beyond a day a time is not a punch. */
+const LATEST_SLACK_MS = 86_400_000;
+/** Records or users added between the size report and the set, on top of the reported capacity. */
+const SET_SLACK = { records: 10_000, users: 1000 } as const;
+const LARGEST_RECORD = 40;
+const LARGEST_USER = 72;
+
+const FORCED_LAYOUT: Readonly<Record<Exclude<ZkSourceConfig["recordFormat"], "auto">, RecordLayout>> = {
+  40: "tft40",
+  16: "extended16",
+  8: "compact8",
+  zem500: "zem500",
+};
+
+/** Bytes of a set the terminal's own report can explain: capacity (or count, if larger) plus slack, never more. */
+function setLimit(count: number, capacity: number, slack: number, recordBytes: number): number {
+  return Math.min(MAX_SET_BYTES, 4 + (Math.max(count, capacity, 0) + slack) * recordBytes);
+}
+
+function describeEvidence(evidence: readonly LayoutEvidence[]): string {
+  return evidence.map((e) => `${e.layout} ${e.plausible}/${e.sampled} plausible`).join(", ");
+}
 
 /** The log changed under the cursor: the record at the cursor's position is not the one we read last time. */
 class LogRewritten extends Error {}
@@ -179,7 +218,7 @@ class DeviceSession {
   readonly #serial: string;
   cursor: ZkCursor | undefined;
   realtime = false;
-  #users: Map<number, string> | undefined;
+  #users: ReadonlyMap<number, string> | undefined;
   #driftMs: number | undefined;
   #lastPunchTime: string | undefined;
 
@@ -208,7 +247,8 @@ class DeviceSession {
       records: sizes.records,
       users: sizes.users,
       recordCapacity: sizes.recordCapacity,
-      recordSize: this.cursor?.format,
+      recordSize: this.cursor?.size,
+      recordLayout: this.cursor?.layout,
       clockDriftMs: this.#driftMs,
       realtime: this.realtime,
     };
@@ -217,6 +257,11 @@ class DeviceSession {
       device,
       ...(this.#lastPunchTime ? { lastPunchTime: this.#lastPunchTime } : {}),
     });
+  }
+
+  /** The newest time the terminal could have written: its own clock (this machine's until measured) plus a day. */
+  #latest(): DeviceTime {
+    return toLocal(this.#ctx.clock.now() + (this.#driftMs ?? 0) + LATEST_SLACK_MS, this.#config.timezone);
   }
 
   async measureDrift(): Promise<void> {
@@ -260,7 +305,7 @@ class DeviceSession {
     if (userId.startsWith("#uid:")) userId = this.#users?.get(Number(userId.slice(5)));
     const record: AttendanceRecord = { ...event, uid: 0, userId, workCode: 0 };
     // Invalid events are left to the log read, which quarantines the record with its position.
-    if (userId === undefined || recordProblem(record)) return;
+    if (userId === undefined || recordProblem(record, this.#latest())) return;
     const punch = this.#punch(record, userId, new Date(this.#ctx.clock.now()).toISOString());
     await this.#ctx.emit([punch], null);
     this.#lastPunchTime = punch.time;
@@ -286,11 +331,14 @@ class DeviceSession {
    * One pass over the log. With `from`, reading starts `lookbackRecords` before its position and the record at
    * the position must match its tail hash; without, the whole log is read and every record counts as new.
    */
-  async #read(sizes: FreeSizes, from: ZkCursor | undefined, previous: ZkCursor | undefined): Promise<void> {
+  async #read(sizes: FreeSizes, start: ZkCursor | undefined, previous: ZkCursor | undefined): Promise<void> {
     const config = this.#config;
-    const forced = config.recordFormat === "auto" ? undefined : config.recordFormat;
-    let format: RecordSize | undefined = from?.format ?? forced;
-    const startIndex = from ? Math.max(0, from.count - config.lookbackRecords) : 0;
+    const forced = config.recordFormat === "auto" ? undefined : FORCED_LAYOUT[config.recordFormat];
+    // A forced layout of another size makes the cursor's positions meaningless: read it all.
+    const from = forced && start?.size && start.size !== LAYOUT_SIZE[forced] ? undefined : start;
+    let layout: RecordLayout | undefined = forced ?? from?.layout;
+    let size: RecordSize | undefined = layout ? LAYOUT_SIZE[layout] : from?.size;
+    const startIndex = from && size ? Math.max(0, from.count - config.lookbackRecords) : 0;
     let index = startIndex;
     let carry = Buffer.alloc(0);
     let count = from?.count ?? 0;
@@ -298,42 +346,47 @@ class DeviceSession {
     let time = from?.time ?? previous?.time ?? null;
     // Before the log read, never during it: the terminal has one read buffer. Read afresh each time, as pyzk does:
     // the user count alone cannot tell that a leaver was deleted and a new hire enrolled under the same uid.
-    const users = format === 8 || format === undefined ? await this.#loadUsers(sizes.users) : undefined;
+    const users = size === 8 || size === undefined ? await this.#loadUsers(sizes) : undefined;
     const disabled = config.disableDuringRead;
     if (disabled) await this.#client.disable(DISABLE_SECONDS);
     try {
       await this.#client.readSet("attendance", {
-        fromOffset: from && format ? 4 + startIndex * format : 0,
+        fromOffset: from && size ? 4 + startIndex * size : 0,
         ...(config.readAhead ? { readAhead: config.readAhead } : {}),
         ...(config.chunkBytes ? { chunkSize: config.chunkBytes } : {}),
+        maxTotal: setLimit(sizes.records, sizes.recordCapacity, SET_SLACK.records, size ?? LARGEST_RECORD),
         signal: this.#ctx.signal,
         onData: async (chunk, offset, total) => {
-          let data = chunk;
-          if (offset === 0) {
-            data = chunk.subarray(4);
-            format ??= detectRecordSize(total - 4, sizes.records, data.subarray(0, 16 * 40));
-            if (!format || (total - 4) % format !== 0) {
-              throw new BioError(
-                "DEVICE_FORMAT",
-                `Terminal ${this.#serial} sent a ${total - 4}-byte log for ${sizes.records} records: no known record layout (8, 16 or 40 bytes) fits.`,
-                {
-                  hint: "Set recordFormat for this source if the model's layout is known, and report the model and firmware.",
-                },
-              );
-            }
+          const data = offset === 0 ? chunk.subarray(4) : chunk;
+          const dataBytes = total - 4;
+          const latest = this.#latest();
+          if (!layout) {
+            // An empty log says nothing about its layout; the first records will.
+            if (dataBytes <= 0) return;
+            layout = this.#chooseLayout(dataBytes, sizes.records, data, latest, size);
+            size = LAYOUT_SIZE[layout];
           }
-          if (!format) throw new BioError("DEVICE_FORMAT", "Record size unknown before the first chunk.");
-          if (from && offset > 0 && (total - 4) / format < from.count) throw new LogRewritten();
+          const recordBytes = LAYOUT_SIZE[layout];
+          if (dataBytes % recordBytes !== 0) {
+            throw new BioError(
+              "DEVICE_FORMAT",
+              `Terminal ${this.#serial} sent a ${dataBytes}-byte log for ${sizes.records} records, which ${LAYOUT_LABEL[layout]} records do not fill evenly.`,
+              {
+                hint: "Set recordFormat for this source if the model's layout is known (or back to auto), and report the model and firmware.",
+              },
+            );
+          }
+          if (from && offset > 0 && dataBytes / recordBytes < from.count) throw new LogRewritten();
           const bytes = carry.length > 0 ? Buffer.concat([carry, data]) : data;
-          const whole = bytes.length - (bytes.length % format);
+          const whole = bytes.length - (bytes.length % recordBytes);
           carry = Buffer.from(bytes.subarray(whole));
           const punches: Punch[] = [];
           const quarantined: QuarantineInput[] = [];
           const collectedAt = new Date(this.#ctx.clock.now()).toISOString();
-          for (let at = 0; at < whole; at += format, index++) {
-            const raw = bytes.subarray(at, at + format);
+          for (let at = 0; at < whole; at += recordBytes, index++) {
+            const raw = bytes.subarray(at, at + recordBytes);
             if (from && index === from.count - 1 && recordHash(raw) !== from.tail) throw new LogRewritten();
-            const record = decodeAttendance(raw, 0, format);
+            const record = decodeAttendance(raw, 0, layout);
             // A uid missing from the freshly read user table (the user was deleted) keeps its number rather than
             // losing the punch.
             const userId = record.userId ?? users?.get(record.uid) ?? String(record.uid);
@@ -341,21 +394,21 @@ class DeviceSession {
             if (isNew) {
               count = index + 1;
               tail = recordHash(raw);
-              time = record.time;
             }
             // Records before the cursor were committed with it; they are read only to prove the log unchanged.
             if (!isNew) continue;
-            const problem = recordProblem(record);
+            const problem = recordProblem(record, latest);
             if (problem) {
               quarantined.push({
                 reason: `${problem} (record ${index})`,
-                payload: { serial: this.#serial, index, raw: raw.toString("hex") },
+                payload: { serial: this.#serial, index, layout, raw: raw.toString("hex") },
               });
               continue;
             }
+            time = record.time;
             punches.push(this.#punch(record, userId, collectedAt));
           }
-          const next: ZkCursor = { time, count, tail, format };
+          const next: ZkCursor = { time, count, tail, size: recordBytes, layout };
           await this.#ctx.emit(punches, { [this.#serial]: cursorValue(next) }, quarantined);
           this.cursor = next;
           // Positions in the log, both of them: the rate and ETA the status page derives stay true.
@@ -369,6 +422,40 @@ class DeviceSession {
     }
     if (from && index < from.count) throw new LogRewritten();
     this.#ctx.progress({ backlog: null });
+  }
+
+  /**
+   * Decides the layout from the first chunk read, logs the choice once (the cursor keeps it), and refuses a log
+   * that no layout reads as mostly plausible punches: delivering it would send payroll dates in 2087.
+   */
+  #chooseLayout(
+    dataBytes: number,
+    count: number,
+    sample: Buffer,
+    latest: DeviceTime,
+    size: RecordSize | undefined,
+  ): RecordLayout {
+    const choice = chooseRecordLayout(dataBytes, count, sample, latest, size ? layoutsOfSize(size) : RECORD_LAYOUTS);
+    if (!choice.layout) {
+      const fits = choice.evidence.length > 0;
+      throw new BioError(
+        "DEVICE_FORMAT",
+        fits
+          ? `Terminal ${this.#serial}'s log fits no known record layout: under each, most times are impossible (${describeEvidence(choice.evidence)}). Nothing was delivered.`
+          : `Terminal ${this.#serial} sent a ${dataBytes}-byte log for ${count} records: no known record layout (8, 16 or 40 bytes) fits.`,
+        {
+          hint: fits
+            ? "Check the terminal's date and time; if they are right, set recordFormat for this source to the model's layout, and report the model and firmware."
+            : "Set recordFormat for this source if the model's layout is known, and report the model and firmware.",
+        },
+      );
+    }
+    this.#ctx.logger.info(`Terminal ${this.#serial} writes ${LAYOUT_LABEL[choice.layout]} records.`, {
+      serial: this.#serial,
+      layout: choice.layout,
+      evidence: describeEvidence(choice.evidence),
+    });
+    return choice.layout;
   }
 
   #punch(record: AttendanceRecord, userId: string, collectedAt: string): Punch {
@@ -387,19 +474,14 @@ class DeviceSession {
   }
 
   /** uid → user id, needed where records or events carry only the internal index. */
-  async #loadUsers(userCount: number): Promise<Map<number, string>> {
-    const parts: Buffer[] = [];
-    await this.#client.readSet("users", { onData: (chunk) => void parts.push(chunk), signal: this.#ctx.signal });
-    const set = Buffer.concat(parts);
-    const bytes = set.length - 4;
-    const size = detectUserSize(bytes, userCount);
-    const users = new Map<number, string>();
-    if (size)
-      for (let at = 4; at + size <= set.length; at += size) {
-        const user = decodeUser(set, at, size);
-        users.set(user.uid, user.userId);
-      }
-    this.#users = users;
-    return users;
+  async #loadUsers(sizes: FreeSizes): Promise<ReadonlyMap<number, string>> {
+    const table = new UserTableReader(sizes.users);
+    await this.#client.readSet("users", {
+      onData: (chunk, offset, total) => table.push(chunk, offset, total),
+      maxTotal: setLimit(sizes.users, sizes.userCapacity, SET_SLACK.users, LARGEST_USER),
+      signal: this.#ctx.signal,
+    });
+    this.#users = table.users;
+    return table.users;
   }
 }
