@@ -127,6 +127,8 @@ export class ZkClient {
   /** Set once the session's signal aborted: only the goodbye is left to send, each step briefly. */
   #stopping = false;
   #closing: Promise<void> | undefined;
+  /** The terminal broke a bound; it may still be streaming, so the goodbye does not wait for answers. */
+  #violated = false;
   readonly stats: ZkClientStats = { requests: 0, checksumErrors: 0, staleReplies: 0, events: 0 };
 
   private constructor(options: ZkClientOptions) {
@@ -395,6 +397,7 @@ export class ZkClient {
    * supervisor reconnects with backoff.
    */
   #violation(message: string, hint: string): BioError {
+    this.#violated = true;
     return new BioError("DEVICE_PROTOCOL", `Terminal ${this.#label} ${message}`, {
       retriable: true,
       hint,
@@ -657,6 +660,8 @@ export class ZkClient {
       : undefined;
     this.#eventsRegistered = false;
     const exit = this.request(CMD.EXIT, undefined, GOODBYE_STEP_MS).catch(() => undefined);
+    // A device that broke a bound may be mid-stream: the goodbye is on the wire, its answer not worth the wait.
+    if (this.#violated) return;
     await Promise.all([unregister, exit]);
   }
 }

@@ -75,6 +75,8 @@ const LATEST_SLACK_MS = 86_400_000;
 const SET_SLACK = { records: 10_000, users: 1000 } as const;
 const LARGEST_RECORD = 40;
 const LARGEST_USER = 72;
+/** A uid is a u16 in every record and user format, so no terminal can enrol more. */
+const MAX_USERS = 0xffff;
 
 const FORCED_LAYOUT: Readonly<Record<Exclude<ZkSourceConfig["recordFormat"], "auto">, RecordLayout>> = {
   40: "tft40",
@@ -84,8 +86,8 @@ const FORCED_LAYOUT: Readonly<Record<Exclude<ZkSourceConfig["recordFormat"], "au
 };
 
 /** Bytes of a set the terminal's own report can explain: capacity (or count, if larger) plus slack, never more. */
-function setLimit(count: number, capacity: number, slack: number, recordBytes: number): number {
-  return Math.min(MAX_SET_BYTES, 4 + (Math.max(count, capacity, 0) + slack) * recordBytes);
+function setLimit(count: number, capacity: number, slack: number, recordBytes: number, most = Infinity): number {
+  return Math.min(MAX_SET_BYTES, 4 + Math.min(Math.max(count, capacity, 0) + slack, most) * recordBytes);
 }
 
 function describeEvidence(evidence: readonly LayoutEvidence[]): string {
@@ -478,7 +480,7 @@ class DeviceSession {
     const table = new UserTableReader(sizes.users);
     await this.#client.readSet("users", {
       onData: (chunk, offset, total) => table.push(chunk, offset, total),
-      maxTotal: setLimit(sizes.users, sizes.userCapacity, SET_SLACK.users, LARGEST_USER),
+      maxTotal: setLimit(sizes.users, sizes.userCapacity, SET_SLACK.users, LARGEST_USER, MAX_USERS),
       signal: this.#ctx.signal,
     });
     this.#users = table.users;
