@@ -98,7 +98,7 @@ export function formatStatus(s: ConnectorStatus): string {
       const drift =
         d.clockDriftMs === undefined ? "-" : `${d.clockDriftMs >= 0 ? "+" : ""}${Math.round(d.clockDriftMs / 1000)} s`;
       lines.push(
-        `    terminal ${d.serial} at ${d.address}${d.model ? ` (${d.model}${d.firmware ? `, ${d.firmware}` : ""})` : ""}: ${d.records ?? "?"} records, ${d.users ?? "?"} users, clock drift ${drift}${d.realtime ? ", real-time on" : ""}`,
+        `    terminal ${d.serial} at ${d.address}${d.model ? ` (${d.model}${d.firmware ? `, ${d.firmware}` : ""})` : ""}: ${d.records ?? "?"} records, ${d.users ?? "?"} users, clock drift ${drift}${d.recordLayout ? `, ${d.recordLayout} records` : ""}${d.realtime ? ", real-time on" : ""}`,
       );
     }
   }
