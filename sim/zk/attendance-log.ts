@@ -1,4 +1,11 @@
-import { type DecodedRecord, decodeRecord, encodeRecord, type RawRecord, type RecordSize } from "./record-codec.ts";
+import {
+  type DecodedRecord,
+  decodeRecord,
+  encodeRecord,
+  type RawRecord,
+  type RecordLayout,
+  type RecordSize,
+} from "./record-codec.ts";
 
 /** An immutable view of a data set as a client downloads it: uint32 total, then the records. */
 export interface DataSet {
@@ -33,11 +40,13 @@ export function dataSet(body: Buffer): DataSet {
  */
 export class AttendanceLog {
   readonly recordSize: RecordSize;
+  readonly layout: RecordLayout;
   #buf: Buffer;
   #count = 0;
 
-  constructor(recordSize: RecordSize, capacity = 1024) {
+  constructor(recordSize: RecordSize, capacity = 1024, layout: RecordLayout = "standard") {
     this.recordSize = recordSize;
+    this.layout = layout;
     this.#buf = Buffer.alloc(Math.max(1, capacity) * recordSize);
   }
 
@@ -47,22 +56,33 @@ export class AttendanceLog {
 
   append(record: RawRecord): number {
     this.#reserve(this.#count + 1);
-    encodeRecord(this.recordSize, record, this.#buf, this.#count * this.recordSize);
+    encodeRecord(this.recordSize, record, this.#buf, this.#count * this.recordSize, this.layout);
     return this.#count++;
+  }
+
+  /** Appends records exactly as given (captured bytes); `bytes` must hold whole records. */
+  appendRaw(bytes: Buffer): void {
+    if (bytes.length % this.recordSize !== 0) {
+      throw new RangeError(`Raw records must be multiples of ${this.recordSize} bytes; got ${bytes.length}.`);
+    }
+    const count = bytes.length / this.recordSize;
+    this.#reserve(this.#count + count);
+    bytes.copy(this.#buf, this.#count * this.recordSize);
+    this.#count += count;
   }
 
   /** Appends `count` records produced by `make(i)`; used to preload large logs quickly. */
   appendMany(count: number, make: (i: number) => RawRecord): void {
     this.#reserve(this.#count + count);
     for (let i = 0; i < count; i++) {
-      encodeRecord(this.recordSize, make(i), this.#buf, (this.#count + i) * this.recordSize);
+      encodeRecord(this.recordSize, make(i), this.#buf, (this.#count + i) * this.recordSize, this.layout);
     }
     this.#count += count;
   }
 
   at(index: number): DecodedRecord {
     if (index < 0 || index >= this.#count) throw new RangeError(`No record ${index}; the log holds ${this.#count}.`);
-    return decodeRecord(this.recordSize, this.#buf, index * this.recordSize);
+    return decodeRecord(this.recordSize, this.#buf, index * this.recordSize, this.layout);
   }
 
   snapshot(): DataSet {

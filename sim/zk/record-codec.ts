@@ -4,6 +4,12 @@ export const RECORD_SIZES = [8, 16, 40] as const;
 export type RecordSize = (typeof RECORD_SIZES)[number];
 export const USER_SIZES = [28, 72] as const;
 export type UserSize = (typeof USER_SIZES)[number];
+/**
+ * Byte orders of the 8-byte record. "standard" is the vendor manual's; "zem500" is what ZEM500/MA300
+ * firmware was captured sending (pyzk issue 99): state and verify share one byte, the time sits at 4.
+ */
+export const RECORD_LAYOUTS = ["standard", "zem500"] as const;
+export type RecordLayout = (typeof RECORD_LAYOUTS)[number];
 export const EVENT_FORMATS = [32, 36, 52] as const;
 export type EventFormat = (typeof EVENT_FORMATS)[number];
 
@@ -47,9 +53,15 @@ function numericUserId(userId: string, format: string): number {
 
 /**
  * Writes one record at `offset` (layouts of reference section 9). The uid is the only identity in
- * the 8-byte form; the 16-byte form keeps only a numeric user ID.
+ * the 8-byte form; the 16-byte form keeps only a numeric user ID. `layout` matters for size 8 only.
  */
-export function encodeRecord(size: RecordSize, r: RawRecord, buf: Buffer, offset: number): void {
+export function encodeRecord(
+  size: RecordSize,
+  r: RawRecord,
+  buf: Buffer,
+  offset: number,
+  layout: RecordLayout = "standard",
+): void {
   buf.fill(0, offset, offset + size);
   switch (size) {
     case 40:
@@ -71,6 +83,15 @@ export function encodeRecord(size: RecordSize, r: RawRecord, buf: Buffer, offset
       return;
     case 8:
       buf.writeUInt16LE(r.uid, offset);
+      if (layout === "zem500") {
+        // Two nibbles cannot hold more; masking would silently turn one punch into another.
+        if (r.state > 0x0f || r.verify > 0x0f) {
+          throw new RangeError(`ZEM500 records keep state and verify in 4 bits each; got ${r.state} and ${r.verify}.`);
+        }
+        buf.writeUInt8((r.state << 4) | r.verify, offset + 2);
+        buf.writeUInt32LE(r.time, offset + 4);
+        return;
+      }
       buf.writeUInt8(r.verify, offset + 2);
       buf.writeUInt32LE(r.time, offset + 3);
       buf.writeUInt8(r.state, offset + 7);
@@ -88,7 +109,12 @@ export interface DecodedRecord {
   readonly workCode: number;
 }
 
-export function decodeRecord(size: RecordSize, buf: Buffer, offset: number): DecodedRecord {
+export function decodeRecord(
+  size: RecordSize,
+  buf: Buffer,
+  offset: number,
+  layout: RecordLayout = "standard",
+): DecodedRecord {
   switch (size) {
     case 40:
       return {
@@ -109,6 +135,17 @@ export function decodeRecord(size: RecordSize, buf: Buffer, offset: number): Dec
         workCode: buf.readUInt32LE(offset + 12),
       };
     case 8:
+      if (layout === "zem500") {
+        const packed = buf.readUInt8(offset + 2);
+        return {
+          uid: buf.readUInt16LE(offset),
+          userId: undefined,
+          verify: packed & 0x0f,
+          time: buf.readUInt32LE(offset + 4),
+          state: packed >> 4,
+          workCode: 0,
+        };
+      }
       return {
         uid: buf.readUInt16LE(offset),
         userId: undefined,

@@ -122,6 +122,30 @@ describe("record layouts", () => {
     assert.deepEqual(buf, hex("0201 02 31B16823 04"));
     assert.deepEqual(decodeRecord(8, buf, 0), { ...rec, userId: undefined, workCode: 0 });
   });
+
+  it("8-byte ZEM500: uid, state and verify nibbles at 2, zero at 3, time at 4 (pyzk issue 99 capture)", () => {
+    const captured = hex("07002800a8eba71e");
+    const decoded = decodeRecord(8, captured, 0, "zem500");
+    assert.deepEqual(
+      { ...decoded, time: formatWallClock(decodeZkTime(decoded.time)) },
+      {
+        uid: 7,
+        userId: undefined,
+        state: 2,
+        verify: 8,
+        time: "2016-01-01 19:02:00",
+        workCode: 0,
+      },
+    );
+    const again = Buffer.alloc(8, 0xee);
+    encodeRecord(8, { ...rec, uid: 7, state: 2, verify: 8, time: decoded.time }, again, 0, "zem500");
+    assert.deepEqual(again, captured);
+    assert.equal(
+      formatWallClock(decodeZkTime(decodeRecord(8, hex("7b0028004beca71e"), 0, "zem500").time)),
+      "2016-01-01 19:04:43",
+    );
+    assert.throws(() => encodeRecord(8, { ...rec, state: 16 }, again, 0, "zem500"), RangeError);
+  });
 });
 
 describe("user layouts", () => {
@@ -187,6 +211,15 @@ describe("TcpPacketReader", () => {
 });
 
 describe("AttendanceLog", () => {
+  it("stores raw records verbatim and decodes them with its layout", () => {
+    const log = new AttendanceLog(8, 1, "zem500");
+    log.appendRaw(hex("07002800a8eba71e 7b0028004eeca71e"));
+    assert.equal(log.count, 2);
+    assert.deepEqual(log.snapshot().read(4, 16), hex("07002800a8eba71e 7b0028004eeca71e"));
+    assert.deepEqual([log.at(1).uid, log.at(1).state, log.at(1).verify], [123, 2, 8]);
+    assert.throws(() => log.appendRaw(Buffer.alloc(12)), RangeError);
+  });
+
   it("keeps a snapshot unchanged while the log grows and is cleared", () => {
     const log = new AttendanceLog(16, 1);
     const rec: RawRecord = { uid: 1, userId: "1", time: 100, state: 0, verify: 1, workCode: 0 };

@@ -7,6 +7,7 @@ import {
   encodeAttendanceEvent,
   encodeUser,
   type RawRecord,
+  type RecordLayout,
   type RecordSize,
   type SimUser,
   type UserSize,
@@ -38,8 +39,11 @@ export interface DeviceConfig {
   readonly pin2Width: number;
   readonly commKey: number;
   readonly recordSize: RecordSize;
+  readonly recordLayout: RecordLayout;
   readonly userSize: UserSize;
   readonly users: number;
+  /** Whole records, stored verbatim ahead of the generated ones. */
+  readonly rawRecords: Buffer;
   readonly records: number;
   readonly seed: number;
   readonly timeZone: string;
@@ -128,7 +132,9 @@ export class ZkDevice {
     this.#nextSession = this.#random.int(1, 0xfff0);
     this.#users = generateUsers(config.users);
     this.#indexUsers();
-    this.log = new AttendanceLog(config.recordSize, Math.max(1024, config.records));
+    const rawCount = config.rawRecords.length / config.recordSize;
+    this.log = new AttendanceLog(config.recordSize, Math.max(1024, rawCount + config.records), config.recordLayout);
+    this.log.appendRaw(config.rawRecords);
     this.#preload(config.records);
   }
 

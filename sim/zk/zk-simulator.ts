@@ -2,7 +2,14 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { FaultBook, type ZkFault } from "./fault-book.ts";
-import type { EventFormat, RecordSize, SimUser, UserSize } from "./record-codec.ts";
+import {
+  type EventFormat,
+  RECORD_LAYOUTS,
+  type RecordLayout,
+  type RecordSize,
+  type SimUser,
+  type UserSize,
+} from "./record-codec.ts";
 import type { LinkOptions } from "./virtual-wire.ts";
 import { type Conduit, type WriteMode, ZkConnection } from "./zk-connection.ts";
 import { type DeviceConfig, type PunchInput, type SimRecord, type Transport, ZkDevice } from "./zk-device.ts";
@@ -14,7 +21,7 @@ export type { LinkOptions } from "./virtual-wire.ts";
 export type { WriteMode } from "./zk-connection.ts";
 export type { PunchInput, SimRecord, Transport } from "./zk-device.ts";
 export type { ZkSimStats } from "./zk-stats.ts";
-export type { SimUser };
+export type { RecordLayout, SimUser };
 
 export interface ZkSimulatorOptions {
   readonly host?: string;
@@ -31,9 +38,16 @@ export interface ZkSimulatorOptions {
   /** 0 = no comm key; otherwise CONNECT answers ACK_UNAUTH until CMD_AUTH proves the key. */
   readonly commKey?: number;
   readonly recordSize?: RecordSize;
+  /** Byte order of 8-byte records (recordSize 8 only): the manual's, or ZEM500/MA300 firmware's. */
+  readonly recordLayout?: RecordLayout;
   readonly userSize?: UserSize;
   /** Enrolled users: uid 1..n with user IDs "1001", "1002", ... */
   readonly users?: number;
+  /**
+   * Attendance records stored byte for byte ahead of the generated ones, to replay captures: each
+   * Buffer one record, or one Buffer of whole records. Their uids need not be enrolled.
+   */
+  readonly rawRecords?: readonly Buffer[] | Buffer;
   /** Preloaded attendance records, generated deterministically from `seed`. */
   readonly records?: number;
   readonly seed?: number;
@@ -270,8 +284,10 @@ function resolveConfig(o: ZkSimulatorOptions, host: string): DeviceConfig {
     pin2Width: o.pin2Width ?? 9,
     commKey: o.commKey ?? 0,
     recordSize: o.recordSize ?? 40,
+    recordLayout: o.recordLayout ?? "standard",
     userSize: o.userSize ?? 72,
     users: o.users ?? 100,
+    rawRecords: rawRecordBytes(o.rawRecords, o.recordSize ?? 40),
     records: o.records ?? 0,
     seed: o.seed ?? 1,
     timeZone: o.timeZone ?? "UTC",
@@ -286,10 +302,31 @@ function resolveConfig(o: ZkSimulatorOptions, host: string): DeviceConfig {
   }
   if (![8, 16, 40].includes(config.recordSize)) throw new RangeError(`recordSize must be 8, 16 or 40.`);
   if (![28, 72].includes(config.userSize)) throw new RangeError(`userSize must be 28 or 72.`);
+  if (!RECORD_LAYOUTS.includes(config.recordLayout)) throw new RangeError(`recordLayout must be standard or zem500.`);
+  if (config.recordLayout !== "standard" && config.recordSize !== 8) {
+    throw new RangeError(
+      `recordLayout "${config.recordLayout}" describes 8-byte records; recordSize is ${config.recordSize}.`,
+    );
+  }
   if (!Number.isInteger(config.records) || config.records < 0 || config.records > 10_000_000) {
     throw new RangeError(`records must be an integer from 0 to 10,000,000, got ${config.records}.`);
   }
   return config;
+}
+
+/** Joins captured records into one buffer, refusing any that is not exactly whole records. */
+function rawRecordBytes(raw: readonly Buffer[] | Buffer | undefined, size: number): Buffer {
+  if (raw === undefined) return Buffer.alloc(0);
+  if (Buffer.isBuffer(raw)) {
+    if (raw.length % size !== 0) {
+      throw new RangeError(`rawRecords holds ${raw.length} bytes, not a whole number of ${size}-byte records.`);
+    }
+    return Buffer.from(raw);
+  }
+  raw.forEach((r, i) => {
+    if (r.length !== size) throw new RangeError(`rawRecords[${i}] is ${r.length} bytes; records are ${size}.`);
+  });
+  return Buffer.concat(raw);
 }
 
 interface Bound {
