@@ -52,6 +52,13 @@ export interface DeviceConfig {
   readonly singleConnection: boolean;
   readonly inlineThreshold: number;
   readonly liveRate: number;
+  /** Data of the CONNECT acknowledgement (empty for none). */
+  readonly connectReplyData: Buffer;
+  /** Largest CMD_DATA of a 1504 answer over TCP. */
+  readonly tcpDataPacketSize: number;
+  /** The session field of a 1504 answer's TCP CMD_DATA packets counts 1, 2, 3, ... */
+  readonly dataPacketSessionCounter: boolean;
+  readonly prepareDataSecondWord: number;
 }
 
 /** Per TCP connection or per UDP peer. */
@@ -285,7 +292,7 @@ export class ZkDevice {
         return ack(ZK_CMD.ACK_OK);
       case ZK_CMD.ATTLOG_RRQ:
         this.stats.bulkChunks++;
-        return this.#bulk(s, this.log.snapshot(), 0, Number.MAX_SAFE_INTEGER, sessionId, p.replyId, TCP_MAX_CHUNK);
+        return this.#bulk(s, this.log.snapshot().read(0, Number.MAX_SAFE_INTEGER), sessionId, p.replyId, TCP_MAX_CHUNK);
       case ZK_CMD.REG_EVENT:
         s.eventMask =
           p.data.length >= 4
@@ -310,6 +317,10 @@ export class ZkDevice {
       case ZK_CMD.STATE_RRQ:
         // The state travels in the session field, per the ZKAccess captures.
         return ack(ZK_CMD.ACK_OK, undefined, STATE_IDLE);
+      case ZK_CMD.GET_PINWIDTH:
+        // One binary byte: pyzk (and its Java/JS ports) ask for a 9-byte reply, cut the data at the
+        // first NUL and take byte 0 as the number, so neither ASCII nor a u32 would read right over TCP.
+        return ack(ZK_CMD.ACK_OK, Buffer.from([this.config.pin2Width]));
       default:
         // pyzk's "clear error" ritual sends 2001 and 65535 as commands and waits for an 8-byte answer.
         return ack(ZK_CMD.ACK_UNKNOWN);
@@ -340,7 +351,7 @@ export class ZkDevice {
       s.isAuthenticated = this.config.commKey === 0;
     }
     const code = s.isAuthenticated ? ZK_CMD.ACK_OK : ZK_CMD.ACK_UNAUTH;
-    return { packets: [zkPacket(code, s.sessionId, p.replyId)] };
+    return { packets: [zkPacket(code, s.sessionId, p.replyId, this.config.connectReplyData)] };
   }
 
   #prepareSet(s: SessionState, p: ZkPacket, ack: (command: number, data?: Buffer) => Reply): Reply {
@@ -366,34 +377,43 @@ export class ZkDevice {
   #readChunk(s: SessionState, p: ZkPacket, session: number, ack: (command: number) => Reply): Reply {
     if (!s.dataSet || p.data.length < 8) return ack(ZK_CMD.ACK_ERROR);
     this.stats.bulkChunks++;
-    // TCP devices answer a chunk with one CMD_DATA; pyzk times out when it is split.
-    const tcpPacket = Number.MAX_SAFE_INTEGER;
-    return this.#bulk(s, s.dataSet, p.data.readUInt32LE(0), p.data.readUInt32LE(4), session, p.replyId, tcpPacket);
+    const chunk = s.dataSet.read(p.data.readUInt32LE(0), p.data.readUInt32LE(4));
+    // By default one CMD_DATA per chunk, since pyzk times out when it is split; some firmware splits anyway.
+    const c = this.config;
+    return this.#bulk(s, chunk, session, p.replyId, c.tcpDataPacketSize, c.dataPacketSessionCounter);
   }
 
   /** PREPARE_DATA, CMD_DATA packet(s), ACK_OK, all with the request's reply id. */
   #bulk(
     s: SessionState,
-    set: DataSet,
-    offset: number,
-    length: number,
+    chunk: Buffer,
     session: number,
     replyId: number,
     tcpPacketSize: number,
+    countSessions = false,
   ): Reply {
-    const chunk = set.read(offset, length);
-    const prepare = Buffer.alloc(8);
-    prepare.writeUInt32LE(chunk.length, 0);
-    const packets = [zkPacket(ZK_CMD.PREPARE_DATA, session, replyId, prepare)];
+    const packets = [zkPacket(ZK_CMD.PREPARE_DATA, session, replyId, this.#prepareData(chunk.length))];
+    const tcp = s.transport === "tcp";
     // pyzk reads datagrams with a 1,032-byte buffer, so UDP data packets stay at 1,024 bytes or less.
-    const step = s.transport === "tcp" ? tcpPacketSize : UDP_MAX_DATA;
+    const step = tcp ? tcpPacketSize : UDP_MAX_DATA;
     let at = 0;
+    let n = 0;
     do {
-      packets.push(zkPacket(ZK_CMD.DATA, session, replyId, chunk.subarray(at, at + step)));
+      // Captured firmware numbers the packets of a chunk in the session field instead of the session id.
+      const field = tcp && countSessions ? ++n : session;
+      packets.push(zkPacket(ZK_CMD.DATA, field, replyId, chunk.subarray(at, at + step)));
       at += step;
     } while (at < chunk.length);
     packets.push(zkPacket(ZK_CMD.ACK_OK, session, replyId));
     return { packets, isBulk: true };
+  }
+
+  /** u32 chunk length, then a second u32 whose meaning nobody has pinned down (0, 1008, 65536 and 65528 were seen). */
+  #prepareData(length: number): Buffer {
+    const out = Buffer.alloc(8);
+    out.writeUInt32LE(length, 0);
+    out.writeUInt32LE(this.config.prepareDataSecondWord, 4);
+    return out;
   }
 
   #freeSizes(): Buffer {

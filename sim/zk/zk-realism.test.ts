@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { simKit, zkTimeText } from "./sim-test-kit.ts";
+import { ATTLOG_REQUEST, chunkRequest, simKit, zkTimeText } from "./sim-test-kit.ts";
 import { ZkSimulator } from "./zk-simulator.ts";
 
 /** Replies captured from real terminals that the first simulator never produced (issue 10). */
@@ -87,5 +87,104 @@ describe("record layouts and raw records", () => {
     await assert.rejects(ZkSimulator.start({ recordSize: 40, recordLayout: "zem500" }), RangeError);
     const ok = await sim({ recordSize: 16, rawRecords: Buffer.alloc(32), users: 0, transports: ["tcp"] });
     assert.equal(ok.recordCount, 2);
+  });
+});
+
+describe("replies seen from real terminals", () => {
+  it("CONNECT's ACK_OK and ACK_UNAUTH carry connectReplyData, over TCP and UDP", async () => {
+    const s = await sim({ connectReplyData: Buffer.from([0x01]) });
+    for (const transport of ["tcp", "udp"] as const) {
+      const c = await client(s, transport);
+      const hello = await c.connect();
+      assert.deepEqual([hello.command, [...hello.data]], [2000, [1]]);
+      assert.equal((await c.call(50)).data.length, 92, "the session works after it");
+    }
+    const keyed = await sim({ connectReplyData: Buffer.from([0x01]), commKey: 7, transports: ["tcp"] });
+    const c = await client(keyed);
+    const hello = await c.connect();
+    assert.deepEqual([hello.command, [...hello.data]], [2005, [1]]);
+    const plain = await client(await sim({ transports: ["tcp"] }));
+    assert.equal((await plain.connect()).data.length, 0, "no data unless asked");
+  });
+
+  it("splits a TCP chunk into 1,008-byte CMD_DATA packets whose session field counts 1, 2, 3, ...", async () => {
+    const s = await sim({ records: 200, tcpDataPacketSize: 1008, dataPacketSessionCounter: true });
+    const c = await client(s);
+    await c.connect();
+    const info = await c.call(1503, ATTLOG_REQUEST);
+    assert.equal(info.data.readUInt32LE(1), 4 + 200 * 40);
+    const id = c.send(1504, chunkRequest(0, 5000));
+    const { packets, data } = await c.collectBulk();
+    assert.deepEqual(
+      packets.map((p) => [p.command, p.session, p.replyId, p.data.length]),
+      [
+        [1500, c.session, id, 8],
+        [1501, 1, id, 1008],
+        [1501, 2, id, 1008],
+        [1501, 3, id, 1008],
+        [1501, 4, id, 1008],
+        [1501, 5, id, 968],
+        [2000, c.session, id, 0],
+      ],
+    );
+    assert.equal(packets[0]?.data.readUInt32LE(0), 5000);
+    // The split changes packets, not bytes: the same chunk as an unsplit terminal with the same seed sends.
+    const twin = await client(await sim({ records: 200, transports: ["tcp"] }));
+    await twin.connect();
+    await twin.call(1503, ATTLOG_REQUEST);
+    twin.send(1504, chunkRequest(0, 5000));
+    const whole = await twin.collectBulk();
+    assert.equal(whole.packets.length, 3);
+    assert.deepEqual(data, whole.data);
+  });
+
+  it("without the counter the split packets carry the session id; UDP keeps its 1,024-byte datagrams", async () => {
+    const s = await sim({ records: 100, tcpDataPacketSize: 1008 });
+    for (const transport of ["tcp", "udp"] as const) {
+      const c = await client(s, transport);
+      await c.connect();
+      await c.call(1503, ATTLOG_REQUEST);
+      c.send(1504, chunkRequest(0, 3000));
+      const { packets, data } = await c.collectBulk();
+      const sizes = packets.filter((p) => p.command === 1501).map((p) => p.data.length);
+      assert.deepEqual(sizes, transport === "tcp" ? [1008, 1008, 984] : [1024, 1024, 952]);
+      assert.ok(packets.every((p) => p.session === c.session));
+      assert.equal(data.length, 3000);
+    }
+  });
+
+  it("PREPARE_DATA's second word is prepareDataSecondWord (0 by default)", async () => {
+    for (const word of [0, 1008, 65_536, 65_528]) {
+      const s = await sim({ records: 20, ...(word === 0 ? {} : { prepareDataSecondWord: word }) });
+      for (const transport of ["tcp", "udp"] as const) {
+        const c = await client(s, transport);
+        await c.connect();
+        await c.call(1503, ATTLOG_REQUEST);
+        c.send(1504, chunkRequest(0, 804));
+        const [prepare] = (await c.collectBulk()).packets;
+        assert.deepEqual(
+          [prepare?.command, prepare?.data.readUInt32LE(0), prepare?.data.readUInt32LE(4)],
+          [1500, 804, word],
+        );
+      }
+    }
+  });
+
+  it("answers CMD_GET_PINWIDTH (69) with ACK_OK and the width in one binary byte", async () => {
+    const s = await sim({ pin2Width: 14, commKey: 5 });
+    for (const transport of ["tcp", "udp"] as const) {
+      const c = await client(s, transport);
+      await c.call(1000).then((hello) => {
+        c.session = hello.session;
+      });
+      assert.equal((await c.call(69, Buffer.from(" P"))).command, 2005, "not before CMD_AUTH");
+      await c.connect(5);
+      const reply = await c.call(69, Buffer.from(" P"));
+      assert.deepEqual([reply.command, reply.replyId, [...reply.data]], [2000, c.replyId, [14]]);
+    }
+    const plain = await client(await sim({ transports: ["tcp"] }));
+    await plain.connect();
+    assert.deepEqual([...(await plain.call(69)).data], [9]);
+    await assert.rejects(ZkSimulator.start({ pin2Width: 256 }), RangeError);
   });
 });

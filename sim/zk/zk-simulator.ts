@@ -62,6 +62,17 @@ export interface ZkSimulatorOptions {
   readonly singleConnection?: boolean;
   /** Sets of at most this many bytes come back inline from 1503 (0 = never). */
   readonly inlineThreshold?: number;
+  /** Data of the CONNECT acknowledgement (ACK_OK or ACK_UNAUTH); real terminals were seen sending one byte. */
+  readonly connectReplyData?: Buffer;
+  /**
+   * Over TCP, split a 1504 chunk into CMD_DATA packets of at most this many data bytes (firmware was
+   * captured using 1008) instead of one packet per chunk.
+   */
+  readonly tcpDataPacketSize?: number;
+  /** The session field of those TCP CMD_DATA packets counts 1, 2, 3, ... per chunk, as captured. */
+  readonly dataPacketSessionCounter?: boolean;
+  /** The second u32 of PREPARE_DATA's data (default 0; 1008, 65536 and 65528 were seen). */
+  readonly prepareDataSecondWord?: number;
   readonly writeMode?: WriteMode;
   /** Pause between packets of one reply in "paced" mode. */
   readonly pacingMs?: number;
@@ -296,6 +307,10 @@ function resolveConfig(o: ZkSimulatorOptions, host: string): DeviceConfig {
     singleConnection: o.singleConnection ?? false,
     inlineThreshold: o.inlineThreshold ?? 0,
     liveRate: o.liveRate ?? 0,
+    connectReplyData: Buffer.from(o.connectReplyData ?? []),
+    tcpDataPacketSize: o.tcpDataPacketSize ?? Number.MAX_SAFE_INTEGER,
+    dataPacketSessionCounter: o.dataPacketSessionCounter ?? false,
+    prepareDataSecondWord: o.prepareDataSecondWord ?? 0,
   };
   if (!Number.isInteger(config.commKey) || config.commKey < 0 || config.commKey > 0xffff_ffff) {
     throw new RangeError(`commKey must be a non-negative integer, got ${config.commKey}.`);
@@ -307,6 +322,17 @@ function resolveConfig(o: ZkSimulatorOptions, host: string): DeviceConfig {
     throw new RangeError(
       `recordLayout "${config.recordLayout}" describes 8-byte records; recordSize is ${config.recordSize}.`,
     );
+  }
+  if (!Number.isInteger(config.pin2Width) || config.pin2Width < 1 || config.pin2Width > 255) {
+    // CMD_GET_PINWIDTH answers it in one byte.
+    throw new RangeError(`pin2Width must be an integer from 1 to 255, got ${config.pin2Width}.`);
+  }
+  if (!Number.isInteger(config.tcpDataPacketSize) || config.tcpDataPacketSize < 1) {
+    throw new RangeError(`tcpDataPacketSize must be a positive integer, got ${config.tcpDataPacketSize}.`);
+  }
+  const word = config.prepareDataSecondWord;
+  if (!Number.isInteger(word) || word < 0 || word > 0xffff_ffff) {
+    throw new RangeError(`prepareDataSecondWord must be a u32, got ${word}.`);
   }
   if (!Number.isInteger(config.records) || config.records < 0 || config.records > 10_000_000) {
     throw new RangeError(`records must be an integer from 0 to 10,000,000, got ${config.records}.`);
