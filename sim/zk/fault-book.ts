@@ -9,7 +9,12 @@ export type ZkFault =
   | { readonly kind: "clock-jump"; readonly ms: number }
   | { readonly kind: "reply-error"; readonly count?: number }
   /** Firmware that does not support a command: ACK_ERROR to every request with this code until clearFaults(). */
-  | { readonly kind: "refuse-command"; readonly command: number };
+  | { readonly kind: "refuse-command"; readonly command: number }
+  /**
+   * A hung terminal: packets are still received (and logged) but nothing is answered or pushed until
+   * clearFaults(). Unlike a stall, the swallowed requests are never answered later.
+   */
+  | { readonly kind: "silent" };
 
 export const FAULT_KINDS = [
   "drop-mid-transfer",
@@ -21,11 +26,12 @@ export const FAULT_KINDS = [
   "clock-jump",
   "reply-error",
   "refuse-command",
+  "silent",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Counted faults, i.e. those consumed one per reply. */
-export type CountedFault = Exclude<FaultKind, "stall" | "clock-jump" | "refuse-command">;
+export type CountedFault = Exclude<FaultKind, "stall" | "clock-jump" | "refuse-command" | "silent">;
 
 /**
  * Pending faults, shared by every connection of one simulator: whichever connection replies next
@@ -34,6 +40,7 @@ export type CountedFault = Exclude<FaultKind, "stall" | "clock-jump" | "refuse-c
 export class FaultBook {
   readonly #remaining = new Map<CountedFault, number>();
   readonly #refused = new Set<number>();
+  #isSilent = false;
   #stallUntil = 0;
   #stallTimer: NodeJS.Timeout | undefined;
   #stallWaiters: (() => void)[] = [];
@@ -75,6 +82,14 @@ export class FaultBook {
     return new Promise((resolve) => this.#stallWaiters.push(resolve));
   }
 
+  silence(): void {
+    this.#isSilent = true;
+  }
+
+  get isSilent(): boolean {
+    return this.#isSilent;
+  }
+
   refuse(command: number): void {
     this.#refused.add(command);
   }
@@ -84,6 +99,7 @@ export class FaultBook {
   }
 
   clear(): void {
+    this.#isSilent = false;
     this.#remaining.clear();
     this.#refused.clear();
     this.#releaseStall();

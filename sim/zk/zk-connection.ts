@@ -71,12 +71,25 @@ export class ZkConnection implements EventTarget {
     return this.#isClosed;
   }
 
-  /** Raw bytes from the socket (TCP segment or whole datagram). */
+  /**
+   * Raw bytes from the socket (TCP segment or whole datagram). Packets are framed and logged here, on
+   * arrival, so a test sees what the client sent even when the device then stalls or stays silent.
+   */
   receive(bytes: Buffer): void {
     if (this.#isClosed) return;
-    this.#device.stats.bytesReceived += bytes.length;
-    if (this.#inWire) this.#inWire.send(bytes.length, () => this.#accept(bytes));
-    else this.#accept(bytes);
+    const stats = this.#device.stats;
+    stats.bytesReceived += bytes.length;
+    const skippedBefore = this.#reader?.skippedBytes ?? 0;
+    const packets = this.#reader ? this.#reader.push(bytes) : [bytes];
+    stats.garbageBytesSkipped += (this.#reader?.skippedBytes ?? 0) - skippedBefore;
+    for (const p of packets) {
+      stats.packetsReceived++;
+      if (!isZkChecksumValid(p)) stats.checksumMismatches++;
+      this.#device.noteReceived(this.#options.transport, p);
+    }
+    // Every segment crosses the wire, complete packets or not, so the link model keeps its timing.
+    if (this.#inWire) this.#inWire.send(bytes.length, () => this.#accept(packets));
+    else this.#accept(packets);
   }
 
   pushEvent(packet: ZkPacket): void {
@@ -88,16 +101,9 @@ export class ZkConnection implements EventTarget {
     this.#shutdown(false);
   }
 
-  #accept(bytes: Buffer): void {
+  #accept(packets: readonly Buffer[]): void {
     if (this.#isClosed) return;
-    const skippedBefore = this.#reader?.skippedBytes ?? 0;
-    const packets = this.#reader ? this.#reader.push(bytes) : [bytes];
-    this.#device.stats.garbageBytesSkipped += (this.#reader?.skippedBytes ?? 0) - skippedBefore;
-    for (const p of packets) {
-      this.#device.stats.packetsReceived++;
-      if (!isZkChecksumValid(p)) this.#device.stats.checksumMismatches++;
-      this.#inbox.push(p);
-    }
+    this.#inbox.push(...packets);
     if (!this.#isPumping && this.#inbox.length > 0) {
       this.#pump().catch(() => this.#shutdown(false));
     }
@@ -113,6 +119,11 @@ export class ZkConnection implements EventTarget {
         if (!packet) continue;
         await this.#faults.whenNotStalled();
         if (this.#isClosed) break;
+        if (this.#faults.isSilent) {
+          // Swallowed for good: a hung terminal does not catch up on what it missed.
+          this.#device.stats.silenced++;
+          continue;
+        }
         const reply = this.#device.handle(this.state, packet);
         if (reply) await this.#enqueueOut(reply, false);
       }
@@ -129,7 +140,7 @@ export class ZkConnection implements EventTarget {
 
   async #send(reply: Reply, isEvent: boolean): Promise<void> {
     await this.#faults.whenNotStalled();
-    if (this.#isClosed) return;
+    if (this.#isClosed || this.#faults.isSilent) return;
     const tcp = this.#options.transport === "tcp";
     // Faults belong to replies; a pushed event must not use up a fault meant for the next answer.
     const faults = this.#faults;
@@ -211,7 +222,8 @@ export class ZkConnection implements EventTarget {
   }
 
   #emit(bytes: Buffer): void {
-    if (this.#isClosed) return;
+    // Silence can start in the middle of a reply; the rest of it is never sent.
+    if (this.#isClosed || this.#faults.isSilent) return;
     const stats = this.#device.stats;
     stats.bytesSent += bytes.length;
     stats.estimatedEthernetBytesSent +=

@@ -2,6 +2,7 @@ import { AttendanceLog, type DataSet, dataSet } from "./attendance-log.ts";
 import { isCommKeyValid } from "./comm-key.ts";
 import { DeviceClock } from "./device-clock.ts";
 import type { FaultBook } from "./fault-book.ts";
+import { ReceivedLog } from "./received-log.ts";
 import {
   type EventFormat,
   encodeAttendanceEvent,
@@ -14,7 +15,7 @@ import {
 } from "./record-codec.ts";
 import { SeededRandom } from "./seeded-random.ts";
 import { EF_ATTLOG, TCP_MAX_CHUNK, UDP_MAX_DATA, ZK_CMD } from "./zk-commands.ts";
-import { type ZkPacket, zkPacket } from "./zk-packet.ts";
+import { decodeZkPacket, type ZkPacket, zkPacket } from "./zk-packet.ts";
 import type { ZkSimStats } from "./zk-stats.ts";
 import {
   decodeZkTime,
@@ -115,6 +116,7 @@ export class ZkDevice {
   readonly clock: DeviceClock;
   readonly log: AttendanceLog;
   readonly stats: ZkSimStats;
+  readonly received = new ReceivedLog();
   readonly #faults: FaultBook;
   readonly #random: SeededRandom;
   #users: SimUser[];
@@ -219,6 +221,15 @@ export class ZkDevice {
     return this.record(index);
   }
 
+  /** Logs a packet the moment it is framed, before anything can delay or swallow it. */
+  noteReceived(transport: Transport, raw: Buffer): void {
+    const p = decodeZkPacket(raw);
+    if (!p) return;
+    this.received.add({ command: p.command, transport, at: performance.now(), data: Buffer.from(p.data) });
+    if (p.command === ZK_CMD.EXIT) this.stats.exits++;
+    else if (p.command === ZK_CMD.REG_EVENT && eventMask(p.data) === 0) this.stats.eventUnregisters++;
+  }
+
   /** Answers one request; undefined when the protocol wants silence (an event acknowledgement). */
   handle(s: SessionState, p: ZkPacket): Reply | undefined {
     this.stats.commands[p.command] = (this.stats.commands[p.command] ?? 0) + 1;
@@ -294,12 +305,7 @@ export class ZkDevice {
         this.stats.bulkChunks++;
         return this.#bulk(s, this.log.snapshot().read(0, Number.MAX_SAFE_INTEGER), sessionId, p.replyId, TCP_MAX_CHUNK);
       case ZK_CMD.REG_EVENT:
-        s.eventMask =
-          p.data.length >= 4
-            ? p.data.readUInt32LE(0)
-            : p.data.length > 0
-              ? p.data.readUIntLE(0, Math.min(p.data.length, 4))
-              : 0;
+        s.eventMask = eventMask(p.data);
         return ack(ZK_CMD.ACK_OK);
       case ZK_CMD.CLEAR_ATTLOG:
         this.stats.clearAttlog++;
@@ -530,6 +536,8 @@ export class ZkDevice {
   }
 
   #pushAttendanceEvent(raw: RawRecord, wall: WallClock): void {
+    // A hung terminal still records the punch; it just tells nobody.
+    if (this.#faults.isSilent) return;
     const data = encodeAttendanceEvent(this.config.eventFormat, raw, wall);
     for (const t of this.#targets) {
       if (!t.state.isConnected || (t.state.eventMask & EF_ATTLOG) === 0) continue;
@@ -587,6 +595,12 @@ function generateUsers(count: number): SimUser[] {
     });
   }
   return users;
+}
+
+/** CMD_REG_EVENT's mask; short forms are read as far as they go, and no data means 0 (unregister). */
+function eventMask(data: Buffer): number {
+  if (data.length >= 4) return data.readUInt32LE(0);
+  return data.length > 0 ? data.readUIntLE(0, data.length) : 0;
 }
 
 function cString(text: string): Buffer {

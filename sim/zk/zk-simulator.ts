@@ -2,6 +2,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { FaultBook, type ZkFault } from "./fault-book.ts";
+import type { ReceivedCommand } from "./received-log.ts";
 import {
   type EventFormat,
   RECORD_LAYOUTS,
@@ -17,6 +18,7 @@ import { emptyStats, type ZkSimStats } from "./zk-stats.ts";
 import { formatWallClock } from "./zk-time.ts";
 
 export type { ZkFault } from "./fault-book.ts";
+export type { ReceivedCommand } from "./received-log.ts";
 export type { LinkOptions } from "./virtual-wire.ts";
 export type { WriteMode } from "./zk-connection.ts";
 export type { PunchInput, SimRecord, Transport } from "./zk-device.ts";
@@ -190,6 +192,9 @@ export class ZkSimulator {
       case "refuse-command":
         this.#faults.refuse(fault.command);
         return;
+      case "silent":
+        this.#faults.silence();
+        return;
       default:
         this.#faults.add(fault.kind, fault.count ?? 1);
     }
@@ -197,6 +202,11 @@ export class ZkSimulator {
 
   clearFaults(): void {
     this.#faults.clear();
+  }
+
+  /** The last 10,000 packets received, oldest first, each logged the moment it was framed. */
+  receivedCommands(): readonly ReceivedCommand[] {
+    return this.#device.received.entries();
   }
 
   stats(): ZkSimStats {

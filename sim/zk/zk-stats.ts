@@ -7,6 +7,12 @@ export interface ZkSimStats {
   commands: Record<number, number>;
   /** Packets from the client other than event acknowledgements: one per round trip. */
   requests: number;
+  /** CMD_EXIT packets, counted on receipt (before stalls, silence or the virtual wire). */
+  exits: number;
+  /** CMD_REG_EVENT packets with mask 0 (unregistering), counted on receipt. */
+  eventUnregisters: number;
+  /** Packets received while the "silent" fault was on and never answered. */
+  silenced: number;
   /** 1503 requests that produced a set. */
   bulkPrepares: number;
   /** 1504 chunk requests answered, plus legacy ATTLOG_RRQ reads. */
@@ -37,6 +43,9 @@ export function emptyStats(): ZkSimStats {
     currentConnections: 0,
     commands: {},
     requests: 0,
+    exits: 0,
+    eventUnregisters: 0,
+    silenced: 0,
     bulkPrepares: 0,
     bulkChunks: 0,
     bytesSent: 0,
