@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { FaultBook } from "./fault-book.ts";
+import type { ReplyStream } from "./reply-stream.ts";
 import { SeededRandom } from "./seeded-random.ts";
 import { TcpPacketReader } from "./tcp-packet-reader.ts";
 import { type LinkOptions, VirtualWire } from "./virtual-wire.ts";
 import { isZkChecksumValid } from "./zk-checksum.ts";
+import { ZK_CMD } from "./zk-commands.ts";
 import type { EventTarget, Reply, SessionState, Transport, ZkDevice } from "./zk-device.ts";
 import { decodeZkPacket, encodeZkPacket, frameTcp, type ZkPacket } from "./zk-packet.ts";
 
@@ -34,6 +36,18 @@ const WIRE_HIGH_WATER = 512 * 1024;
 const TCP_SEGMENT = 1448;
 const TCP_IP_ETHERNET_OVERHEAD = 52 + 18;
 const UDP_IP_ETHERNET_OVERHEAD = 28 + 18;
+/** A UDP flood sends this many datagrams per millisecond at most, so it cannot starve the event loop. */
+const UDP_FLOOD_BURST = 8;
+
+/**
+ * Whether a request makes the device abandon a streamed answer. Pipelined chunk requests wait their
+ * turn (a dripping chunk must stay a drip), and event acknowledgements are not requests at all.
+ */
+function endsStream(packet: Buffer): boolean {
+  if (packet.length < 8) return false;
+  const command = packet.readUInt16LE(0);
+  return command !== ZK_CMD.DATA_RDY && command !== ZK_CMD.ACK_OK;
+}
 
 /**
  * One client session. Requests are answered strictly in arrival order (clients pipeline 1504s),
@@ -52,6 +66,8 @@ export class ZkConnection implements EventTarget {
   readonly #inbox: Buffer[] = [];
   #isPumping = false;
   #isClosed = false;
+  /** Set while a streamed answer is going out; aborting it ends the stream at the next packet. */
+  #streamAbort: AbortController | undefined;
   #outChain: Promise<void> = Promise.resolve();
 
   constructor(device: ZkDevice, faults: FaultBook, conduit: Conduit, options: ConnectionOptions) {
@@ -104,6 +120,7 @@ export class ZkConnection implements EventTarget {
   #accept(packets: readonly Buffer[]): void {
     if (this.#isClosed) return;
     this.#inbox.push(...packets);
+    if (packets.some(endsStream)) this.#streamAbort?.abort();
     if (!this.#isPumping && this.#inbox.length > 0) {
       this.#pump().catch(() => this.#shutdown(false));
     }
@@ -149,7 +166,7 @@ export class ZkConnection implements EventTarget {
     let mode = this.#options.writeMode;
     if (!isEvent && faults.take("split")) mode = "split";
     else if (!isEvent && faults.take("merge")) mode = "merged";
-    const drop = !isEvent && reply.isBulk === true && faults.take("drop-mid-transfer");
+    const drop = !isEvent && reply.isBulk === true && !reply.stream && faults.take("drop-mid-transfer");
 
     const frames = reply.packets.map((p) => {
       const encoded = encodeZkPacket(p, corrupt);
@@ -186,12 +203,54 @@ export class ZkConnection implements EventTarget {
         if (mode === "paced" && i < frames.length - 1) await sleep(this.#options.pacingMs);
       }
     }
+    if (reply.stream) await this.#stream(reply.stream, tcp);
     if (reply.closeAfter) {
       this.#closeAfterDelivery();
       return;
     }
     await this.#conduit.whenWritable();
     await this.#outWire?.whenBelow(WIRE_HIGH_WATER);
+  }
+
+  /**
+   * Sends a lazily built tail one packet per write, until it ends, the client sends another request,
+   * the device falls silent or the connection closes. Nothing is built ahead of the socket.
+   */
+  async #stream(stream: ReplyStream, tcp: boolean): Promise<void> {
+    const abort = new AbortController();
+    this.#streamAbort = abort;
+    const { signal } = abort;
+    const aborted = new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+    const pause = (ms: number) => sleep(ms, undefined, { signal }).catch(() => undefined);
+    const stopped = () => this.#isClosed || signal.aborted || this.#faults.isSilent;
+    try {
+      if (this.#inbox.some(endsStream)) return;
+      for (let sent = 0; !stopped(); sent++) {
+        const next = stream.packets.next();
+        if (next.done) return;
+        const packet = next.value;
+        if (stream.pace.kind === "interval" && packet.command === ZK_CMD.DATA) {
+          await pause(stream.pace.ms);
+          if (stopped()) return;
+        }
+        const encoded = encodeZkPacket(packet);
+        this.#device.stats.packetsSent++;
+        this.#emit(tcp ? frameTcp(encoded) : encoded);
+        if (stream.pace.kind === "flood") {
+          if (!tcp) {
+            if (sent % UDP_FLOOD_BURST === UDP_FLOOD_BURST - 1) await pause(1);
+          } else {
+            await Promise.race([this.#conduit.whenWritable(), aborted]);
+            // A fast reader keeps the socket writable; without this the loop would never let I/O in.
+            if (sent % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+          }
+        }
+        if (this.#outWire) await Promise.race([this.#outWire.whenBelow(WIRE_HIGH_WATER), aborted]);
+      }
+    } finally {
+      if (this.#streamAbort === abort) this.#streamAbort = undefined;
+      abort.abort();
+    }
   }
 
   /** drop-mid-transfer: the start of the data, then the line goes dead. */
@@ -246,6 +305,7 @@ export class ZkConnection implements EventTarget {
     const wasOpen = !this.#closedNotified;
     this.#isClosed = true;
     this.#inbox.length = 0;
+    this.#streamAbort?.abort();
     this.#inWire?.close();
     // A graceful close is scheduled on the wire itself, so closing the wire here would drop the tail.
     if (!graceful) this.#outWire?.close();

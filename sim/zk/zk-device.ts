@@ -2,6 +2,14 @@ import { AttendanceLog, type DataSet, dataSet } from "./attendance-log.ts";
 import { isCommKeyValid } from "./comm-key.ts";
 import { DeviceClock } from "./device-clock.ts";
 import type { FaultBook } from "./fault-book.ts";
+import {
+  checkHostile,
+  checkTrickle,
+  type HostileOptions,
+  oversizedSet,
+  syntheticUserSet,
+  type TrickleOptions,
+} from "./hostile.ts";
 import { ReceivedLog } from "./received-log.ts";
 import {
   type EventFormat,
@@ -13,6 +21,7 @@ import {
   type SimUser,
   type UserSize,
 } from "./record-codec.ts";
+import { chunkPackets, type ReplyStream } from "./reply-stream.ts";
 import { SeededRandom } from "./seeded-random.ts";
 import { EF_ATTLOG, TCP_MAX_CHUNK, UDP_MAX_DATA, ZK_CMD } from "./zk-commands.ts";
 import { decodeZkPacket, type ZkPacket, zkPacket } from "./zk-packet.ts";
@@ -60,6 +69,8 @@ export interface DeviceConfig {
   /** The session field of a 1504 answer's TCP CMD_DATA packets counts 1, 2, 3, ... */
   readonly dataPacketSessionCounter: boolean;
   readonly prepareDataSecondWord: number;
+  readonly hostile: HostileOptions | undefined;
+  readonly trickle: TrickleOptions | undefined;
 }
 
 /** Per TCP connection or per UDP peer. */
@@ -72,11 +83,23 @@ export interface SessionState {
   dataSet: DataSet | undefined;
 }
 
-/** What one request produces; `isBulk` marks PREPARE_DATA, CMD_DATA..., ACK_OK answers. */
+/**
+ * What one request produces; `isBulk` marks PREPARE_DATA, CMD_DATA..., ACK_OK answers. A `stream`
+ * follows `packets` when the answer is too big or too slow to build up front (hostile and trickle).
+ */
 export interface Reply {
   readonly packets: readonly ZkPacket[];
   readonly isBulk?: boolean;
   readonly closeAfter?: boolean;
+  readonly stream?: ReplyStream;
+}
+
+/** How #bulk cuts one chunk. */
+interface BulkShape {
+  readonly tcpPacketSize: number;
+  readonly countSessions?: boolean;
+  /** What PREPARE_DATA claims, when it lies about the chunk's length. */
+  readonly announce?: number;
 }
 
 /** A connection the device can push events to. */
@@ -109,6 +132,8 @@ export interface PunchInput {
 const GENERATED_STEP_MS = 7000;
 const ADMIN_PRIVILEGE = 14;
 const STATE_IDLE = 0;
+/** CMD_DATA size of a hostile flood over TCP: big packets, so the client's memory is what runs out first. */
+const FLOOD_TCP_PACKET = 60 * 1024;
 
 /** The device's state and its answer to every command; transports and faults live elsewhere. */
 export class ZkDevice {
@@ -130,12 +155,16 @@ export class ZkDevice {
   #liveTimer: NodeJS.Timeout | undefined;
   #liveSecond = "";
   readonly #liveUsed = new Set<string>();
+  #hostile: HostileOptions | undefined;
+  #trickle: TrickleOptions | undefined;
 
   constructor(config: DeviceConfig, stats: ZkSimStats, faults: FaultBook) {
     this.config = config;
     this.stats = stats;
     this.#faults = faults;
     this.#random = new SeededRandom(config.seed);
+    this.setHostile(config.hostile);
+    this.setTrickle(config.trickle);
     this.clock = new DeviceClock(config.timeZone, config.clockOffsetMs);
     // Looks like a seconds counter on real units; any non-zero 16-bit value will do.
     this.#nextSession = this.#random.int(1, 0xfff0);
@@ -153,6 +182,15 @@ export class ZkDevice {
 
   get isDisabled(): boolean {
     return this.#isDisabled;
+  }
+
+  /** Takes effect from the next 1503/1504; a set already prepared keeps what it announced. */
+  setHostile(h: HostileOptions | undefined): void {
+    this.#hostile = checkHostile(h, this.config.userSize);
+  }
+
+  setTrickle(t: TrickleOptions | undefined): void {
+    this.#trickle = checkTrickle(t);
   }
 
   register(target: EventTarget): void {
@@ -303,7 +341,9 @@ export class ZkDevice {
         return ack(ZK_CMD.ACK_OK);
       case ZK_CMD.ATTLOG_RRQ:
         this.stats.bulkChunks++;
-        return this.#bulk(s, this.log.snapshot().read(0, Number.MAX_SAFE_INTEGER), sessionId, p.replyId, TCP_MAX_CHUNK);
+        return this.#bulk(s, this.log.snapshot().read(0, Number.MAX_SAFE_INTEGER), sessionId, p.replyId, {
+          tcpPacketSize: TCP_MAX_CHUNK,
+        });
       case ZK_CMD.REG_EVENT:
         s.eventMask = eventMask(p.data);
         return ack(ZK_CMD.ACK_OK);
@@ -363,7 +403,7 @@ export class ZkDevice {
   #prepareSet(s: SessionState, p: ZkPacket, ack: (command: number, data?: Buffer) => Reply): Reply {
     const sub = p.data.length >= 3 ? p.data.readUInt16LE(1) : -1;
     let set: DataSet;
-    if (sub === ZK_CMD.ATTLOG_RRQ) set = this.log.snapshot();
+    if (sub === ZK_CMD.ATTLOG_RRQ) set = this.#attendanceSet();
     else if (sub === ZK_CMD.USERTEMP_RRQ) set = this.#userSet();
     else if (sub === ZK_CMD.DB_RRQ)
       set = dataSet(Buffer.alloc(0)); // no fingerprint templates enrolled
@@ -371,7 +411,10 @@ export class ZkDevice {
     this.stats.bulkPrepares++;
     if (set.size <= this.config.inlineThreshold) {
       s.dataSet = undefined;
-      return { packets: [zkPacket(ZK_CMD.DATA, s.sessionId, p.replyId, set.read(0, set.size))] };
+      const whole = set.read(0, set.size);
+      // A dripping terminal drips this too, framed like a chunk so the drip has a length to announce.
+      if (this.#trickle) return this.#bulk(s, whole, s.sessionId, p.replyId, { tcpPacketSize: TCP_MAX_CHUNK });
+      return { packets: [zkPacket(ZK_CMD.DATA, s.sessionId, p.replyId, whole)] };
     }
     s.dataSet = set;
     const info = Buffer.alloc(13);
@@ -386,27 +429,35 @@ export class ZkDevice {
     const chunk = s.dataSet.read(p.data.readUInt32LE(0), p.data.readUInt32LE(4));
     // By default one CMD_DATA per chunk, since pyzk times out when it is split; some firmware splits anyway.
     const c = this.config;
-    return this.#bulk(s, chunk, session, p.replyId, c.tcpDataPacketSize, c.dataPacketSessionCounter);
+    return this.#bulk(s, chunk, session, p.replyId, {
+      tcpPacketSize: c.tcpDataPacketSize,
+      countSessions: c.dataPacketSessionCounter,
+      ...(this.#hostile?.prepareBytes === undefined ? {} : { announce: this.#hostile.prepareBytes }),
+    });
   }
 
   /** PREPARE_DATA, CMD_DATA packet(s), ACK_OK, all with the request's reply id. */
-  #bulk(
-    s: SessionState,
-    chunk: Buffer,
-    session: number,
-    replyId: number,
-    tcpPacketSize: number,
-    countSessions = false,
-  ): Reply {
-    const packets = [zkPacket(ZK_CMD.PREPARE_DATA, session, replyId, this.#prepareData(chunk.length))];
+  #bulk(s: SessionState, chunk: Buffer, session: number, replyId: number, shape: BulkShape): Reply {
+    const announced = shape.announce ?? chunk.length;
+    const packets = [zkPacket(ZK_CMD.PREPARE_DATA, session, replyId, this.#prepareData(announced))];
     const tcp = s.transport === "tcp";
+    const trickle = this.#trickle;
     // pyzk reads datagrams with a 1,032-byte buffer, so UDP data packets stay at 1,024 bytes or less.
-    const step = tcp ? tcpPacketSize : UDP_MAX_DATA;
+    if (trickle || announced !== chunk.length) {
+      const wanted = trickle?.bytesPerPacket ?? (tcp ? FLOOD_TCP_PACKET : UDP_MAX_DATA);
+      const size = tcp ? wanted : Math.min(wanted, UDP_MAX_DATA);
+      const stream: ReplyStream = {
+        packets: chunkPackets(chunk, announced, size, session, replyId),
+        pace: trickle ? { kind: "interval", ms: trickle.intervalMs } : { kind: "flood" },
+      };
+      return { packets, isBulk: true, stream };
+    }
+    const step = tcp ? shape.tcpPacketSize : UDP_MAX_DATA;
     let at = 0;
     let n = 0;
     do {
       // Captured firmware numbers the packets of a chunk in the session field instead of the session id.
-      const field = tcp && countSessions ? ++n : session;
+      const field = tcp && shape.countSessions ? ++n : session;
       packets.push(zkPacket(ZK_CMD.DATA, field, replyId, chunk.subarray(at, at + step)));
       at += step;
     } while (at < chunk.length);
@@ -463,8 +514,15 @@ export class ZkDevice {
     return builtIn[name];
   }
 
+  #attendanceSet(): DataSet {
+    const announce = this.#hostile?.announceBytes;
+    return announce === undefined ? this.log.snapshot() : oversizedSet(this.log.snapshot(), announce);
+  }
+
   #userSet(): DataSet {
     const size = this.config.userSize;
+    const hostileCount = this.#hostile?.userTableRecords;
+    if (hostileCount !== undefined) return syntheticUserSet(this.#users, hostileCount, size);
     const body = Buffer.alloc(this.#users.length * size);
     this.#users.forEach((u, i) => {
       encodeUser(size, u, body, i * size);

@@ -2,6 +2,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { FaultBook, type ZkFault } from "./fault-book.ts";
+import type { HostileOptions, TrickleOptions } from "./hostile.ts";
 import type { ReceivedCommand } from "./received-log.ts";
 import {
   type EventFormat,
@@ -18,6 +19,7 @@ import { emptyStats, type ZkSimStats } from "./zk-stats.ts";
 import { formatWallClock } from "./zk-time.ts";
 
 export type { ZkFault } from "./fault-book.ts";
+export type { HostileOptions, TrickleOptions } from "./hostile.ts";
 export type { ReceivedCommand } from "./received-log.ts";
 export type { LinkOptions } from "./virtual-wire.ts";
 export type { WriteMode } from "./zk-connection.ts";
@@ -75,6 +77,24 @@ export interface ZkSimulatorOptions {
   readonly dataPacketSessionCounter?: boolean;
   /** The second u32 of PREPARE_DATA's data (default 0; 1008, 65536 and 65528 were seen). */
   readonly prepareDataSecondWord?: number;
+  /**
+   * A terminal that lies about sizes from the start (setHostile() turns it on later):
+   * - announceBytes: the attendance set's 1503 size info claims this many bytes (up to 0xFFFFFFFF)
+   *   while GET_FREE_SIZES stays truthful; 1504 reads below it get the real records, then zeros.
+   * - prepareBytes: every 1504 answer's PREPARE_DATA claims this many bytes and the device streams
+   *   them (60 KB CMD_DATA packets over TCP at the socket's pace, 1,024-byte datagrams over UDP)
+   *   until done, the connection closes, or the client sends a request other than another 1504.
+   * - userTableRecords: the user set holds this many users, made on demand per read, while
+   *   GET_FREE_SIZES reports the enrolled count and its usual capacity.
+   */
+  readonly hostile?: HostileOptions;
+  /**
+   * Bulk answers (1504, legacy 13, and inline 1503 sets, which then come framed like a chunk) drip:
+   * PREPARE_DATA with the true length, then CMD_DATA packets of bytesPerPacket bytes (at most 1,024
+   * over UDP) one every intervalMs, then ACK_OK. Ends early only when the connection closes or the
+   * client sends a request other than another 1504. setTrickle() turns it on later.
+   */
+  readonly trickle?: TrickleOptions;
   readonly writeMode?: WriteMode;
   /** Pause between packets of one reply in "paced" mode. */
   readonly pacingMs?: number;
@@ -200,6 +220,16 @@ export class ZkSimulator {
     }
   }
 
+  /** Makes the terminal hostile from its next 1503/1504 on, or honest again with undefined. */
+  setHostile(hostile: HostileOptions | undefined): void {
+    this.#device.setHostile(hostile);
+  }
+
+  /** Makes bulk answers drip from the next one on, or flow again with undefined. */
+  setTrickle(trickle: TrickleOptions | undefined): void {
+    this.#device.setTrickle(trickle);
+  }
+
   clearFaults(): void {
     this.#faults.clear();
   }
@@ -321,6 +351,8 @@ function resolveConfig(o: ZkSimulatorOptions, host: string): DeviceConfig {
     tcpDataPacketSize: o.tcpDataPacketSize ?? Number.MAX_SAFE_INTEGER,
     dataPacketSessionCounter: o.dataPacketSessionCounter ?? false,
     prepareDataSecondWord: o.prepareDataSecondWord ?? 0,
+    hostile: o.hostile,
+    trickle: o.trickle,
   };
   if (!Number.isInteger(config.commKey) || config.commKey < 0 || config.commKey > 0xffff_ffff) {
     throw new RangeError(`commKey must be a non-negative integer, got ${config.commKey}.`);
