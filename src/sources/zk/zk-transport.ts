@@ -17,6 +17,9 @@ export interface ZkTransport {
   readonly bytesSent: number;
 }
 
+/** How long a closing TCP socket may take to flush its last packets before it is destroyed. */
+const CLOSE_FLUSH_MS = 500;
+
 export interface TransportHandlers {
   onPacket(packet: Buffer): void;
   /** Called once when the link ends for any reason other than our own close(). */
@@ -113,7 +116,11 @@ export async function openTcpTransport(
     close() {
       if (closed) return;
       closed = true;
-      socket.destroy();
+      // A FIN after the goodbye, not a destroy: closing with unread bytes in our buffer sends a reset, and a reset
+      // makes the terminal's stack discard what it has not read yet — the EXIT just sent. What still arrives is
+      // read and dropped until the terminal closes, or the timer cuts one that never does.
+      socket.end();
+      setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS).unref();
     },
   };
   const end = (error: BioError) => {
@@ -123,6 +130,8 @@ export async function openTcpTransport(
     handlers.onClose(error);
   };
   socket.on("data", (chunk: Buffer) => {
+    // Whatever a terminal still streams after our goodbye is not read.
+    if (closed) return;
     transport.bytesReceived += chunk.length;
     for (const packet of reader.push(chunk)) handlers.onPacket(packet);
   });
