@@ -7,6 +7,8 @@
  * 2. What an unchanged terminal costs per poll.
  * 3. Real-time event → reference cloud latency, through a real `bioapi run` process.
  * 4. 200 simulated terminals polled by one connector process: peak RSS and idle CPU.
+ * 5. 20 healthy terminals beside hostile ones (a 4 GiB log, a 4 GiB chunk, a 1,000,000-user table, a chunk dripped a
+ *    byte at a time) in one connector: its peak RSS, and the healthy terminals' poll latency against the same 20 alone.
  *
  * BENCH_ZK_RECORDS (100,000), BENCH_ZK_TERMINALS (200), BENCH_ZK_EVENTS (200) override the sizes.
  */
@@ -25,7 +27,7 @@ import { ConnectorProcess } from "../test/helpers/connector-process.ts";
 import { sourceHarness } from "../test/helpers/run-source.ts";
 import { tempDir } from "../test/helpers/temp-dir.ts";
 import { waitFor } from "../test/helpers/wait-for.ts";
-import { log, percentile } from "./bench-kit.ts";
+import { log, peakRssMb, percentile } from "./bench-kit.ts";
 
 const RECORDS = Number(process.env.BENCH_ZK_RECORDS ?? 100_000);
 const TERMINALS = Number(process.env.BENCH_ZK_TERMINALS ?? 200);
@@ -300,6 +302,82 @@ async function manyTerminals(): Promise<{
   }
 }
 
+const HEALTHY = 20;
+const POLL_SAMPLES = 5;
+
+/** The terminals a hostile neighbour can be, each as a simulator option set. */
+const HOSTILE_KINDS = [
+  { name: "4 GiB log", options: { hostile: { announceBytes: 0xffff_ffff } } },
+  { name: "4 GiB chunk", options: { hostile: { prepareBytes: 0xffff_ffff } } },
+  { name: "1,000,000 users", options: { recordSize: 8 as const, hostile: { userTableRecords: 1_000_000 } } },
+  { name: "trickle", options: { trickle: { bytesPerPacket: 1, intervalMs: 3000 } } },
+] as const;
+
+/**
+ * Punch → cloud latency on `HEALTHY` polled terminals (real-time off, so it is the poll that finds each punch), with
+ * or without hostile neighbours in the same connector process; and that process's peak RSS.
+ */
+async function pollLatency(withHostile: boolean): Promise<{
+  p50Ms: number;
+  p99Ms: number;
+  peakRssMb: number;
+  /** Per hostile terminal: sessions it was given and CMD_EXITs it received (each refusal ends one session). */
+  hostileSessions: Array<{ kind: string; sessions: number; exits: number }>;
+}> {
+  await using dir = await tempDir("bioapi-bench-zk-hostile-");
+  const healthy: ZkSimulator[] = [];
+  for (let i = 0; i < HEALTHY; i++) {
+    healthy.push(await ZkSimulator.start({ records: 500, serial: `CALM${String(i).padStart(4, "0")}`, seed: i + 1 }));
+  }
+  const hostile: ZkSimulator[] = [];
+  if (withHostile) {
+    for (const [i, kind] of HOSTILE_KINDS.entries()) {
+      hostile.push(await ZkSimulator.start({ records: 500, serial: `HOSTILE${i}`, ...kind.options }));
+    }
+  }
+  const source = (sim: ZkSimulator, i: number) => ({ ...zkSource(sim, i), realtime: false, pollIntervalMs: 1000 });
+  const { cloud, nodeId, dataDir } = await enrolledConnector(dir.path, [
+    ...healthy.map(source),
+    ...hostile.map((sim, i) => source(sim, HEALTHY + i)),
+  ]);
+  const connector = await ConnectorProcess.started(dataDir, ["--log-level", "warn"]);
+  try {
+    await waitFor("every healthy log in the cloud", () => cloud.count(nodeId) >= HEALTHY * 500, 120_000, 50);
+    const sent = new Map<string, number>();
+    for (let round = 0; round < POLL_SAMPLES; round++) {
+      for (const [i, sim] of healthy.entries()) {
+        const record = sim.addPunch({ userId: String(60_000 + round * HEALTHY + i), state: round % 2 });
+        sent.set(punchId(sim.serial, record.userId, record.time.replace(" ", "T"), record.state), Date.now());
+        await new Promise((r) => setTimeout(r, 1000 / HEALTHY));
+      }
+    }
+    const expected = HEALTHY * 500 + sent.size;
+    await waitFor("every healthy punch in the cloud", () => cloud.count(nodeId) >= expected, 60_000, 20);
+    const latencies: number[] = [];
+    for (const p of cloud.punches(nodeId, 1_000_000)) {
+      const at = sent.get(p.id);
+      if (at !== undefined) latencies.push(Date.parse(p.firstReceivedAt) - at);
+    }
+    const hostileSessions = hostile.map((sim, i) => ({
+      kind: HOSTILE_KINDS[i]?.name ?? "?",
+      sessions: sim.stats().connectionsAccepted,
+      exits: sim.stats().exits,
+    }));
+    // A hostile terminal that was never refused would prove nothing about its neighbours.
+    for (const h of hostileSessions) if (h.exits === 0) throw new Error(`the ${h.kind} terminal was never refused`);
+    return {
+      p50Ms: Math.round(percentile(latencies, 50)),
+      p99Ms: Math.round(percentile(latencies, 99)),
+      peakRssMb: Number((await peakRssMb(connector.child.pid as number)).toFixed(1)),
+      hostileSessions,
+    };
+  } finally {
+    await connector.kill("SIGTERM");
+    await Promise.all([...healthy, ...hostile].map((s) => s.close()));
+    await cloud.close();
+  }
+}
+
 async function main(): Promise<void> {
   log(`Reading ${RECORDS.toLocaleString()} records through a ${BANDWIDTH / 1e6} Mbit/s, ${RTT_MS} ms round-trip link…`);
   const tcp = await ourRead("tcp");
@@ -314,6 +392,11 @@ async function main(): Promise<void> {
   log(`  real-time event → cloud: p99 ${rt.p99Ms} ms`);
   const many = await manyTerminals();
   log(`  ${many.terminals} terminals: peak RSS ${many.peakRssMb} MB, idle CPU ${many.idleCpuPercent}%`);
+  const calm = await pollLatency(false);
+  log(`  ${HEALTHY} terminals alone: poll latency p99 ${calm.p99Ms} ms, peak RSS ${calm.peakRssMb} MB`);
+  const stormy = await pollLatency(true);
+  log(`  …beside ${HOSTILE_KINDS.length} hostile ones: p99 ${stormy.p99Ms} ms, peak RSS ${stormy.peakRssMb} MB`);
+  const latencyRatio = Number((stormy.p99Ms / Math.max(1, calm.p99Ms)).toFixed(2));
 
   const result = {
     link: { bandwidthBitsPerSec: BANDWIDTH, roundTripMs: RTT_MS },
@@ -322,6 +405,15 @@ async function main(): Promise<void> {
     unchangedTerminal: idle,
     realtime: { ...rt, targetP99Ms: 300 },
     manyTerminals: { ...many, targetRssMb: 200, targetIdleCpuPercent: 3 },
+    hostileNeighbours: {
+      healthy: HEALTHY,
+      hostile: HOSTILE_KINDS.map((k) => k.name),
+      alone: calm,
+      beside: stormy,
+      p99Ratio: latencyRatio,
+      targetRssMb: 200,
+      targetP99Ratio: 1.5,
+    },
   };
   const pass = (ok: boolean) => (ok ? "PASS" : "FAIL");
   const rows: Array<[string, string, string]> = [
@@ -350,6 +442,11 @@ async function main(): Promise<void> {
       `${many.terminals} terminals, one connector`,
       `peak RSS ${many.peakRssMb} MB, idle CPU ${many.idleCpuPercent}%`,
       `targets < 200 MB, < 3% ${pass(many.peakRssMb < 200 && many.idleCpuPercent < 3)}`,
+    ],
+    [
+      `${HEALTHY} terminals beside ${HOSTILE_KINDS.length} hostile`,
+      `poll p99 ${stormy.p99Ms} ms vs ${calm.p99Ms} ms alone (${latencyRatio}×), peak RSS ${stormy.peakRssMb} MB`,
+      `targets ≤ 1.5×, < 200 MB ${pass(latencyRatio <= 1.5 && stormy.peakRssMb < 200)}`,
     ],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));

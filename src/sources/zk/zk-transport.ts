@@ -171,6 +171,14 @@ export async function openUdpTransport(
     });
   });
   let closed = false;
+  let released = false;
+  // Datagrams handed to the socket whose send has not completed: the goodbye is usually the last of them.
+  let inFlight = 0;
+  const release = () => {
+    if (released) return;
+    released = true;
+    socket.close();
+  };
   const transport = {
     kind: "udp" as const,
     bytesReceived: 0,
@@ -178,25 +186,34 @@ export async function openUdpTransport(
     send(packet: Buffer) {
       if (closed) return;
       transport.bytesSent += packet.length;
+      inFlight++;
       // A connected UDP socket reports an ICMP "port unreachable" through the send callback.
       socket.send(packet, (error) => {
+        inFlight--;
         if (error) fail(error);
+        else if (closed && inFlight === 0) release();
       });
     },
     close() {
       if (closed) return;
       closed = true;
-      socket.close();
+      // Closing with a send still queued would drop it, and with it the CMD_EXIT that frees the terminal.
+      if (inFlight === 0) release();
+      else setTimeout(release, CLOSE_FLUSH_MS).unref();
     },
   };
   socket.on("message", (packet: Buffer) => {
+    if (closed) return;
     transport.bytesReceived += packet.length;
     handlers.onPacket(packet);
   });
   function fail(error: NodeJS.ErrnoException) {
-    if (closed) return;
+    if (closed) {
+      release();
+      return;
+    }
     closed = true;
-    socket.close();
+    release();
     handlers.onClose(linkError(error, options, "udp"));
   }
   socket.on("error", fail);
