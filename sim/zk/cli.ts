@@ -1,7 +1,14 @@
 import { parseArgs } from "node:util";
-import { RECORD_SIZES, type RecordSize, USER_SIZES, type UserSize } from "./record-codec.ts";
+import {
+  RECORD_LAYOUTS,
+  RECORD_SIZES,
+  type RecordLayout,
+  type RecordSize,
+  USER_SIZES,
+  type UserSize,
+} from "./record-codec.ts";
 import { WRITE_MODES, type WriteMode } from "./zk-connection.ts";
-import { type Transport, ZkSimulator, type ZkSimulatorOptions } from "./zk-simulator.ts";
+import { type Transport, type TrickleOptions, ZkSimulator, type ZkSimulatorOptions } from "./zk-simulator.ts";
 
 export const USAGE = `bioapi sim zk — run simulated ZK terminals (TCP/UDP, protocol port 4370)
 
@@ -14,6 +21,7 @@ export const USAGE = `bioapi sim zk — run simulated ZK terminals (TCP/UDP, pro
   --records N            preloaded attendance records (default 0)
   --users N              enrolled users (default 100)
   --record-size N        8 | 16 | 40 (default 40)
+  --record-layout L      standard | zem500: byte order of 8-byte records (default standard)
   --user-size N          28 | 72 (default 72)
   --rate N               live punches per second (default 0)
   --tz ZONE              device time zone, IANA name (default UTC)
@@ -23,6 +31,21 @@ export const USAGE = `bioapi sim zk — run simulated ZK terminals (TCP/UDP, pro
   --single-connection    turn away a second TCP client while one is connected
   --write-mode M         normal | paced | merged | split (default normal)
   --seed N               seed for generated data (default 1)
+
+Replies seen from real firmware:
+  --connect-reply-byte B the CONNECT acknowledgement carries this one data byte (0-255)
+  --tcp-data-packet-size N
+                         split each TCP chunk into CMD_DATA packets of at most N bytes (real: 1008)
+  --session-counter      those CMD_DATA packets count 1, 2, 3, ... in the session field
+  --prepare-second-word N
+                         second u32 of PREPARE_DATA (default 0; seen: 1008, 65536, 65528)
+
+Hostile terminals:
+  --hostile-announce N   the attendance set claims N bytes in its 1503 size info (e.g. 4294967295)
+  --hostile-prepare N    every chunk's PREPARE_DATA claims N bytes, then that much filler streams
+  --hostile-users N      the user table holds N users, beyond the capacity the terminal reports
+  --trickle BYTES:MS     bulk answers drip BYTES of CMD_DATA every MS milliseconds
+
   --help                 show this text
 
 Runs until SIGINT or SIGTERM.`;
@@ -68,6 +91,67 @@ function oneOf<T extends string | number>(
   return found;
 }
 
+const U32_MAX = 0xffff_ffff;
+
+/** An optional integer flag: absent stays absent, so the simulator keeps its own default. */
+function optionalInt(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = int(name, value, 0, min, max);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be a whole number, got "${value}".`);
+  return n;
+}
+
+/** "BYTES:MS" → a trickle; both parts are required so a typo cannot mean "as fast as possible". */
+function trickle(value: string | undefined): TrickleOptions | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+):(\d+(?:\.\d+)?)$/.exec(value);
+  const bytes = Number(m?.[1]);
+  const ms = Number(m?.[2]);
+  if (!m || !(bytes >= 1 && bytes <= 1 << 20) || !(ms >= 0 && ms <= 3_600_000)) {
+    throw new UsageError(
+      `--trickle must be BYTES:MS, e.g. 1:3000 (1 to 1048576 bytes, 0 to 3600000 ms), got "${value}".`,
+    );
+  }
+  return { bytesPerPacket: bytes, intervalMs: ms };
+}
+
+interface RealismFlags {
+  readonly "record-layout"?: string | undefined;
+  readonly "connect-reply-byte"?: string | undefined;
+  readonly "tcp-data-packet-size"?: string | undefined;
+  readonly "session-counter"?: boolean | undefined;
+  readonly "prepare-second-word"?: string | undefined;
+  readonly "hostile-announce"?: string | undefined;
+  readonly "hostile-prepare"?: string | undefined;
+  readonly "hostile-users"?: string | undefined;
+  readonly trickle?: string | undefined;
+}
+
+/** The real-firmware and hostile switches; only flags that were given become options. */
+function realismOptions(v: RealismFlags): ZkSimulatorOptions {
+  const connectByte = optionalInt("connect-reply-byte", v["connect-reply-byte"], 0, 255);
+  const packetSize = optionalInt("tcp-data-packet-size", v["tcp-data-packet-size"], 1, 1 << 20);
+  const secondWord = optionalInt("prepare-second-word", v["prepare-second-word"], 0, U32_MAX);
+  const announce = optionalInt("hostile-announce", v["hostile-announce"], 4, U32_MAX);
+  const prepare = optionalInt("hostile-prepare", v["hostile-prepare"], 0, U32_MAX);
+  const users = optionalInt("hostile-users", v["hostile-users"], 0, 50_000_000);
+  const hostile = {
+    ...(announce === undefined ? {} : { announceBytes: announce }),
+    ...(prepare === undefined ? {} : { prepareBytes: prepare }),
+    ...(users === undefined ? {} : { userTableRecords: users }),
+  };
+  const drip = trickle(v.trickle);
+  return {
+    recordLayout: oneOf<RecordLayout>("record-layout", v["record-layout"], RECORD_LAYOUTS, "standard"),
+    ...(connectByte === undefined ? {} : { connectReplyData: Buffer.from([connectByte]) }),
+    ...(packetSize === undefined ? {} : { tcpDataPacketSize: packetSize }),
+    ...(v["session-counter"] ? { dataPacketSessionCounter: true } : {}),
+    ...(secondWord === undefined ? {} : { prepareDataSecondWord: secondWord }),
+    ...(Object.keys(hostile).length > 0 ? { hostile } : {}),
+    ...(drip ? { trickle: drip } : {}),
+  };
+}
+
 /** "SIM0000001" + 2 → "SIM0000003", keeping the digit width. */
 export function nthSerial(serial: string, n: number): string {
   const m = /^(.*?)(\d+)$/.exec(serial);
@@ -100,6 +184,15 @@ function parse(argv: string[]): { options: ZkSimulatorOptions[]; help: boolean }
       "single-connection": { type: "boolean" },
       "write-mode": { type: "string" },
       seed: { type: "string" },
+      "record-layout": { type: "string" },
+      "connect-reply-byte": { type: "string" },
+      "tcp-data-packet-size": { type: "string" },
+      "session-counter": { type: "boolean" },
+      "prepare-second-word": { type: "string" },
+      "hostile-announce": { type: "string" },
+      "hostile-prepare": { type: "string" },
+      "hostile-users": { type: "string" },
+      trickle: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -136,10 +229,14 @@ function parse(argv: string[]): { options: ZkSimulatorOptions[]; help: boolean }
     singleConnection: values["single-connection"] ?? false,
     writeMode: oneOf<WriteMode>("write-mode", values["write-mode"], WRITE_MODES, "normal"),
     seed: int("seed", values.seed, 1, 0, 0xffff_ffff),
+    ...realismOptions(values),
     ...(bandwidth !== undefined || latency !== undefined
       ? { link: { bandwidthBitsPerSec: bandwidth ?? 0, latencyMs: latency ?? 0 } }
       : {}),
   } satisfies ZkSimulatorOptions;
+  if (base.recordLayout !== "standard" && base.recordSize !== 8) {
+    throw new UsageError(`--record-layout ${base.recordLayout} describes 8-byte records; add --record-size 8.`);
+  }
   const serial = values.serial ?? "SIM0000001";
   const options = Array.from({ length: count }, (_, i) => ({
     ...base,
