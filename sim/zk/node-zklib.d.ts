@@ -22,6 +22,8 @@ declare module "node-zklib" {
     getUsers(): Promise<{ data: ZkLibUser[]; err: unknown }>;
     getAttendances(): Promise<{ data: ZkLibRecord[]; err: unknown }>;
     disconnect(): Promise<unknown>;
+    /** Sends one command; resolves with the reply's ZK header and data (TCP prefix removed). */
+    executeCmd(command: number, data?: string | Buffer): Promise<Buffer>;
   }
   export default ZKLib;
 }
