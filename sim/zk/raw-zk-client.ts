@@ -119,8 +119,11 @@ export class RawZkClient {
     } else this.#udp?.send(packet, this.#port, this.#host);
   }
 
-  /** Next packet that is not a pushed event; rejects after timeoutMs or when the socket closes. */
-  async next(timeoutMs = 2000): Promise<RawPacket> {
+  /**
+   * Next packet that is not a pushed event; rejects after timeoutMs or when the socket closes. The default is
+   * generous because a loaded machine can hold a reply back for seconds; a test expecting silence passes its own.
+   */
+  async next(timeoutMs = 10_000): Promise<RawPacket> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const p = this.#queue.shift();
@@ -139,7 +142,7 @@ export class RawZkClient {
   }
 
   /** Waits until at least `count` events have arrived. */
-  async waitForEvents(count: number, timeoutMs = 2000): Promise<RawPacket[]> {
+  async waitForEvents(count: number, timeoutMs = 10_000): Promise<RawPacket[]> {
     const deadline = Date.now() + timeoutMs;
     while (this.events.length < count) {
       if (Date.now() > deadline) throw new Error(`Only ${this.events.length} of ${count} events arrived.`);
@@ -164,7 +167,7 @@ export class RawZkClient {
   }
 
   /** Collects one 1504-style answer: PREPARE_DATA, CMD_DATA..., ACK_OK. */
-  async collectBulk(timeoutMs = 5000): Promise<{ packets: RawPacket[]; data: Buffer }> {
+  async collectBulk(timeoutMs = 10_000): Promise<{ packets: RawPacket[]; data: Buffer }> {
     const packets: RawPacket[] = [];
     for (;;) {
       const p = await this.next(timeoutMs);
