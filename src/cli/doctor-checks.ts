@@ -87,7 +87,7 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
   let configFrom = "";
 
   if (existsSync(layout.store)) {
-    const store = Store.open(layout.store);
+    const store = Store.openReadOnly(layout.store);
     try {
       const cached = store.cachedConfig();
       if (cached) {

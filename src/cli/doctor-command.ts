@@ -98,7 +98,7 @@ async function cachedSource(dataDir: string, id: string): Promise<DatabaseSource
   }
   const enrollment = await loadEnrollment(openSecretStore(layout));
   const keys = deriveNodeKeys(enrollment.nodeSecret);
-  const store = Store.open(layout.store);
+  const store = Store.openReadOnly(layout.store);
   try {
     const cached = store.cachedConfig();
     if (!cached) throw new BioError("USAGE", `The connector in ${dataDir} has no config yet.`);
@@ -112,7 +112,7 @@ async function cachedSource(dataDir: string, id: string): Promise<DatabaseSource
 function committedCursors(dataDir: string, sourceId: string): Map<string, CursorValue> | undefined {
   const layout = dataDirLayout(dataDir);
   if (!existsSync(layout.store)) return undefined;
-  const store = Store.open(layout.store);
+  const store = Store.openReadOnly(layout.store);
   try {
     return store.cursors(sourceId);
   } finally {

@@ -120,3 +120,28 @@ test("the outbox survives reopening (WAL on disk)", async () => {
   assert.deepEqual([...b.cursors("src")], [["A", 1]]);
   b.close();
 });
+
+test("a read-only store reads beside a writer, refuses every write, and never migrates", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "s.db");
+  const writer = Store.open(path);
+  writer.emit("src", [punch("A", "1", 1)], { A: 1 });
+  const reader = Store.openReadOnly(path);
+  assert.deepEqual([...reader.cursors("src")], [["A", 1]]);
+  assert.throws(() => reader.emit("src", [punch("A", "2", 2)], { A: 2 }), /readonly/);
+  writer.emit("src", [punch("A", "3", 3)], { A: 3 });
+  assert.deepEqual([...reader.cursors("src")], [["A", 3]], "sees the writer's later commits");
+  reader.close();
+  writer.close();
+
+  const { DatabaseSync } = await import("node:sqlite");
+  const old = join(dir.path, "old.db");
+  new DatabaseSync(old).close();
+  assert.throws(
+    () => Store.openReadOnly(old),
+    (e: Error & { code?: string }) => e.code === "STORE",
+  );
+  const untouched = new DatabaseSync(old, { readOnly: true });
+  assert.equal((untouched.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 0);
+  untouched.close();
+});

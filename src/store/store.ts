@@ -102,6 +102,32 @@ export class Store {
     return new Store(db, options.clock ?? systemClock);
   }
 
+  /**
+   * For readers beside a running connector (`bioapi doctor`): no migration, no pragma that writes, and SQLite
+   * itself refuses any write. A store of another schema version is refused rather than misread.
+   */
+  static openReadOnly(path: string, options: StoreOptions = {}): Store {
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path, { readOnly: true, timeout: 5000 });
+    } catch (error) {
+      throw new BioError("STORE", `Cannot open the local store at ${path}: ${(error as Error).message}.`, {
+        cause: error,
+        hint: "Check that the data directory exists and is readable by this account.",
+      });
+    }
+    const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (version !== MIGRATIONS.length) {
+      db.close();
+      throw new BioError(
+        "STORE",
+        `The local store at ${path} has schema version ${version}; this program reads version ${MIGRATIONS.length}.`,
+        { hint: "Start the connector of this version once (it migrates the store), then run this again." },
+      );
+    }
+    return new Store(db, options.clock ?? systemClock);
+  }
+
   get schemaVersion(): number {
     return (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
   }
