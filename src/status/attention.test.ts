@@ -10,7 +10,7 @@ function configFixFor(code: string, message: string, version: number | null = 3)
 }
 
 test("config advice follows the cause: only a config that does not validate points at the config", () => {
-  const unreachable = [
+  const unreachable: [string, string][] = [
     ["CLOUD_UNAVAILABLE", "The cloud failed to serve the config: 502 bad gateway."],
     ["CLOUD_UNAVAILABLE", "Cannot reach the cloud at https://cloud.example (ECONNREFUSED)."],
     ["TIMEOUT", "timed out"],
@@ -18,14 +18,10 @@ test("config advice follows the cause: only a config that does not validate poin
     ["CLOUD_UNAUTHENTICATED", "The answer … does not carry the cloud's response MAC."],
   ];
   for (const [code, message] of unreachable) {
-    const fix = configFixFor(code as string, message as string) ?? "";
+    const fix = configFixFor(code, message) ?? "";
     assert.match(fix, /^Version 3 keeps running\. The cloud could not be reached.*retried by itself/, code);
     assert.doesNotMatch(fix, /Fix the config/, code);
-    assert.match(
-      configFixFor(code as string, message as string, null) ?? "",
-      /retried by itself/,
-      `${code}, no config`,
-    );
+    assert.match(configFixFor(code, message, null) ?? "", /retried by itself/, `${code}, no config`);
   }
   assert.match(configFixFor("CONFIG_INVALID", "Config version 4 is invalid: …") ?? "", /Fix the config in the cloud/);
   assert.match(configFixFor("CONFIG_DECRYPT", "version 4 failed authentication") ?? "", /sealed for another node/);
