@@ -7,7 +7,7 @@ import { type DatabaseSourceConfig, databaseSourceSchema, parseConfig } from "..
 import { BioError, describeError } from "../core/errors.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
-import { DatabaseReader, timeSemantics } from "../sources/database/database-reader.ts";
+import { DatabaseReader, isRowProblem, timeSemantics } from "../sources/database/database-reader.ts";
 import { cursorKey, TARGET_KEY } from "../sources/database/database-source.ts";
 import { openSqlClient } from "../sources/database/open-client.ts";
 import type { CursorValue } from "../store/store.ts";
@@ -174,7 +174,7 @@ export async function diagnose(
         const newest = (await reader.newest(t, options.rows)).map((row) => {
           const partition = String(row[t.col(plan.partition)] ?? "");
           const punch = reader.toPunch(t, row, partition, lookups, collectedAt);
-          return typeof punch === "string" ? { quarantined: punch } : punch;
+          return isRowProblem(punch) ? { quarantined: punch.reason } : punch;
         });
         const startCursor: Record<string, CursorValue | "start"> = {};
         const fromStart = !cursors || cursors.size === 0;
