@@ -63,8 +63,9 @@ export class InstanceLock {
     // timeout 0: a held lock answers SQLITE_BUSY at once instead of waiting for it.
     const db = new DatabaseSync(join(dir, LOCK_FILE), { timeout: 0 });
     try {
-      // No journal: the file holds no data, so there is nothing for a crash to leave half-written.
-      db.exec("PRAGMA journal_mode = OFF");
+      // The journal in memory: the file holds no data, so there is nothing for a crash to leave half-written and no
+      // -journal file beside it. (node:sqlite's defensive mode refuses journal_mode = OFF.)
+      db.exec("PRAGMA journal_mode = MEMORY");
       db.exec("PRAGMA locking_mode = EXCLUSIVE");
       // The first write transaction takes the EXCLUSIVE lock; in this locking mode it is kept after COMMIT.
       db.exec("BEGIN EXCLUSIVE");
