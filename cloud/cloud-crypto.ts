@@ -5,6 +5,7 @@ export const KEY_INFO = {
   sign: "cams-bioapi/v1/sign",
   config: "cams-bioapi/v1/config",
   local: "cams-bioapi/v1/local",
+  response: "cams-bioapi/v1/response",
 } as const;
 
 export type KeyPurpose = keyof typeof KEY_INFO;
@@ -16,6 +17,9 @@ const GCM_TAG_BYTES = 16;
 
 export const CONFIG_ALG = "AES-256-GCM";
 export const SIGNATURE_SCHEME = "CAMS1-HMAC-SHA256";
+/** Protocol 2 authenticates every answer to a signed request (docs/protocol.md, "Authenticated answers"). */
+export const PROTOCOL_VERSION = 2;
+export const RESPONSE_MAC_SCHEME = "CAMS2-RESPONSE-HMAC-SHA256";
 
 /** A fresh node secret: 32 random bytes, base64url without padding (43 characters). */
 export function newSecret(): string {
@@ -61,6 +65,12 @@ export function stringToSign(input: SigningInput): string {
 /** Raw HMAC bytes; callers compare them with timingSafeEqual, never as strings. */
 export function hmac(signingKey: Uint8Array, text: string): Buffer {
   return createHmac("sha256", signingKey).update(text, "utf8").digest();
+}
+
+/** The answer's MAC: binds the request's nonce, the status and the body bytes, under the node's response key. */
+export function responseMac(responseKey: Uint8Array, nonce: string, status: number, body: Uint8Array | string): string {
+  const text = [RESPONSE_MAC_SCHEME, nonce, String(status), sha256Hex(body)].join("\n");
+  return createHmac("sha256", responseKey).update(text, "utf8").digest("base64url");
 }
 
 export function configAad(nodeId: string, version: number): Buffer {

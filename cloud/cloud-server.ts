@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { deriveKey, sha256Hex } from "./cloud-crypto.ts";
+import { deriveKey, PROTOCOL_VERSION, responseMac, sha256Hex } from "./cloud-crypto.ts";
 import {
   CloudStore,
   type ConfigEnvelope,
@@ -14,7 +14,7 @@ import { type Fault, FaultInjector, ROUTES, type Route } from "./fault-injector.
 import { nodesPage } from "./nodes-page.ts";
 import { BodyIncompleteError, BodyTooLargeError, gunzipLimited, readBody } from "./read-body.ts";
 import { punchProblem } from "./validate-punch.ts";
-import { isRefusal, NonceCache, verifyRequest } from "./verify-request.ts";
+import { isRefusal, type NonceLedger, type Refusal, type VerifiedRequest, verifyRequest } from "./verify-request.ts";
 
 export type { ConfigEnvelope, NodeCredentials, PunchStats, StoredPunch } from "./cloud-store.ts";
 export type { Fault, Route } from "./fault-injector.ts";
@@ -125,8 +125,10 @@ class Cloud implements CloudServer {
   readonly #store: CloudStore;
   readonly #server: Server;
   readonly #faults = new FaultInjector();
-  readonly #nonces = new NonceCache();
-  readonly #signingKeys = new Map<string, Buffer>();
+  readonly #nonces: NonceLedger;
+  readonly #keys = new Map<string, { sign: Buffer; response: Buffer }>();
+  /** Answers to verified requests carry a MAC over this nonce under this node's response key. */
+  readonly #answering = new WeakMap<ServerResponse, { readonly key: Buffer; readonly nonce: string }>();
   readonly #inflight = new Set<Promise<void>>();
   #counters = emptyCounters();
   #lifetime = new AbortController();
@@ -139,6 +141,7 @@ class Cloud implements CloudServer {
     this.#now = options.now ?? Date.now;
     this.#rejectPunch = options.rejectPunch;
     this.#store = store;
+    this.#nonces = { remember: (...args) => store.rememberNonce(...args) };
     this.#server = createServer((req, res) => {
       const work = this.#handle(req, res).finally(() => this.#inflight.delete(work));
       this.#inflight.add(work);
@@ -248,14 +251,31 @@ class Cloud implements CloudServer {
     await this.close();
   }
 
-  #signingKey(nodeId: string): Buffer | undefined {
-    const cached = this.#signingKeys.get(nodeId);
+  #nodeKeys(nodeId: string): { sign: Buffer; response: Buffer } | undefined {
+    const cached = this.#keys.get(nodeId);
     if (cached !== undefined) return cached;
     const secret = this.#store.nodeSecret(nodeId);
     if (secret === undefined) return undefined;
-    const key = deriveKey(secret, "sign");
-    this.#signingKeys.set(nodeId, key);
-    return key;
+    const keys = { sign: deriveKey(secret, "sign"), response: deriveKey(secret, "response") };
+    this.#keys.set(nodeId, keys);
+    return keys;
+  }
+
+  /** Checks the signature; once it holds, everything sent on `res` is authenticated for the node. */
+  #authenticate(req: IncomingMessage, res: ServerResponse, pathNodeId: string): VerifiedRequest | Refusal {
+    const verified = verifyRequest({
+      method: req.method ?? "GET",
+      pathAndQuery: req.url ?? "/",
+      pathNodeId,
+      headers: req.headers,
+      now: this.#now(),
+      signingKey: (nodeId) => this.#nodeKeys(nodeId)?.sign,
+      nonces: this.#nonces,
+    });
+    const keys = isRefusal(verified) ? undefined : this.#nodeKeys(verified.nodeId);
+    if (keys !== undefined && !isRefusal(verified))
+      this.#answering.set(res, { key: keys.response, nonce: verified.nonce });
+    return verified;
   }
 
   #send(res: ServerResponse, route: Route, status: number, body?: unknown, headers: Record<string, string> = {}): void {
@@ -263,11 +283,18 @@ class Cloud implements CloudServer {
     this.#counters.byRouteStatus[route][status] = (this.#counters.byRouteStatus[route][status] ?? 0) + 1;
     if (res.headersSent || res.destroyed) return;
     const text = body === undefined ? undefined : JSON.stringify(body);
+    // A refusal of the signature itself stays unauthenticated: signing it would need the key of a node that may
+    // not exist, and a MAC present only for known nodes would tell which ones do.
+    const answering = this.#answering.get(res);
     res.writeHead(status, {
       "cache-control": "no-store",
+      "x-cams-protocol": String(PROTOCOL_VERSION),
       ...(text === undefined
         ? {}
         : { "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(text)) }),
+      ...(answering === undefined
+        ? {}
+        : { "x-cams-response-mac": responseMac(answering.key, answering.nonce, status, text ?? "") }),
       ...headers,
     });
     res.end(text);
@@ -308,6 +335,8 @@ class Cloud implements CloudServer {
           }
         }
         if (fault.status !== undefined) {
+          // The cloud itself answers the fault, authenticated like any answer; `unsigned` plays a proxy in front.
+          if (resolved.nodeId !== undefined && !fault.unsigned) this.#authenticate(req, res, resolved.nodeId);
           const headers: Record<string, string> =
             fault.retryAfterSeconds === undefined ? {} : { "retry-after": String(fault.retryAfterSeconds) };
           this.#fail(
@@ -387,19 +416,11 @@ class Cloud implements CloudServer {
       return;
     }
     if (route === "health") {
-      this.#send(res, route, 200, { ok: true, time: new Date(this.#now()).toISOString() });
+      this.#send(res, route, 200, { ok: true, time: new Date(this.#now()).toISOString(), protocol: PROTOCOL_VERSION });
       return;
     }
 
-    const verified = verifyRequest({
-      method,
-      pathAndQuery: rawUrl,
-      pathNodeId: resolved.nodeId ?? "",
-      headers: req.headers,
-      now: this.#now(),
-      signingKey: (nodeId) => this.#signingKey(nodeId),
-      nonces: this.#nonces,
-    });
+    const verified = this.#authenticate(req, res, resolved.nodeId ?? "");
     if (isRefusal(verified)) {
       this.#fail(res, route, verified.status, verified.error, verified.message);
       return;

@@ -92,6 +92,13 @@ CREATE TABLE IF NOT EXISTS rejections (
   body TEXT NOT NULL,
   received_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS nonces (
+  node_id TEXT NOT NULL,
+  nonce TEXT NOT NULL,
+  keep_until INTEGER NOT NULL,
+  PRIMARY KEY (node_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_by_expiry ON nonces(keep_until);
 CREATE TABLE IF NOT EXISTS node_status (
   node_id TEXT PRIMARY KEY,
   body TEXT NOT NULL,
@@ -152,6 +159,9 @@ export class CloudStore {
   readonly #insertRejection: StatementSync;
   readonly #selectSecret: StatementSync;
   readonly #selectConfig: StatementSync;
+  readonly #rememberNonce: StatementSync;
+  readonly #pruneNonces: StatementSync;
+  #noncesPrunedAt = 0;
   #closed = false;
 
   private constructor(db: DatabaseSync, masterKey: Buffer, now: () => number) {
@@ -170,6 +180,21 @@ export class CloudStore {
     );
     this.#selectSecret = db.prepare("SELECT secret_iv, secret_sealed FROM nodes WHERE node_id = ?");
     this.#selectConfig = db.prepare("SELECT envelope FROM configs WHERE node_id = ? ORDER BY seq DESC LIMIT 1");
+    // Inserts a new nonce, or takes over one whose time is up; a live one changes nothing (0 rows).
+    this.#rememberNonce = db.prepare(
+      `INSERT INTO nonces (node_id, nonce, keep_until) VALUES (?, ?, ?)
+       ON CONFLICT (node_id, nonce) DO UPDATE SET keep_until = excluded.keep_until WHERE nonces.keep_until < ?`,
+    );
+    this.#pruneNonces = db.prepare("DELETE FROM nonces WHERE keep_until < ?");
+  }
+
+  /** The NonceLedger of verify-request.ts, durable: a restarted cloud still refuses a captured request. */
+  rememberNonce(nodeId: string, nonce: string, keepUntil: number, now: number): boolean {
+    if (now - this.#noncesPrunedAt > 60_000) {
+      this.#noncesPrunedAt = now;
+      this.#pruneNonces.run(now);
+    }
+    return Number(this.#rememberNonce.run(nodeId, nonce, keepUntil, now).changes) === 1;
   }
 
   static open(dataDir: string, now: () => number = Date.now): CloudStore {

@@ -9,12 +9,15 @@ export interface Fault {
   readonly retryAfterSeconds?: number;
   /** Wait this long before answering; without `status` the request is then handled normally. */
   readonly delayMs?: number;
+  /** The injected status comes from something in front of the cloud (a proxy): no response MAC. */
+  readonly unsigned?: boolean;
   /** How many matching requests this fault applies to. */
   readonly times: number;
 }
 
 export interface ActiveFault {
   readonly status: number | undefined;
+  readonly unsigned: boolean;
   readonly retryAfterSeconds: number | undefined;
   readonly delayMs: number;
 }
@@ -47,6 +50,7 @@ export class FaultInjector {
     if (entry.left === 0) this.#queue.splice(index, 1);
     return {
       status: entry.fault.status,
+      unsigned: entry.fault.unsigned === true,
       retryAfterSeconds: entry.fault.retryAfterSeconds,
       delayMs: entry.fault.delayMs ?? 0,
     };

@@ -1,8 +1,7 @@
-import { timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { hmac, stringToSign } from "./cloud-crypto.ts";
 
 export const TIMESTAMP_WINDOW_MS = 300_000;
-export const NONCE_TTL_MS = 600_000;
 
 export const SIGNING_HEADERS = [
   "x-cams-node",
@@ -21,34 +20,18 @@ export interface Refusal {
 export interface VerifiedRequest {
   readonly nodeId: string;
   readonly contentSha256: string;
+  /** The answer's MAC covers it (protocol 2). */
+  readonly nonce: string;
 }
 
-/** Nonces seen per node; entries expire after NONCE_TTL_MS, pruned as new ones arrive. */
-export class NonceCache {
-  readonly #byNode = new Map<string, Map<string, number>>();
-
-  /** Records the nonce; false when it was already used inside the window. */
-  remember(nodeId: string, nonce: string, now: number): boolean {
-    let seen = this.#byNode.get(nodeId);
-    if (seen === undefined) {
-      seen = new Map();
-      this.#byNode.set(nodeId, seen);
-    }
-    // Insertion order is arrival order, so expired entries sit at the front.
-    for (const [old, expires] of seen) {
-      if (expires > now) break;
-      seen.delete(old);
-    }
-    const expires = seen.get(nonce);
-    if (expires !== undefined && expires > now) return false;
-    seen.delete(nonce);
-    seen.set(nonce, now + NONCE_TTL_MS);
-    return true;
-  }
-
-  clear(): void {
-    this.#byNode.clear();
-  }
+/**
+ * Where used nonces are kept. `keepUntil` is the last instant the request could still pass the timestamp window, so
+ * a nonce is remembered exactly as long as a replay could otherwise be accepted; the reference cloud keeps them in
+ * its database, so a restart forgets none.
+ */
+export interface NonceLedger {
+  /** Records the nonce; false when it is already recorded with `keepUntil >= now`. */
+  remember(nodeId: string, nonce: string, keepUntil: number, now: number): boolean;
 }
 
 export interface VerifyInput {
@@ -61,9 +44,10 @@ export interface VerifyInput {
   readonly now: number;
   /** Signing key of a registered node, undefined for an unknown one. */
   readonly signingKey: (nodeId: string) => Uint8Array | undefined;
-  readonly nonces: NonceCache;
+  readonly nonces: NonceLedger;
 }
 
+const DECOY_KEY = randomBytes(32);
 const SIGNATURE_FORMAT = /^[A-Za-z0-9_-]{43}$/;
 const TIMESTAMP_FORMAT = /^\d{1,16}$/;
 const NONCE_FORMAT = /^[A-Za-z0-9_-]{22}(?:==)?$/;
@@ -121,15 +105,11 @@ export function verifyRequest(input: VerifyInput): VerifiedRequest | Refusal {
       `the path names node ${input.pathNodeId} but x-cams-node is ${nodeId}; a node may only use its own paths`,
     );
   }
-  const key = input.signingKey(nodeId);
-  if (key === undefined) {
-    return refuse(
-      401,
-      "unknown_node",
-      `node ${nodeId} is not registered with this cloud; enrol it with \`bioapi cloud node add\` and use the issued id and secret`,
-    );
-  }
+  // An unknown node goes down the same path with a key nobody holds, so it is answered exactly as a bad signature
+  // would be: the answers do not tell a caller which node ids exist.
+  const key = input.signingKey(nodeId) ?? DECOY_KEY;
   const skewMs = Number(timestamp) - input.now;
+  // Inclusive at both ends: accepted while |skew| <= window, and the nonce is kept until the same last instant.
   if (Math.abs(skewMs) > TIMESTAMP_WINDOW_MS) {
     return refuse(
       401,
@@ -153,17 +133,17 @@ export function verifyRequest(input: VerifyInput): VerifiedRequest | Refusal {
     return refuse(
       401,
       "bad_signature",
-      "x-cams-signature does not match; check the node secret and that the string to sign uses the exact method, path and query, and headers sent (base64url HMAC-SHA256, no padding)",
+      "x-cams-signature does not match, or the node is not registered; check the node id and secret and that the string to sign uses the exact method, path and query, and headers sent (base64url HMAC-SHA256, no padding)",
     );
   }
-  if (!input.nonces.remember(nodeId, nonce, input.now)) {
+  if (!input.nonces.remember(nodeId, nonce, Number(timestamp) + TIMESTAMP_WINDOW_MS, input.now)) {
     return refuse(
       401,
       "replayed_nonce",
-      `nonce ${nonce} was already used by this node within ${NONCE_TTL_MS / 1000} s; use 16 fresh random bytes for every request, including retries`,
+      `nonce ${nonce} was already used by this node; use 16 fresh random bytes for every request, including retries`,
     );
   }
-  return { nodeId, contentSha256 };
+  return { nodeId, contentSha256, nonce };
 }
 
 export function isRefusal(value: VerifiedRequest | Refusal): value is Refusal {

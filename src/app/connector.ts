@@ -22,10 +22,11 @@ import { attention, type SourceLimits } from "../status/attention.ts";
 import { ConnectorMetrics } from "../status/metrics.ts";
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
 import { newStatusToken, StatusServer } from "../status/status-server.ts";
+import { InstanceLock } from "../store/instance-lock.ts";
 import { Store } from "../store/store.ts";
 import { Connectivity } from "../supervisor/connectivity.ts";
 import { type ActivityGate, Supervisor } from "../supervisor/supervisor.ts";
-import { ensureDataDir } from "./data-dir.ts";
+import { type DataDirLayout, ensureDataDir } from "./data-dir.ts";
 
 export interface ConnectorOptions {
   readonly dataDir: string;
@@ -79,6 +80,7 @@ export class Connector {
   readonly #live: LiveConfig;
   readonly #heartbeatWake = new Notifier();
   readonly #metrics: ConnectorMetrics;
+  readonly #lock: InstanceLock;
   readonly #deliveredBySource: Map<string, number>;
   #applying: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -96,9 +98,11 @@ export class Connector {
     statusFile: string;
     live: LiveConfig;
     metrics: ConnectorMetrics;
+    lock: InstanceLock;
     deliveredBySource: Map<string, number>;
   }) {
     this.#metrics = args.metrics;
+    this.#lock = args.lock;
     this.#deliveredBySource = args.deliveredBySource;
     this.#store = args.store;
     this.#logger = args.logger;
@@ -116,9 +120,21 @@ export class Connector {
   }
 
   static async start(options: ConnectorOptions): Promise<Connector> {
+    const layout = ensureDataDir(options.dataDir);
+    // Before anything in the directory is read or written: a second connector must leave the first one's store,
+    // status.json and health channel alone.
+    const lock = InstanceLock.acquire(layout.root, "run");
+    try {
+      return await Connector.#start(options, layout, lock);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  }
+
+  static async #start(options: ConnectorOptions, layout: DataDirLayout, lock: InstanceLock): Promise<Connector> {
     const clock = options.clock ?? systemClock;
     const logger = options.logger;
-    const layout = ensureDataDir(options.dataDir);
     const enrollment = await loadEnrollment(options.secrets);
     options.redactor.add(enrollment.nodeSecret);
     const keys = deriveNodeKeys(enrollment.nodeSecret);
@@ -206,6 +222,7 @@ export class Connector {
       statusFile: layout.statusFile,
       live,
       metrics,
+      lock,
       deliveredBySource,
     });
     try {
@@ -395,10 +412,23 @@ export class Connector {
     await Promise.race([this.#applying, sleep(Math.max(100, deadline - this.#clock.now())).catch(() => undefined)]);
     await this.#statusServer?.close();
     await this.#health?.close();
-    await rm(this.#statusFile, { force: true });
+    await removeIfOurs(this.#statusFile);
     this.#store.close();
+    this.#lock.release();
     this.#logger.info("Connector stopped.", { clean });
   }
+}
+
+/** status.json belongs to the process that wrote it: never delete another process's endpoint. */
+async function removeIfOurs(statusFile: string): Promise<void> {
+  const text = await readFile(statusFile, "utf8").catch(() => undefined);
+  if (text === undefined) return;
+  try {
+    if ((JSON.parse(text) as Partial<StatusEndpointFile>).pid !== process.pid) return;
+  } catch {
+    // Unreadable: not a file anyone can use, so nobody loses anything by its removal.
+  }
+  await rm(statusFile, { force: true });
 }
 
 /**

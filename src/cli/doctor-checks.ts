@@ -87,7 +87,7 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
   let configFrom = "";
 
   if (existsSync(layout.store)) {
-    const store = Store.open(layout.store);
+    const store = Store.openReadOnly(layout.store);
     try {
       const cached = store.cachedConfig();
       if (cached) {
@@ -190,6 +190,14 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
           status: "fail",
           detail: `The cloud refused this node's signed request: ${cloudErrorText(res)}.`,
           fix: "If the clock is right, the node secret is not the one the cloud holds: re-enroll (bioapi enroll --force) with the secret from bioapi cloud node add.",
+        });
+      } else if (res.status === 429 || res.status >= 500) {
+        add({
+          subject,
+          check: "signature",
+          status: "warn",
+          detail: `The cloud failed to answer a signed request: ${cloudErrorText(res)}; the signature could not be checked.`,
+          fix: "The cloud is unreachable or failing right now; the connector retries by itself. Run doctor again later, or check the cloud's own status.",
         });
       } else {
         add({ subject, check: "signature", status: "ok", detail: `accepted (${res.status})` });

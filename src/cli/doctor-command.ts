@@ -7,7 +7,7 @@ import { type DatabaseSourceConfig, databaseSourceSchema, parseConfig } from "..
 import { BioError, describeError } from "../core/errors.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
-import { DatabaseReader, timeSemantics } from "../sources/database/database-reader.ts";
+import { DatabaseReader, isRowProblem, timeSemantics } from "../sources/database/database-reader.ts";
 import { cursorKey, TARGET_KEY } from "../sources/database/database-source.ts";
 import { openSqlClient } from "../sources/database/open-client.ts";
 import type { CursorValue } from "../store/store.ts";
@@ -98,7 +98,7 @@ async function cachedSource(dataDir: string, id: string): Promise<DatabaseSource
   }
   const enrollment = await loadEnrollment(openSecretStore(layout));
   const keys = deriveNodeKeys(enrollment.nodeSecret);
-  const store = Store.open(layout.store);
+  const store = Store.openReadOnly(layout.store);
   try {
     const cached = store.cachedConfig();
     if (!cached) throw new BioError("USAGE", `The connector in ${dataDir} has no config yet.`);
@@ -112,7 +112,7 @@ async function cachedSource(dataDir: string, id: string): Promise<DatabaseSource
 function committedCursors(dataDir: string, sourceId: string): Map<string, CursorValue> | undefined {
   const layout = dataDirLayout(dataDir);
   if (!existsSync(layout.store)) return undefined;
-  const store = Store.open(layout.store);
+  const store = Store.openReadOnly(layout.store);
   try {
     return store.cursors(sourceId);
   } finally {
@@ -174,7 +174,7 @@ export async function diagnose(
         const newest = (await reader.newest(t, options.rows)).map((row) => {
           const partition = String(row[t.col(plan.partition)] ?? "");
           const punch = reader.toPunch(t, row, partition, lookups, collectedAt);
-          return typeof punch === "string" ? { quarantined: punch } : punch;
+          return isRowProblem(punch) ? { quarantined: punch.reason } : punch;
         });
         const startCursor: Record<string, CursorValue | "start"> = {};
         const fromStart = !cursors || cursors.size === 0;

@@ -1,12 +1,13 @@
 import { existsSync } from "node:fs";
 import { readFile, rename } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
+import { type DataDirLayout, defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
 import { systemClock } from "../core/clock.ts";
 import { BioError } from "../core/errors.ts";
 import { CloudClient, type CloudResponse, cloudErrorText } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
-import { saveEnrollment, validateEnrollment } from "../secrets/enrollment.ts";
+import { type Enrollment, loadEnrollment, saveEnrollment, validateEnrollment } from "../secrets/enrollment.ts";
+import { InstanceLock } from "../store/instance-lock.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 
 export const ENROLL_USAGE = `Usage: bioapi enroll --cloud-url URL --node-id UUID [--secret-file FILE | --secret-stdin] [--data-dir DIR]
@@ -14,7 +15,9 @@ export const ENROLL_USAGE = `Usage: bioapi enroll --cloud-url URL --node-id UUID
 
 Stores the node's credentials encrypted in the data directory. The node secret is read from a file or from
 standard input, never from the command line (where other users could see it in the process list).
---force starts a fresh secrets file when the old one cannot be opened (it is kept aside as secrets.json.old-*).`;
+Refuses while a connector runs on the data directory, and refuses to replace another node's enrollment unless
+--force is given. --force also starts a fresh secrets file when the old one cannot be opened (it is kept aside as
+secrets.json.old-*).`;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -89,6 +92,36 @@ export async function enrollCommand(argv: string[], io: CliIo): Promise<number> 
   });
   const dataDir = values["data-dir"] ?? defaultDataDir();
   const layout = ensureDataDir(dataDir);
+  // Held until the enrollment is stored: a running connector would go on with the old credentials, and one
+  // starting midway would read half of the change.
+  const lock = InstanceLock.acquire(layout.root, "enroll");
+  try {
+    await storeEnrollment(enrollment, layout, values, io);
+  } finally {
+    lock.release();
+  }
+  return 0;
+}
+
+async function storeEnrollment(
+  enrollment: Enrollment,
+  layout: DataDirLayout,
+  values: ReturnType<typeof parseEnrollArgs>["values"],
+  io: CliIo,
+): Promise<void> {
+  const previous = await enrolledNode(layout);
+  if (previous && previous !== enrollment.nodeId) {
+    if (!values.force) {
+      throw new BioError(
+        "ENROLLMENT_CONFLICT",
+        `The data directory ${layout.root} is enrolled as node ${previous}; refusing to replace it with node ${enrollment.nodeId}.`,
+        {
+          hint: "Use another --data-dir for the new node, or pass --force to replace the enrollment (punches still waiting in the outbox would then be sent as the new node).",
+        },
+      );
+    }
+    io.err(`Replacing the enrollment of node ${previous} with node ${enrollment.nodeId} (--force).`);
+  }
 
   if (!values["no-verify"]) {
     const client = new CloudClient({
@@ -117,7 +150,16 @@ export async function enrollCommand(argv: string[], io: CliIo): Promise<number> 
   const secrets = openSecretStore(layout);
   await saveEnrollment(secrets, enrollment);
   io.out(
-    `Enrolled node ${enrollment.nodeId} with ${enrollment.cloudUrl}; credentials stored encrypted (${secrets.backend}) in ${dataDir}.`,
+    `Enrolled node ${enrollment.nodeId} with ${enrollment.cloudUrl}; credentials stored encrypted (${secrets.backend}) in ${layout.root}.`,
   );
-  return 0;
+}
+
+/** The node this directory is enrolled as; undefined when it is not, or when its secrets cannot be opened. */
+async function enrolledNode(layout: DataDirLayout): Promise<string | undefined> {
+  try {
+    return (await loadEnrollment(openSecretStore(layout))).nodeId;
+  } catch {
+    // Unreadable secrets are --force's other case, reported where the new enrollment is saved.
+    return undefined;
+  }
 }

@@ -14,6 +14,7 @@ import { selfCommand } from "../service/self.ts";
 import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "../service/windows/connector-service.ts";
 import { type Step, WINDOWS_DATA_DIR, windowsInstallPlan, windowsUninstallPlan } from "../service/windows/install.ts";
 import { parseQueryEx, runSc, sc, WIN32 } from "../service/windows/sc.ts";
+import { InstanceLock } from "../store/instance-lock.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 
 export const SERVICE_USAGE = `Usage: bioapi service install|uninstall|start|stop|status [--manager systemd|windows|process]
@@ -165,10 +166,20 @@ export async function serviceCommand(argv: string[], io: CliIo, exec: Exec = exe
       await printMonitor(dataDir, io);
       return 0;
     }
-    case "process:start":
+    case "process:start": {
+      // The monitor would start a connector that exits at once on the lock, over and over: say it here instead.
+      const holder = existsSync(dataDir) ? InstanceLock.probe(dataDir) : null;
+      if (holder) {
+        throw new BioError(
+          "DATA_DIR_IN_USE",
+          `A connector already runs on ${dataDir}${holder.pid === null ? "" : ` (pid ${holder.pid})`}; nothing was started.`,
+          { hint: "Stop it first (bioapi service stop, or end that process), then start the service." },
+        );
+      }
       await writeIntent(dataDir, "running", by);
       io.out("Intent recorded: running. The monitor (bioapi monitor --manager process) starts the connector.");
       return 0;
+    }
     case "process:stop": {
       await writeIntent(dataDir, "stopped", by);
       const endpoint = await readFile(dataDirLayout(dataDir).statusFile, "utf8").catch(() => undefined);

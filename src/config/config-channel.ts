@@ -118,6 +118,13 @@ export class ConfigChannel {
         hint: "Check the host clock (timestamps must be within 5 minutes) and that the node secret is current (bioapi enroll).",
       });
     }
+    if (response.status === 429 || response.status >= 500) {
+      throw new BioError("CLOUD_UNAVAILABLE", `The cloud failed to serve the config: ${cloudErrorText(response)}.`, {
+        retriable: true,
+        context: { httpStatus: response.status },
+        hint: "The cloud is unreachable or failing right now; the fetch is retried by itself, and the last good config keeps running.",
+      });
+    }
     if (response.status !== 200) {
       throw new BioError("CONFIG_FETCH", `Config fetch failed: ${cloudErrorText(response)}.`, { retriable: true });
     }
@@ -177,7 +184,9 @@ export class ConfigChannel {
           await this.fetchOnce(signal);
         } catch (error) {
           if (isAbortError(error) && signal.aborted) return;
-          if (error instanceof BioError && error.code === "CLOUD_UNAVAILABLE") this.#o.onUnreachable?.(error);
+          // Only a transport failure is evidence of lost connectivity; a cloud answering 5xx is still there.
+          if (error instanceof BioError && error.code === "CLOUD_UNAVAILABLE" && error.context.httpStatus === undefined)
+            this.#o.onUnreachable?.(error);
           const d = describeError(error);
           this.#lastError = { code: d.code, message: d.message };
           if (this.#lastLogged !== d.message) {

@@ -38,6 +38,8 @@ export interface Punch {
   readonly time: string;
   readonly state: PunchState;
   readonly stateCode: number;
+  /** The source's own state value when it is no state code (text the connector does not know): `state` is "other". */
+  readonly stateRaw?: string;
   readonly verify: PunchVerify;
   readonly verifyCode: number | null;
   readonly workCode?: string;
@@ -56,6 +58,9 @@ export function punchId(deviceSerial: string, userId: string, local: LocalDateTi
     .slice(0, 32);
 }
 
+/** The state code of a state the source wrote as something that is no code; its name is "other". */
+export const UNKNOWN_STATE_CODE = -1;
+
 export function stateName(code: number): PunchState {
   return (STATE_NAMES as Record<number, PunchState>)[code] ?? "other";
 }
@@ -71,6 +76,7 @@ export interface PunchInput {
   readonly local: LocalDateTime;
   readonly iso: string;
   readonly stateCode: number;
+  readonly stateRaw?: string | undefined;
   readonly verifyCode: number | null;
   readonly workCode?: string | undefined;
   readonly source: PunchSource;
@@ -85,6 +91,7 @@ export function makePunch(input: PunchInput): Punch {
     time: input.iso,
     state: stateName(input.stateCode),
     stateCode: input.stateCode,
+    ...(input.stateRaw === undefined ? {} : { stateRaw: input.stateRaw }),
     verify: verifyName(input.verifyCode),
     verifyCode: input.verifyCode,
     source: input.source,

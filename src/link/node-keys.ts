@@ -5,6 +5,8 @@ export interface NodeKeys {
   readonly sign: Buffer;
   readonly config: Buffer;
   readonly local: Buffer;
+  /** Checks the MAC on every answer to a signed request. */
+  readonly response: Buffer;
 }
 
 const SALT = Buffer.from("cams-bioapi", "utf8");
@@ -15,5 +17,10 @@ function derive(secret: Buffer, purpose: string): Buffer {
 
 export function deriveNodeKeys(nodeSecret: string): NodeKeys {
   const secret = Buffer.from(nodeSecret, "base64url");
-  return { sign: derive(secret, "sign"), config: derive(secret, "config"), local: derive(secret, "local") };
+  return {
+    sign: derive(secret, "sign"),
+    config: derive(secret, "config"),
+    local: derive(secret, "local"),
+    response: derive(secret, "response"),
+  };
 }

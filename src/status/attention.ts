@@ -9,6 +9,28 @@ export interface SourceLimits {
 const STALE_OUTBOX_MS = 10 * 60_000;
 
 /**
+ * The fix for a config that was not applied, by cause: only a config that decrypted but did not validate is the
+ * config's fault. A cloud that failed to answer is retried, and sending the operator to edit a good config for it
+ * would be wrong advice.
+ */
+export function configFix(code: string): string {
+  switch (code) {
+    case "CONFIG_INVALID":
+      return "Fix the config in the cloud and publish a new version.";
+    case "CONFIG_STALE":
+      return "Publish the change as a new version; a version not newer than the running one is never applied.";
+    case "CONFIG_DECRYPT":
+      return "The config was sealed for another node or secret: publish it again for this node id, or re-enroll if the node was re-added in the cloud.";
+    case "CLOUD_AUTH":
+      return "Check this machine's clock (within 5 minutes of real time) and that the node secret is current (bioapi enroll).";
+    case "CONFIG_FETCH":
+      return "The cloud refused the config fetch (the message names why); check the cloud URL and that a config is published for this node. The fetch is retried by itself.";
+    default:
+      return "The cloud could not be reached or failed to answer; the fetch is retried by itself. If this lasts, check outbound HTTPS, the proxy, and the cloud's own status.";
+  }
+}
+
+/**
  * Turns a status snapshot into the sentences an operator needs: what is wrong, and what to do. Peers' users most
  * often report "connected, but nothing arrives, and no error says why"; every path to that state (cloud gone,
  * no config, delivery refused, a source failing or silent, an empty log) yields a line here.
@@ -35,14 +57,16 @@ export function attention(
       "error",
       "config",
       `No configuration yet, so no source runs${s.config.lastError ? `: ${s.config.lastError.message}` : "."}`,
-      "Publish a config for this node in the cloud; the connector fetches it by itself.",
+      !s.config.lastError || s.config.lastError.code === "CONFIG_FETCH"
+        ? "Publish a config for this node in the cloud; the connector fetches it by itself."
+        : configFix(s.config.lastError.code),
     );
   } else if (s.config.lastError) {
     add(
       "warning",
       "config",
       s.config.lastError.message,
-      `Version ${s.config.version} keeps running. Fix the config in the cloud and publish a new version.`,
+      `Version ${s.config.version} keeps running. ${configFix(s.config.lastError.code)}`,
     );
   }
   if (s.shipper.lastError && s.outbox.depth > 0) {

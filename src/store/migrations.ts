@@ -40,4 +40,10 @@ export const MIGRATIONS: readonly string[] = [
     applied_at INTEGER NOT NULL
   );
   `,
+  // A source row re-read (the lookback window, a bad id that never moves the cursor) is quarantined once: its key is
+  // a hash of the row, unique per source.
+  `
+  ALTER TABLE quarantine ADD COLUMN row_key TEXT;
+  CREATE UNIQUE INDEX quarantine_row_key ON quarantine (source_id, row_key) WHERE row_key IS NOT NULL;
+  `,
 ];

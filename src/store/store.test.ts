@@ -24,9 +24,9 @@ test("emit commits punches and cursor together; a re-read is dropped by id", asy
   await using dir = await tempDir();
   const store = Store.open(join(dir.path, "s.db"));
   const first = store.emit("src", [punch("A", "1", 1), punch("A", "2", 2)], { A: 2 });
-  assert.deepEqual(first, { enqueued: 2, duplicates: 0, quarantined: 0 });
+  assert.deepEqual(first, { enqueued: 2, duplicates: 0, quarantined: 0, quarantinedKinds: {} });
   const again = store.emit("src", [punch("A", "1", 1), punch("A", "3", 3)], { A: 3 });
-  assert.deepEqual(again, { enqueued: 1, duplicates: 1, quarantined: 0 });
+  assert.deepEqual(again, { enqueued: 1, duplicates: 1, quarantined: 0, quarantinedKinds: {} });
   assert.deepEqual([...store.cursors("src")], [["A", 3]]);
   assert.equal(store.outboxStats().depth, 3);
   store.close();
@@ -119,4 +119,49 @@ test("the outbox survives reopening (WAL on disk)", async () => {
   assert.equal(b.outboxStats().depth, 1);
   assert.deepEqual([...b.cursors("src")], [["A", 1]]);
   b.close();
+});
+
+test("a read-only store reads beside a writer, refuses every write, and never migrates", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "s.db");
+  const writer = Store.open(path);
+  writer.emit("src", [punch("A", "1", 1)], { A: 1 });
+  const reader = Store.openReadOnly(path);
+  assert.deepEqual([...reader.cursors("src")], [["A", 1]]);
+  assert.throws(() => reader.emit("src", [punch("A", "2", 2)], { A: 2 }), /readonly/);
+  writer.emit("src", [punch("A", "3", 3)], { A: 3 });
+  assert.deepEqual([...reader.cursors("src")], [["A", 3]], "sees the writer's later commits");
+  reader.close();
+  writer.close();
+
+  const { DatabaseSync } = await import("node:sqlite");
+  const old = join(dir.path, "old.db");
+  new DatabaseSync(old).close();
+  assert.throws(
+    () => Store.openReadOnly(old),
+    (e: Error & { code?: string }) => e.code === "STORE",
+  );
+  const untouched = new DatabaseSync(old, { readOnly: true });
+  assert.equal((untouched.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 0);
+  untouched.close();
+});
+
+test("source rows are quarantined once per row key, and counted by kind", async () => {
+  await using dir = await tempDir();
+  const store = Store.open(join(dir.path, "s.db"));
+  const bad = (key: string, kind: string) => ({ reason: `${kind} (row ${key})`, kind, payload: { key }, rowKey: key });
+  const first = store.emit("src", [], null, [
+    bad("a", "time is not a calendar date"),
+    bad("b", "time is not a calendar date"),
+    bad("c", "id is not an integer"),
+  ]);
+  assert.deepEqual(first.quarantinedKinds, { "time is not a calendar date": 2, "id is not an integer": 1 });
+  assert.equal(first.quarantined, 3);
+  const again = store.emit("src", [], null, [
+    bad("a", "time is not a calendar date"),
+    bad("d", "id is not an integer"),
+  ]);
+  assert.deepEqual([again.quarantined, again.quarantinedKinds], [1, { "id is not an integer": 1 }]);
+  assert.equal(store.quarantineCount(), 4);
+  store.close();
 });

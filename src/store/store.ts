@@ -24,8 +24,12 @@ export type CursorUpdate = Readonly<Record<string, CursorValue>>;
 
 export interface QuarantineInput {
   readonly reason: string;
+  /** The reason without the row's own values, for grouping in logs (defaults to the reason). */
+  readonly kind?: string;
   readonly payload: unknown;
   readonly punchId?: string;
+  /** Identifies the source row: a row quarantined before under the same key is not quarantined again. */
+  readonly rowKey?: string;
 }
 
 export interface EmitResult {
@@ -34,6 +38,8 @@ export interface EmitResult {
   /** Punches already in the outbox or already delivered: dropped by id. */
   readonly duplicates: number;
   readonly quarantined: number;
+  /** Rows newly quarantined, counted by kind. */
+  readonly quarantinedKinds: Readonly<Record<string, number>>;
 }
 
 export interface OutboxEntry {
@@ -102,6 +108,32 @@ export class Store {
     return new Store(db, options.clock ?? systemClock);
   }
 
+  /**
+   * For readers beside a running connector (`bioapi doctor`): no migration, no pragma that writes, and SQLite
+   * itself refuses any write. A store of another schema version is refused rather than misread.
+   */
+  static openReadOnly(path: string, options: StoreOptions = {}): Store {
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path, { readOnly: true, timeout: 5000 });
+    } catch (error) {
+      throw new BioError("STORE", `Cannot open the local store at ${path}: ${(error as Error).message}.`, {
+        cause: error,
+        hint: "Check that the data directory exists and is readable by this account.",
+      });
+    }
+    const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (version !== MIGRATIONS.length) {
+      db.close();
+      throw new BioError(
+        "STORE",
+        `The local store at ${path} has schema version ${version}; this program reads version ${MIGRATIONS.length}.`,
+        { hint: "Start the connector of this version once (it migrates the store), then run this again." },
+      );
+    }
+    return new Store(db, options.clock ?? systemClock);
+  }
+
   get schemaVersion(): number {
     return (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
   }
@@ -136,13 +168,27 @@ export class Store {
         const changes = s.enqueue.run(punch.id, sourceId, JSON.stringify(punch), now, punch.id).changes;
         enqueued += Number(changes);
       }
+      const kinds: Record<string, number> = {};
+      let added = 0;
       for (const q of quarantined) {
-        s.quarantine.run(sourceId, q.punchId ?? null, "source", q.reason, safeJson(q.payload), now);
+        const changes = s.quarantineRow.run(
+          sourceId,
+          q.punchId ?? null,
+          "source",
+          q.reason,
+          safeJson(q.payload),
+          now,
+          q.rowKey ?? null,
+        ).changes;
+        if (Number(changes) === 0) continue;
+        added++;
+        const kind = q.kind ?? q.reason;
+        kinds[kind] = (kinds[kind] ?? 0) + 1;
       }
       if (cursor) {
         for (const [key, value] of Object.entries(cursor)) s.putCursor.run(sourceId, key, JSON.stringify(value), now);
       }
-      return { enqueued, duplicates: punches.length - enqueued, quarantined: quarantined.length };
+      return { enqueued, duplicates: punches.length - enqueued, quarantined: added, quarantinedKinds: kinds };
     });
     this.#depth += result.enqueued;
     return result;
@@ -323,6 +369,9 @@ function prepare(db: DatabaseSync) {
     // seq order is enqueue order, so the oldest is the first row of the primary key: no scan.
     oldest: p("SELECT enqueued_at FROM outbox ORDER BY seq LIMIT 1"),
     quarantine: p("INSERT INTO quarantine (source_id, punch_id, stage, reason, payload, at) VALUES (?, ?, ?, ?, ?, ?)"),
+    quarantineRow: p(
+      "INSERT INTO quarantine (source_id, punch_id, stage, reason, payload, at, row_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_id, row_key) WHERE row_key IS NOT NULL DO NOTHING",
+    ),
     putCursor: p(
       "INSERT INTO cursors (source_id, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(source_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
     ),

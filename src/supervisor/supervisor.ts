@@ -207,7 +207,7 @@ export class Supervisor {
           worker.duplicates += result.duplicates;
           worker.quarantined += result.quarantined;
           if (result.quarantined > 0)
-            logger.warn("Rows quarantined.", { count: result.quarantined, reason: quarantined[0]?.reason });
+            logger.warn("Rows quarantined.", { count: result.quarantined, reasons: result.quarantinedKinds });
           if (result.enqueued > 0) outboxChanged.notify();
           return result;
         },

@@ -5,29 +5,12 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { startCloud } from "../../cloud/cloud-server.ts";
-import { BIN, ConnectorProcess } from "../helpers/connector-process.ts";
+import { BIN, runBioapi as bioapi, ConnectorProcess } from "../helpers/connector-process.ts";
 import { e2e } from "../helpers/e2e-harness.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 const exec = promisify(execFile);
-
-/** Runs the CLI on the pinned runtime; `input` goes to stdin. Never throws on a non-zero exit. */
-function bioapi(args: readonly string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("exit", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
 
 /** The secret in every spelling it could leak as. */
 function spellings(secret: string): string[] {

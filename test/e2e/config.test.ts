@@ -114,3 +114,26 @@ test("tampered, wrongly keyed, relabelled, older and invalid configs are rejecte
   h.db.insertMany(10, ["S1"]);
   await waitFor("punches still flow", () => h.cloud.stats(h.nodeId).total === 10);
 });
+
+test("a 502 on a config fetch is advised as an unreachable cloud, retried; an invalid config as the config's fault", async () => {
+  await using h = await e2e();
+  const connector = await h.startConnector();
+  await waitFor("v1 applied", () => connector.status().config.version === 1);
+  const configAdvice = () => connector.status().attention.find((a) => a.subject === "config");
+  h.cloud.injectFault({ route: "config", status: 502, times: 1_000 });
+  await waitFor("the 502 reported", () => connector.status().config.lastError?.code === "CLOUD_UNAVAILABLE");
+  const advice = configAdvice();
+  assert.match(advice?.message ?? "", /failed to serve the config: 502.*retried by itself/);
+  assert.match(advice?.fix ?? "", /could not be reached or failed to answer; the fetch is retried by itself/);
+  assert.doesNotMatch(`${advice?.message} ${advice?.fix}`, /Fix the config/);
+  assert.equal(connector.status().connectivity.state, "online", "a cloud answering 502 is still there");
+
+  h.cloud.clearFaults();
+  const plain = JSON.stringify({ ...fastConfig(h.db.path), heartbeatIntervalMs: -1 });
+  h.cloud.publishEnvelope(h.nodeId, {
+    version: 2,
+    ...encryptConfig({ secret: h.secret, nodeId: h.nodeId, version: 2, plaintext: plain }),
+  });
+  await waitFor("v2 rejected", () => connector.status().config.lastError?.code === "CONFIG_INVALID");
+  assert.match(configAdvice()?.fix ?? "", /Fix the config in the cloud and publish a new version/);
+});

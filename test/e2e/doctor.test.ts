@@ -164,6 +164,22 @@ test("bioapi doctor: clock skew against the cloud, and a signature the cloud ref
     assert.match(f?.detail ?? "", /refused this node's signed request: 401/);
     assert.match(f?.fix ?? "", /re-enroll/);
   });
+
+  // The right secret, but the cloud answers the signed request with 502: a failing cloud, not a bad signature.
+  await saveEnrollment(openSecretStore(ensureDataDir(h.connectorDir)), {
+    cloudUrl: h.cloud.url,
+    nodeId: h.nodeId,
+    nodeSecret: h.secret,
+  });
+  // Twice: the helper runs doctor once for the text and once for --json.
+  h.cloud.injectFault({ route: "config", status: 502, times: 2 });
+  const failing = await doctor(h.connectorDir);
+  await t.test("a 502 is not 'accepted'", () => {
+    const f = find(failing.report, /^cloud /, "signature");
+    assert.equal(f?.status, "warn", failing.text);
+    assert.match(f?.detail ?? "", /failed to answer a signed request: 502/);
+    assert.match(f?.fix ?? "", /retries by itself/);
+  });
 });
 
 test("bioapi doctor: a one-connection terminal held by the running connector is reported as read, not unreachable", async () => {

@@ -5,6 +5,26 @@ import { waitFor } from "./wait-for.ts";
 
 export const BIN = new URL("../../bin/bioapi.mjs", import.meta.url).pathname;
 
+/** Runs the CLI on the pinned runtime; `input` goes to stdin. Never throws on a non-zero exit. */
+export function runBioapi(
+  args: readonly string[],
+  input?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on("exit", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
+}
+
 /** `bioapi run` as a real child process on the pinned runtime, its output collected. */
 export class ConnectorProcess {
   readonly child: ChildProcess;

@@ -2,7 +2,7 @@ import type { DatabaseSourceConfig } from "../../config/config-schema.ts";
 import { BioError } from "../../core/errors.ts";
 import { resolveTime } from "../../core/local-time.ts";
 import type { Logger } from "../../core/logger.ts";
-import { makePunch, type Punch } from "../../core/punch.ts";
+import { makePunch, type Punch, UNKNOWN_STATE_CODE } from "../../core/punch.ts";
 import type { CursorValue } from "../../store/store.ts";
 import { type Lookup, type ReadPlan, readPlan, textOf } from "./presets.ts";
 import type { Condition, Scalar } from "./select-spec.ts";
@@ -447,28 +447,55 @@ export class DatabaseReader {
     return epoch !== undefined && epoch > nowMs + FUTURE_SLACK_MS;
   }
 
-  toPunch(t: ResolvedTable, row: SqlRow, partition: string, lookups: Lookups, collectedAt: string): Punch | string {
+  /** Why the row's id cannot be a cursor (2.5, 'abc' in a SQLite INTEGER column), or undefined when it can. */
+  badId(t: ResolvedTable, row: SqlRow): RowProblem | undefined {
+    if (this.plan.cursor.kind !== "id") return undefined;
+    const column = t.col(this.plan.cursor.column);
+    const raw = row[column];
+    if (Number.isSafeInteger(Number(raw)) && raw !== null && raw !== "") return undefined;
+    // A column declared as text is the schema's fault, not one row's: every row would go to quarantine.
+    const type = t.info.columns.find((c) => c.name === column)?.type.toLowerCase() ?? "";
+    if (type !== "" && !NUMERIC_TYPE.test(type)) this.cursorOf(t, row);
+    return {
+      kind: `${column} is not an integer`,
+      reason: `${column} is not an integer: ${JSON.stringify(raw)?.slice(0, 60)}`,
+    };
+  }
+
+  /** The row as a punch, or why it cannot be one; a row-level fault never stops the source. */
+  toPunch(t: ResolvedTable, row: SqlRow, partition: string, lookups: Lookups, collectedAt: string): Punch | RowProblem {
     const p = this.plan;
     const cursor = row[t.col(p.cursor.column)];
     const where = `(row ${p.cursor.column} ${cursor instanceof Date ? cursor.toISOString() : String(cursor)})`;
+    const problem = (kind: string, detail = "") => ({ kind, reason: `${kind}${detail} ${where}` });
     let user = textOf(row[t.col(p.user)]);
-    if (user === undefined) return `${t.col(p.user)} is empty ${where}`;
+    if (user === undefined) return problem(`${t.col(p.user)} is empty`);
     if (lookups.users) {
       const badge = lookups.users.get(user);
-      if (badge === undefined) return `${p.users?.table} has no ${p.users?.key} ${user} ${where}`;
+      if (badge === undefined)
+        return problem(`${p.users?.table} has no such ${p.users?.key}`, `: ${user.slice(0, 64)}`);
       user = badge;
     }
+    if (user.length > MAX_USER_ID_LENGTH)
+      return problem(`${t.col(p.user)} is longer than ${MAX_USER_ID_LENGTH} characters`, `: ${user.length}`);
     const rawTime = row[t.col(p.time)];
+    const shown = () => `: ${JSON.stringify(rawTime instanceof Date ? rawTime.toISOString() : rawTime)?.slice(0, 60)}`;
+    const dateFault = calendarFault(rawTime);
+    if (dateFault) return problem(`${t.col(p.time)} ${dateFault}`, shown());
     let time: ReturnType<typeof resolveTime>;
     try {
       time = resolveTime(rawTime, this.config.timezone);
     } catch {
-      return `${t.col(p.time)} is not a time: ${JSON.stringify(rawTime)?.slice(0, 60)} ${where}`;
+      return problem(`${t.col(p.time)} is not a time`, shown());
     }
+    if (time.epochMs < 0) return problem(`${t.col(p.time)} is before 1970`, shown());
+    if (time.epochMs > Date.parse(collectedAt) + MAX_FUTURE_MS)
+      return problem(`${t.col(p.time)} is more than 1 day in the future`, shown());
     const rawState = p.state ? row[t.col(p.state)] : undefined;
-    const stateCode = p.stateCode(rawState);
-    if (stateCode === undefined)
-      return `${p.state ? t.col(p.state) : "state"} is not a known state: ${JSON.stringify(rawState)} ${where}`;
+    const known = p.stateCode(rawState);
+    // Unknown states map to "other" (docs/configuration.md) and keep the source's own value beside it.
+    const stateCode = known ?? UNKNOWN_STATE_CODE;
+    const stateRaw = known === undefined ? String(rawState).slice(0, MAX_RAW_STATE_LENGTH) : undefined;
     const rawVerify = p.verify ? row[t.col(p.verify)] : undefined;
     const verify = rawVerify === null || rawVerify === undefined || rawVerify === "" ? null : Number(rawVerify);
     const work = p.workCode ? textOf(row[t.col(p.workCode)]) : undefined;
@@ -478,6 +505,7 @@ export class DatabaseReader {
       local: time.local,
       iso: time.iso,
       stateCode,
+      stateRaw,
       verifyCode: verify !== null && Number.isInteger(verify) ? verify : null,
       // "0" is what the vendors store for "no work code".
       workCode: work === "0" ? undefined : work,
@@ -485,6 +513,37 @@ export class DatabaseReader {
       collectedAt,
     });
   }
+}
+
+/** A row the reader could not turn into a punch: `kind` names the fault without the row's values (logs group by it). */
+export interface RowProblem {
+  readonly kind: string;
+  readonly reason: string;
+}
+
+export function isRowProblem(value: Punch | RowProblem): value is RowProblem {
+  return "kind" in value;
+}
+
+/** The cloud's user ids are at most this long; a longer one is a corrupt or misconfigured column. */
+const MAX_USER_ID_LENGTH = 64;
+const MAX_RAW_STATE_LENGTH = 64;
+/** Beyond a device clock off by a time zone or two: a punch further ahead is a wrong clock or a wrong column. */
+const MAX_FUTURE_MS = 24 * 3600_000;
+const DATE_PREFIX = /^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/;
+
+/** Date.parse and the drivers roll 2026-02-30 over into March; the fields are checked by hand. */
+function calendarFault(value: unknown): string | undefined {
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? "is not a calendar date" : undefined;
+  if (typeof value !== "string") return undefined;
+  const m = DATE_PREFIX.exec(value);
+  if (!m) return undefined;
+  const n = (group: number) => Number(m[group] ?? 0);
+  const [year, month, day] = [n(1), n(2), n(3)];
+  const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > days) return "is not a calendar date";
+  if (n(4) > 23 || n(5) > 59 || n(6) > 59) return "is not a time of day";
+  return undefined;
 }
 
 const NUMERIC_TYPE = /int|long|byte|numeric|decimal|serial|number/;

@@ -11,6 +11,7 @@ import {
   databaseConnectionSchema,
   databaseSourceSchema,
 } from "../../config/config-schema.ts";
+import { createLogger, Redactor } from "../../core/logger.ts";
 import { DatabaseSource, targetFingerprint } from "./database-source.ts";
 import { checkIdentifier } from "./identifier.ts";
 import { openSqlClient } from "./open-client.ts";
@@ -93,6 +94,83 @@ test("bad rows (null user, unparseable time) are quarantined with a reason; the 
   // Re-polls of the lookback window do not quarantine the same rows again.
   await new Promise((r) => setTimeout(r, 350));
   assert.equal(h.store.quarantineCount(), 2);
+  db.close();
+});
+
+test("a bad id, impossible dates, a huge user id and out-of-range times are quarantined; the good rows flow", async () => {
+  await using dir = await tempDir();
+  const { DatabaseSync } = await import("node:sqlite");
+  const path = join(dir.path, "bad-rows.db");
+  const db = new DatabaseSync(path);
+  // Not a PRIMARY KEY: SQLite then stores whatever it is given in an INTEGER column.
+  db.exec("CREATE TABLE att_log (id INTEGER, sn TEXT, pin TEXT, punch_time TEXT, status INTEGER, verify INTEGER)");
+  const insert = db.prepare("INSERT INTO att_log VALUES (?, 'S1', ?, ?, ?, 1)");
+  const rows: [number | string, string, string, number | string][] = [
+    [1, "7", "2026-11-26 08:00:01", 0],
+    [2.5, "7", "2026-11-26 08:00:02", 0],
+    ["abc", "7", "2026-11-26 08:00:03", 0],
+    [3, "7", "2026-02-30 08:00:00", 0],
+    [4, "7", "0000-00-00 00:00:00", 0],
+    [5, "7", "2026-13-01 08:00:00", 0],
+    [6, "u".repeat(100), "2026-11-26 08:00:06", 0],
+    [7, "7", "1969-12-31 08:00:00", 0],
+    [8, "7", "2099-01-01 08:00:00", 0],
+    [9, "7", "2026-11-26 08:00:09", 1],
+    [10, "7", "2026-11-26 08:00:10", "zz"],
+  ];
+  for (const r of rows) insert.run(...r);
+  const logs: string[] = [];
+  const logger = createLogger({ level: "warn", format: "json", redact: new Redactor(), write: (l) => logs.push(l) });
+  await using h = sourceHarness(dir.path, { logger });
+  await h.run([sourceConfig(path)]);
+  await waitFor("three punches", () => h.store.outboxStats().depth === 3);
+  await waitFor("eight quarantined", () => h.store.quarantineCount() === 8);
+  const reasons = h.store
+    .quarantine()
+    .map((q) => q.reason)
+    .sort();
+  const expected = [
+    /^id is not an integer: 2\.5$/,
+    /^id is not an integer: "abc"$/,
+    /^pin is longer than 64 characters: 100 \(row id 6\)$/,
+    /^punch_time is before 1970: "1969-12-31 08:00:00" \(row id 7\)$/,
+    /^punch_time is more than 1 day in the future: "2099-01-01 08:00:00" \(row id 8\)$/,
+    /^punch_time is not a calendar date: "0000-00-00 00:00:00" \(row id 4\)$/,
+    /^punch_time is not a calendar date: "2026-02-30 08:00:00" \(row id 3\)$/,
+    /^punch_time is not a calendar date: "2026-13-01 08:00:00" \(row id 5\)$/,
+  ];
+  for (const pattern of expected)
+    assert.ok(
+      reasons.some((r) => pattern.test(r)),
+      `${pattern} in ${reasons.join(" | ")}`,
+    );
+  const punches = h.store.peek(10).map((e) => JSON.parse(e.body));
+  assert.deepEqual(
+    punches.map((p) => [p.time, p.state, p.stateCode, p.stateRaw]),
+    [
+      ["2026-11-26T08:00:01+05:30", "checkIn", 0, undefined],
+      ["2026-11-26T08:00:09+05:30", "checkOut", 1, undefined],
+      ["2026-11-26T08:00:10+05:30", "other", -1, "zz"],
+    ],
+  );
+  assert.equal(h.supervisor.status()[0]?.lastError, null, "no source-wide backoff");
+  // One log line per emit, its reasons grouped with a count each.
+  const line = logs.map((l) => JSON.parse(l)).find((l) => l.msg === "Rows quarantined.");
+  assert.deepEqual(line?.reasons, {
+    "id is not an integer": 2,
+    "pin is longer than 64 characters": 1,
+    "punch_time is before 1970": 1,
+    "punch_time is more than 1 day in the future": 1,
+    "punch_time is not a calendar date": 3,
+  });
+  assert.equal(line?.count, 8);
+
+  // The bad rows are read again on every poll (text sorts after every id); they stay quarantined once, and the
+  // source goes on with new rows.
+  insert.run(11, "7", "2026-11-26 08:00:11", 0);
+  await waitFor("the new row", () => h.store.outboxStats().depth === 4);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(h.store.quarantineCount(), 8);
   db.close();
 });
 

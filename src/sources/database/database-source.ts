@@ -5,7 +5,13 @@ import { BioError } from "../../core/errors.ts";
 import type { Punch } from "../../core/punch.ts";
 import type { CursorUpdate, CursorValue, QuarantineInput } from "../../store/store.ts";
 import type { Source, SourceContext } from "../source.ts";
-import { DatabaseReader, type Lookups, type ResolvedTable, shiftTime as shiftTimeValue } from "./database-reader.ts";
+import {
+  DatabaseReader,
+  isRowProblem,
+  type Lookups,
+  type ResolvedTable,
+  shiftTime as shiftTimeValue,
+} from "./database-reader.ts";
 import type { Scalar } from "./select-spec.ts";
 import type { SqlClient } from "./sql-client.ts";
 
@@ -260,6 +266,13 @@ export class DatabaseSource implements Source {
       let high = cursor;
       let highEpoch = cursorEpoch ?? Number.NEGATIVE_INFINITY;
       for (const row of rows) {
+        // A bad id cannot be compared with the cursor, nor move it: the row is quarantined (once, by its key) and
+        // the good rows around it go on.
+        const badId = reader.badId(t, row);
+        if (badId) {
+          quarantined.push({ ...badId, payload: plainRow(row), rowKey: rowKey(t.name, row) });
+          continue;
+        }
         const value = reader.cursorOf(t, row);
         // Only rows beyond the committed cursor are new; a bad row in the lookback window was quarantined before.
         let isNew: boolean;
@@ -275,9 +288,9 @@ export class DatabaseSource implements Source {
           }
         }
         const result = reader.toPunch(t, row, partition, poll.lookups, collectedAt);
-        if (typeof result === "string") {
-          if (reader.plan.users && / has no /.test(result)) poll.lookupMiss = true;
-          if (isNew) quarantined.push({ reason: result, payload: plainRow(row) });
+        if (isRowProblem(result)) {
+          if (reader.plan.users && / has no /.test(result.reason)) poll.lookupMiss = true;
+          if (isNew) quarantined.push({ ...result, payload: plainRow(row), rowKey: rowKey(t.name, row) });
         } else punches.push(result);
       }
       const update: CursorUpdate = high === undefined || high === cursor ? {} : { [key]: high };
@@ -295,7 +308,12 @@ export class DatabaseSource implements Source {
       }
       if (rows.length < this.#config.batchSize) return;
       if (idMode) {
-        const top = Number(after?.[0]);
+        // The page's highest id that is a number: a text id ('abc' sorts after every number in SQLite) cannot be a
+        // keyset position.
+        const top = Math.max(
+          Number.NEGATIVE_INFINITY,
+          ...rows.map((r) => Number(r[t.col(reader.plan.cursor.column)])).filter(Number.isFinite),
+        );
         if (!(top > Number(from))) {
           throw new BioError(
             "DB_SCHEMA",
@@ -331,6 +349,14 @@ function shiftBack(reader: DatabaseReader, t: ResolvedTable, value: CursorValue)
   const c = reader.plan.cursor;
   if (c.kind !== "time" || (typeof value !== "string" && typeof value !== "number")) return value;
   return shiftTimeValue(value, t.lookbackMs);
+}
+
+/** The quarantine key of a source row: the same row read again (lookback, a bad id) is quarantined once. */
+function rowKey(table: string, row: Readonly<Record<string, unknown>>): string {
+  return createHash("sha256")
+    .update(`${table}\u001f${JSON.stringify(plainRow(row))}`)
+    .digest("hex")
+    .slice(0, 32);
 }
 
 /** Quarantine payloads are JSON: Dates and bigints as text. */
