@@ -30,19 +30,35 @@ async function sendingStops(s: ZkSimulator): Promise<number> {
   }
 }
 
-/** The first `length` bytes of the healthy twin's attendance set, for comparing real bytes. */
-async function healthyBytes(records: number, offset: number, length: number): Promise<Buffer> {
-  const twin = await sim({ records, transports: ["tcp"] });
-  const c = await client(twin);
-  await c.connect();
-  await c.call(1503, ATTLOG_REQUEST);
-  c.send(1504, chunkRequest(offset, length));
-  return (await c.collectBulk()).data;
+/**
+ * A fixed log in 40-byte records, replayed verbatim, so the real bytes a hostile answer must lead with are known
+ * exactly. (A twin simulator would not do: generated logs end a minute before the clock, so two made a second
+ * apart differ.)
+ */
+function fixedLog(records: number): Buffer {
+  const log = Buffer.alloc(records * 40);
+  for (let i = 0; i < records; i++) {
+    log.writeUInt16LE(1 + (i % 100), i * 40);
+    log.write(String(1001 + (i % 100)), i * 40 + 2, "latin1");
+    log.writeUInt8(1, i * 40 + 26);
+    log.writeUInt32LE(0x3000_0000 + i * 7, i * 40 + 27);
+  }
+  return log;
 }
+
+/** Bytes [offset, offset + length) of the attendance set (u32 total, then the records) a fixed log makes. */
+function setBytes(log: Buffer, offset: number, length: number): Buffer {
+  const header = Buffer.alloc(4);
+  header.writeUInt32LE(log.length, 0);
+  return Buffer.concat([header, log]).subarray(offset, offset + length);
+}
+
+const LOG_2000 = fixedLog(2000);
+const LOG_100 = fixedLog(100);
 
 describe("hostile: announceBytes", () => {
   it("announces 4 GiB for the log while GET_FREE_SIZES stays truthful, and serves reads anywhere below it", async () => {
-    const s = await sim({ records: 2000, hostile: { announceBytes: FOUR_GIB } });
+    const s = await sim({ rawRecords: LOG_2000, hostile: { announceBytes: FOUR_GIB } });
     const c = await client(s);
     await c.connect();
     const sizes = (await c.call(50)).data;
@@ -54,7 +70,7 @@ describe("hostile: announceBytes", () => {
     const first = await c.collectBulk();
     assert.equal(first.packets[0]?.data.readUInt32LE(0), 16_384);
     assert.equal(first.data.readUInt32LE(0), FOUR_GIB - 4, "the set's own total agrees with the claim");
-    assert.deepEqual(first.data.subarray(4), (await healthyBytes(2000, 0, 16_384)).subarray(4), "real records first");
+    assert.deepEqual(first.data.subarray(4), setBytes(LOG_2000, 4, 16_380), "real records first");
 
     c.send(1504, chunkRequest(4_000_000_000, 65_472));
     const far = await c.collectBulk();
@@ -87,7 +103,7 @@ describe("hostile: announceBytes", () => {
 
 describe("hostile: prepareBytes", () => {
   it("announces 4 GiB for a chunk and streams 60 KB CMD_DATA packets until the client sends FREE_DATA", async () => {
-    const s = await sim({ records: 2000, hostile: { prepareBytes: FOUR_GIB }, transports: ["tcp"] });
+    const s = await sim({ rawRecords: LOG_2000, hostile: { prepareBytes: FOUR_GIB }, transports: ["tcp"] });
     const c = await client(s);
     await c.connect();
     await c.call(1503, ATTLOG_REQUEST);
@@ -96,7 +112,7 @@ describe("hostile: prepareBytes", () => {
     assert.deepEqual([streamed[0]?.command, streamed[0]?.data.readUInt32LE(0)], [1500, FOUR_GIB]);
     const data = streamed.slice(1);
     assert.ok(data.every((p) => p.command === 1501 && p.replyId === id && p.data.length === 60 * 1024));
-    assert.deepEqual(data[0]?.data.subarray(0, 16_384), await healthyBytes(2000, 0, 16_384), "the real chunk leads");
+    assert.deepEqual(data[0]?.data.subarray(0, 16_384), setBytes(LOG_2000, 0, 16_384), "the real chunk leads");
 
     const freeId = c.send(1502);
     const rest = await readUntil(c, (p) => p.command !== 1501);
@@ -204,7 +220,7 @@ describe("trickle", () => {
   const pattern = (packets: RawPacket[]) => packets.map((p) => [p.command, p.data.length]);
 
   it("drips a chunk: PREPARE_DATA with the true length, CMD_DATA of bytesPerPacket each, ACK_OK", async () => {
-    const s = await sim({ records: 100, trickle: { bytesPerPacket: 300, intervalMs: 2 }, transports: ["tcp"] });
+    const s = await sim({ rawRecords: LOG_100, trickle: { bytesPerPacket: 300, intervalMs: 2 }, transports: ["tcp"] });
     const c = await client(s);
     await c.connect();
     await c.call(1503, ATTLOG_REQUEST);
@@ -220,7 +236,7 @@ describe("trickle", () => {
     ]);
     assert.equal(packets[0]?.data.readUInt32LE(0), 1000);
     assert.ok(packets.every((p) => p.replyId === id));
-    assert.deepEqual(data, await healthyBytes(100, 0, 1000));
+    assert.deepEqual(data, setBytes(LOG_100, 0, 1000));
   });
 
   it("drips inline sets and legacy ATTLOG_RRQ too, and caps UDP packets at 1,024 bytes", async () => {
