@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
+import { encodeDeviceTime } from "../../src/sources/zk/zk-codec.ts";
 import { e2e, fastConfig } from "../helpers/e2e-harness.ts";
 import { sourceHarness } from "../helpers/run-source.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
@@ -63,8 +64,10 @@ describe("terminals in the wild", { concurrency: 2 }, () => {
   });
 
   it("a terminal whose records are implausible under every layout delivers nothing and shows DEVICE_FORMAT", async () => {
-    // The same capture on a terminal whose clock says 2015: 2016 is in its future, and 2087 is under any clock.
-    await using sim = await zem500({ clockOffsetMs: -11 * 365 * 86_400_000 });
+    // Records of a firmware nobody has described: under zem500 byte 3 is not 0 and the time is past 2099; under
+    // compact8 the time is in 2087 and the state byte no state code.
+    const unknown = ["0700280ba8eba7fe", "7b00280b4beca7fe", "7b00280b4eeca7fe"].map((h) => Buffer.from(h, "hex"));
+    await using sim = await zem500({}, unknown);
     await using tmp = await tempDir();
     await using h = sourceHarness(tmp.path);
     await h.run([zkSourceFor(sim, { realtime: false })]);
@@ -114,6 +117,48 @@ describe("terminals in the wild", { concurrency: 2 }, () => {
     );
     const cursor = h.supervisor.status()[0]?.cursor[sim.serial] as { format: string; count: number };
     assert.deepEqual([cursor.format, cursor.count], ["zem500", 3]);
+  });
+
+  it("a cursor stored before layouts were told apart stays compact8 on a compact8 terminal", async () => {
+    // compact8: uid, verify, time at offset 3, state at offset 7 — what most 8-byte terminals write.
+    // One corrupt record among them: read as zem500, the others' state bytes become believable times in 2000.
+    const records = ["2026-11-02T08:00:00", "2026-02-31T08:01:00", "2026-11-02T08:02:00"].map((time, i) => {
+      const raw = Buffer.alloc(8);
+      raw.writeUInt16LE(1, 0);
+      raw.writeUInt8(1, 2);
+      raw.writeUInt32LE(encodeDeviceTime(time), 3);
+      raw.writeUInt8(i % 2, 7);
+      return raw;
+    });
+    await using sim = await terminal({ recordSize: 8, rawRecords: records, users: 1 });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    const tail = createHash("sha256")
+      .update(records[0] as Buffer)
+      .digest("hex")
+      .slice(0, 16);
+    h.store.emit("gate", [], { [sim.serial]: { time: "2026-11-02T08:00:00", count: 1, tail, format: 8 } });
+    await h.run([zkSourceFor(sim, { realtime: false })]);
+    await waitFor(
+      "the newer punch and the corrupt one",
+      () => h.store.depth === 1 && h.store.quarantine().length === 1,
+    );
+    assert.deepEqual(
+      h.userIds().map((p) => [p.userId, p.time]),
+      [["1001", "2026-11-02T08:02:00+05:30"]],
+    );
+    assert.match(h.store.quarantine()[0]?.reason ?? "", /impossible device time 2026-02-31T08:01:00 \(record 1\)/);
+    const cursor = h.supervisor.status()[0]?.cursor[sim.serial] as { format: string };
+    assert.equal(cursor.format, "compact8");
+  });
+
+  it("a terminal whose clock reset to 2000 after a power cut still delivers the punches it holds", async () => {
+    await using sim = await zem500({ clockOffsetMs: -26 * 365 * 86_400_000 });
+    await using tmp = await tempDir();
+    await using h = sourceHarness(tmp.path);
+    await h.run([zkSourceFor(sim, { realtime: false })]);
+    await waitFor("the three captured punches", () => h.store.depth === 3);
+    assert.equal(h.store.quarantine().length, 0);
   });
 
   const hostile = [

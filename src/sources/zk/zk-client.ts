@@ -83,6 +83,8 @@ export const MAX_SET_BYTES = 4 + 5_000_000 * 40;
 export const MIN_CHUNK_BYTES_PER_SECOND = 32 * 1024;
 /** Each goodbye packet (unregister, EXIT) waits at most this long, so a stop never hangs on a dead terminal. */
 export const GOODBYE_STEP_MS = 300;
+/** Acknowledgements a terminal has not read; beyond this it is flooding us without reading. */
+const MAX_UNSENT_BYTES = 1 << 20;
 /** After the session's signal aborts, the link is cut at the latest this long after, goodbye or not. */
 const GOODBYE_LIMIT_MS = 1500;
 
@@ -155,6 +157,8 @@ export class ZkClient {
     client.#lost.signal.addEventListener("abort", () => options.signal.removeEventListener("abort", onAbort), {
       once: true,
     });
+    // Aborted while the link was opening: the listener came too late to hear it.
+    if (options.signal.aborted) onAbort();
     try {
       await client.#handshake();
       return client;
@@ -333,6 +337,17 @@ export class ZkClient {
       }
     }
     if (packet.command === CMD.REG_EVENT) {
+      // Unasked-for events are not acknowledged, so a device cannot make us write without end.
+      if (!this.#eventsRegistered) return;
+      if ((this.#transport?.pendingBytes ?? 0) > MAX_UNSENT_BYTES) {
+        this.#end(
+          this.#violation(
+            "pushes events faster than it reads their acknowledgements.",
+            "The session was ended so the terminal cannot fill this machine's memory; it reconnects with backoff.",
+          ),
+        );
+        return;
+      }
       this.stats.events++;
       // Acknowledged with our session and reply id 0; the session field of the event carries its flag instead.
       this.#transport?.send(encodePacket(CMD.ACK_OK, this.#session, 0));
@@ -357,7 +372,12 @@ export class ZkClient {
     this.#stopping = true;
     for (const pending of [...this.#pending.values()]) pending.fail(reason);
     this.#pending.clear();
-    setTimeout(() => this.#end(reason), GOODBYE_LIMIT_MS).unref();
+    setTimeout(() => {
+      if (this.#lost.signal.aborted) return;
+      // Whoever owns the session never got to close(): the EXIT still goes out, unanswered, before the link ends.
+      this.#transport?.send(encodePacket(CMD.EXIT, this.#session, (this.#replyId + 1) % 0xffff));
+      this.#end(reason);
+    }, GOODBYE_LIMIT_MS).unref();
   }
 
   #end(reason: unknown): void {
@@ -473,8 +493,15 @@ export class ZkClient {
   async registerEvents(mask: number): Promise<void> {
     const data = Buffer.alloc(4);
     data.writeUInt32LE(mask >>> 0, 0);
-    await this.command(CMD.REG_EVENT, data);
+    // Set before asking: the first event can arrive in the same read as the acknowledgement.
+    const before = this.#eventsRegistered;
     this.#eventsRegistered = mask !== 0;
+    try {
+      await this.command(CMD.REG_EVENT, data);
+    } catch (error) {
+      this.#eventsRegistered = before;
+      throw error;
+    }
   }
 
   /**
@@ -587,10 +614,11 @@ export class ZkClient {
         ),
     };
     return this.#send(CMD.DATA_RDY, request, { timeoutMs, signal, deadline }, (resolve, reject) => {
-      const parts: Buffer[] = [];
+      // Copied into one buffer of the size asked: holding each packet's slice could pin far larger socket buffers.
+      let chunk: Buffer | undefined;
       let received = 0;
       const done = () => {
-        const data = Buffer.concat(parts, received);
+        const data = chunk?.subarray(0, received) ?? Buffer.alloc(0);
         resolve({ command: CMD.DATA, session: this.#session, replyId: 0, data, checksumOk: true });
       };
       return (packet) => {
@@ -610,16 +638,33 @@ export class ZkClient {
             return;
           }
           case CMD.DATA:
-            parts.push(packet.data);
-            received += packet.data.length;
-            if (received > length) {
+            if (packet.data.length === 0) {
+              // Empty packets would re-arm the silence timer without end while carrying nothing.
               reject(
                 this.#violation(
-                  `sent ${received} bytes for a ${length}-byte chunk at offset ${offset}.`,
-                  "A duplicated datagram or a firmware quirk; the connector reconnects with backoff.",
+                  `sent an empty data packet in a chunk at offset ${offset}.`,
+                  "The connector reconnects with backoff.",
                 ),
               );
-            } else if (received === length) done();
+              return;
+            }
+            if (received + packet.data.length > length) {
+              const message = `sent ${received + packet.data.length} bytes for a ${length}-byte chunk at offset ${offset}.`;
+              // Over UDP a datagram can arrive twice: that chunk is asked for again. Over TCP it is the device.
+              reject(
+                this.#options.transport === "udp"
+                  ? new BioError("DEVICE_PROTOCOL", `Terminal ${this.#label} ${message}`, {
+                      retriable: true,
+                      hint: "A duplicated datagram; the chunk is read again.",
+                    })
+                  : this.#violation(message, "A firmware quirk; the connector reconnects with backoff."),
+              );
+              return;
+            }
+            chunk ??= Buffer.allocUnsafe(length);
+            packet.data.copy(chunk, received);
+            received += packet.data.length;
+            if (received === length) done();
             return;
           case CMD.ACK_OK:
             if (received === length) done();

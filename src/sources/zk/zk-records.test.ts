@@ -133,12 +133,52 @@ describe("zk records", () => {
     assert.equal(chooseRecordLayout(ZEM500_CAPTURE.length, 3, ZEM500_CAPTURE, "2015-06-01T00:00:00").layout, undefined);
   });
 
+  /** compact8 records: uid, verify, time at offset 3, state 0–5 at offset 7. */
+  function compact8Log(count: number, first: string): Buffer {
+    const log = Buffer.alloc(count * 8);
+    const start = encodeDeviceTime(first);
+    for (let i = 0; i < count; i++) {
+      log.writeUInt16LE(1 + (i % 50), i * 8);
+      log.writeUInt8(1, i * 8 + 2);
+      log.writeUInt32LE(start + i * 61, i * 8 + 3);
+      log.writeUInt8(i % 6, i * 8 + 7);
+    }
+    return log;
+  }
+
+  it("keeps a compact8 log compact8 though zem500 reads its state byte as a year 2000-2003 time", () => {
+    const latest = "2026-12-04T10:00:00";
+    const log = compact8Log(200, "2026-11-01T08:00:00");
+    // One impossible record among 200 must not hand the log to the other 8-byte layout.
+    log.writeUInt32LE(encodeDeviceTime("2026-02-31T10:00:00"), 50 * 8 + 3);
+    const choice = chooseRecordLayout(log.length, 200, log, latest);
+    assert.equal(choice.layout, "compact8");
+    // Only a record whose time happens to have a zero low byte still looks like zem500 (1 in 256).
+    assert.ok((choice.evidence.find((e) => e.layout === "zem500")?.plausible ?? 0) < 10);
+    // Its clock set back a year: nothing is plausible under either 8-byte layout, so nothing is delivered.
+    assert.equal(chooseRecordLayout(log.length, 200, log, "2025-11-01T00:00:00").layout, undefined);
+    // A cursor from before layouts were told apart keeps compact8 while compact8 still reads the log.
+    assert.equal(
+      chooseRecordLayout(log.length, 200, log, latest, ["compact8", "zem500"], "compact8").layout,
+      "compact8",
+    );
+    assert.equal(
+      chooseRecordLayout(ZEM500_CAPTURE.length, 3, ZEM500_CAPTURE, latest, ["compact8", "zem500"], "compact8").layout,
+      "zem500",
+    );
+  });
+
   it("chooses the record size from the set length and the count, tolerating a punch in between", () => {
     const latest = "2030-01-01T00:00:00";
     const empty = Buffer.alloc(0);
     assert.equal(chooseRecordLayout(400, 10, empty, latest).layout, "tft40");
     assert.equal(chooseRecordLayout(400, 25, empty, latest).layout, "extended16");
-    assert.equal(chooseRecordLayout(400, 50, empty, latest).layout, "compact8");
+    // Two layouts share the 8-byte size; with no records to look at the length cannot choose between them.
+    assert.deepEqual(
+      [chooseRecordLayout(400, 50, empty, latest).layout, chooseRecordLayout(400, 50, empty, latest).ambiguous],
+      [undefined, true],
+    );
+    assert.equal(chooseRecordLayout(400, 50, empty, latest, ["compact8"]).layout, "compact8");
     // Counted 9, sent 10 (a punch landed between the two requests).
     assert.equal(chooseRecordLayout(400, 9, empty, latest).layout, "tft40");
     assert.equal(chooseRecordLayout(401, 10, empty, latest).layout, undefined);

@@ -155,18 +155,40 @@ export interface LayoutEvidence {
 }
 
 export interface LayoutChoice {
-  /** Undefined when no candidate reads most of the sample as plausible punches. */
+  /** Undefined when no candidate reads most of the sample as plausible punches, or two read it equally well. */
   readonly layout: RecordLayout | undefined;
   readonly evidence: readonly LayoutEvidence[];
+  /** True when layouts of one size both read it plausibly and the evidence cannot tell them apart. */
+  readonly ambiguous: boolean;
 }
+
+/**
+ * Structure a record of this layout always has, beyond a plausible time. Both 8-byte layouts read each other's
+ * records with believable times — a compact8 record read as zem500 takes its state byte as the top of the time and
+ * lands in 2000–2003 — so what tells them apart is a byte each one fixes: zem500 writes 0 at offset 3 (every
+ * captured record does), and compact8's state at offset 7 is a small code, where zem500's time has its top byte.
+ */
+function hasShape(buffer: Buffer, offset: number, layout: RecordLayout): boolean {
+  switch (layout) {
+    case "zem500":
+      return buffer.readUInt8(offset + 3) === 0;
+    case "compact8":
+      return buffer.readUInt8(offset + 7) <= 0x0f;
+    default:
+      return true;
+  }
+}
+
+const CLEAR_MARGIN = 0.25;
 
 /**
  * Picks the record layout for a set of `dataBytes` (without the leading total) expected to hold about `count`
  * records, from `sample` (whole records from the start of what was read). Neither the count nor the length is
  * trusted alone: the count comes from a separate request (a punch in between moves it), and two layouts of one
- * size cannot be told apart by length at all. So every candidate that divides the set decodes the whole sample,
- * and the one reading the most records as plausible punches, then nearest the count, wins — provided it reads at
- * least half of them so; otherwise the layout is unknown and nothing should be delivered.
+ * size cannot be told apart by length at all. So every candidate that divides the set decodes the whole sample;
+ * among those reading at least half of it as plausible punches of their own shape, with a record count within a
+ * factor of two of the reported one, the best (most plausible, then nearest the count) wins, unless another of the same size reads it nearly as well. `prefer` (what a cursor
+ * recorded before layouts were told apart) is kept whenever it still reads most of the sample.
  */
 export function chooseRecordLayout(
   dataBytes: number,
@@ -174,25 +196,36 @@ export function chooseRecordLayout(
   sample: Buffer,
   latest: DeviceTime,
   candidates: readonly RecordLayout[] = RECORD_LAYOUTS,
+  prefer?: RecordLayout,
 ): LayoutChoice {
   const evidence: LayoutEvidence[] = [];
-  let best: { layout: RecordLayout; score: number; share: number } | undefined;
+  const fits: Array<{ layout: RecordLayout; score: number; share: number }> = [];
   for (const layout of candidates) {
     const size = LAYOUT_SIZE[layout];
     if (dataBytes % size !== 0) continue;
     const records = dataBytes / size;
     const sampled = Math.floor(Math.min(sample.length, dataBytes) / size);
     let plausible = 0;
-    for (let i = 0; i < sampled; i++)
-      if (!recordProblem(decodeAttendance(sample, i * size, layout), latest)) plausible++;
+    for (let i = 0; i < sampled; i++) {
+      const at = i * size;
+      if (hasShape(sample, at, layout) && !recordProblem(decodeAttendance(sample, at, layout), latest)) plausible++;
+    }
     evidence.push({ layout, records, sampled, plausible });
     // An empty sample proves nothing about times; the count alone decides.
     const share = sampled === 0 ? 1 : plausible / sampled;
     const countError = Math.abs(records - count) / Math.max(records, count, 1);
-    const score = share - countError;
-    if (!best || score > best.score) best = { layout, score, share };
+    // The count may be off by the punches made between the two requests, never by a factor of two: that is
+    // another record size reading the bytes (16-byte records read as 8 find twice the records).
+    if (share >= 0.5 && countError < 0.5) fits.push({ layout, score: share - countError, share });
   }
-  return { layout: best && best.share >= 0.5 ? best.layout : undefined, evidence };
+  const preferred = fits.find((f) => f.layout === prefer);
+  if (preferred) return { layout: preferred.layout, evidence, ambiguous: false };
+  fits.sort((a, b) => b.score - a.score);
+  const [best, ...rest] = fits;
+  if (!best) return { layout: undefined, evidence, ambiguous: false };
+  const rival = rest.find((f) => LAYOUT_SIZE[f.layout] === LAYOUT_SIZE[best.layout]);
+  if (rival && best.share - rival.share < CLEAR_MARGIN) return { layout: undefined, evidence, ambiguous: true };
+  return { layout: best.layout, evidence, ambiguous: false };
 }
 
 export function detectUserSize(dataBytes: number, count: number): UserSize | undefined {

@@ -75,6 +75,8 @@ const LATEST_SLACK_MS = 86_400_000;
 const SET_SLACK = { records: 10_000, users: 1000 } as const;
 const LARGEST_RECORD = 40;
 const LARGEST_USER = 72;
+/** Real-time punches being stored at once; a terminal flooding events beyond this waits for the next read. */
+const MAX_PENDING_EVENTS = 1000;
 /** A uid is a u16 in every record and user format, so no terminal can enrol more. */
 const MAX_USERS = 0xffff;
 
@@ -150,6 +152,8 @@ export class ZkSource implements Source {
       if (config.realtime) {
         client.onEvent((event) => {
           if (event.flag !== EVENT_FLAG.ATTLOG) return;
+          // A terminal flooding events cannot queue unbounded work; dropped ones are collected by the next read.
+          if (events.length >= MAX_PENDING_EVENTS) return;
           events.push(
             device.onAttendanceEvent(event.data).catch((error: unknown) => {
               eventFailure ??= error;
@@ -204,6 +208,8 @@ export class ZkSource implements Source {
       }
       if (!ctx.signal.aborted && client.lost.aborted) throw client.lost.reason;
     } finally {
+      // Events arriving during the goodbye would start stores nobody waits for; the next read collects them.
+      client.onEvent(undefined);
       await Promise.allSettled(events);
       await client.close();
     }
@@ -261,9 +267,13 @@ class DeviceSession {
     });
   }
 
-  /** The newest time the terminal could have written: its own clock (this machine's until measured) plus a day. */
+  /**
+   * The newest time the terminal could have written: its own clock plus a day — or this machine's, when that is
+   * later: a terminal whose clock reset to 2000 after a power cut still holds the punches it wrote before.
+   */
   #latest(): DeviceTime {
-    return toLocal(this.#ctx.clock.now() + (this.#driftMs ?? 0) + LATEST_SLACK_MS, this.#config.timezone);
+    const ahead = Math.max(0, this.#driftMs ?? 0);
+    return toLocal(this.#ctx.clock.now() + ahead + LATEST_SLACK_MS, this.#config.timezone);
   }
 
   async measureDrift(): Promise<void> {
@@ -338,8 +348,19 @@ class DeviceSession {
     const forced = config.recordFormat === "auto" ? undefined : FORCED_LAYOUT[config.recordFormat];
     // A forced layout of another size makes the cursor's positions meaningless: read it all.
     const from = forced && start?.size && start.size !== LAYOUT_SIZE[forced] ? undefined : start;
-    let layout: RecordLayout | undefined = forced ?? from?.layout;
+    if (forced && start?.size && !from) {
+      this.#ctx.logger.warn(
+        `recordFormat ${config.recordFormat} does not match the ${start.size}-byte records the cursor was built on; the whole log is read again. Punches read before keep their ids only if the old layout was right.`,
+        { serial: this.#serial },
+      );
+    }
+    // A log read again (cleared, rewritten) is still written by the same firmware: its layout stays.
+    const known = from?.layout ?? (from ? undefined : previous?.layout);
+    let layout: RecordLayout | undefined = forced ?? known;
     let size: RecordSize | undefined = layout ? LAYOUT_SIZE[layout] : from?.size;
+    // A cursor from before layouts were told apart was read as compact8: keep that unless the log says otherwise.
+    const before = from ?? previous;
+    const legacy: RecordLayout | undefined = before && !before.layout && before.size === 8 ? "compact8" : undefined;
     const startIndex = from && size ? Math.max(0, from.count - config.lookbackRecords) : 0;
     let index = startIndex;
     let carry = Buffer.alloc(0);
@@ -365,7 +386,7 @@ class DeviceSession {
           if (!layout) {
             // An empty log says nothing about its layout; the first records will.
             if (dataBytes <= 0) return;
-            layout = this.#chooseLayout(dataBytes, sizes.records, data, latest, size);
+            layout = this.#chooseLayout(dataBytes, sizes.records, data, latest, size, legacy);
             size = LAYOUT_SIZE[layout];
           }
           const recordBytes = LAYOUT_SIZE[layout];
@@ -436,19 +457,26 @@ class DeviceSession {
     sample: Buffer,
     latest: DeviceTime,
     size: RecordSize | undefined,
+    prefer: RecordLayout | undefined,
   ): RecordLayout {
-    const choice = chooseRecordLayout(dataBytes, count, sample, latest, size ? layoutsOfSize(size) : RECORD_LAYOUTS);
+    const candidates = size ? layoutsOfSize(size) : RECORD_LAYOUTS;
+    const choice = chooseRecordLayout(dataBytes, count, sample, latest, candidates, prefer);
     if (!choice.layout) {
       const fits = choice.evidence.length > 0;
+      const evidence = describeEvidence(choice.evidence);
       throw new BioError(
         "DEVICE_FORMAT",
-        fits
-          ? `Terminal ${this.#serial}'s log fits no known record layout: under each, most times are impossible (${describeEvidence(choice.evidence)}). Nothing was delivered.`
-          : `Terminal ${this.#serial} sent a ${dataBytes}-byte log for ${count} records: no known record layout (8, 16 or 40 bytes) fits.`,
+        choice.ambiguous
+          ? `Terminal ${this.#serial}'s log reads as plausible punches under more than one record layout (${evidence}), so its dates cannot be trusted. Nothing was delivered.`
+          : fits
+            ? `Terminal ${this.#serial}'s log fits no known record layout: under each, most times are impossible (${evidence}). Nothing was delivered.`
+            : `Terminal ${this.#serial} sent a ${dataBytes}-byte log for ${count} records: no known record layout (8, 16 or 40 bytes) fits.`,
         {
-          hint: fits
-            ? "Check the terminal's date and time; if they are right, set recordFormat for this source to the model's layout, and report the model and firmware."
-            : "Set recordFormat for this source if the model's layout is known, and report the model and firmware.",
+          hint: choice.ambiguous
+            ? 'Set recordFormat for this source to the model\'s layout (8 or "zem500"); more punches on the terminal may also settle it.'
+            : fits
+              ? "Check the terminal's date and time; if they are right, set recordFormat for this source to the model's layout, and report the model and firmware."
+              : "Set recordFormat for this source if the model's layout is known, and report the model and firmware.",
         },
       );
     }

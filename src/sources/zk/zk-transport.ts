@@ -15,6 +15,8 @@ export interface ZkTransport {
   /** Bytes received at the ZK level (TCP prefixes included), for wire-cost figures. */
   readonly bytesReceived: number;
   readonly bytesSent: number;
+  /** Bytes written but not yet taken by the network (TCP); a peer that stops reading makes this grow. */
+  readonly pendingBytes: number;
 }
 
 /** How long a closing TCP socket may take to flush its last packets before it is destroyed. */
@@ -107,6 +109,9 @@ export async function openTcpTransport(
     kind: "tcp" as const,
     bytesReceived: 0,
     bytesSent: 0,
+    get pendingBytes() {
+      return socket.writableLength;
+    },
     send(packet: Buffer) {
       if (closed) return;
       const frame = encodeTcpFrame(packet);
@@ -183,6 +188,9 @@ export async function openUdpTransport(
     kind: "udp" as const,
     bytesReceived: 0,
     bytesSent: 0,
+    get pendingBytes() {
+      return inFlight * 1024;
+    },
     send(packet: Buffer) {
       if (closed) return;
       transport.bytesSent += packet.length;
