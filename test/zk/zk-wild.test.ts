@@ -43,6 +43,8 @@ describe("terminals in the wild", { concurrency: 2 }, () => {
       port: sim.port,
       timezone: "Asia/Ho_Chi_Minh",
       realtime: false,
+      reconcileIntervalMs: 1000,
+      pollIntervalMs: 300,
       requestTimeoutMs: 1000,
       connectTimeoutMs: 1000,
     };
@@ -59,6 +61,13 @@ describe("terminals in the wild", { concurrency: 2 }, () => {
     const device = status.sources.find((s) => s.sourceId === "zem")?.device;
     assert.equal(device?.recordLayout, "zem500");
     assert.equal(status.outbox.quarantined, 0, "nothing read as 2087 and quarantined");
+    // Another read of the log (the reconcile interval is 1 s) goes by the cursor's layout and logs nothing.
+    const reads = sim.receivedCommands().filter((c) => c.command === 1503 && c.data[1] === 0x0d).length;
+    await waitFor(
+      "a second read of the log",
+      () => sim.receivedCommands().filter((c) => c.command === 1503 && c.data[1] === 0x0d).length > reads,
+      30_000,
+    );
     const chosen = h.logs.filter((l) => l.includes("writes 8-byte (ZEM500"));
     assert.equal(chosen.length, 1, "the choice is logged once");
   });
