@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startCloud } from "./cloud-server.ts";
 import { CloudStore } from "./cloud-store.ts";
+import { issueSentence } from "./config-rules.ts";
 import { ConfigInvalidError } from "./validate-config.ts";
 
 /** Where output goes; tests pass their own to capture it, and an abort signal to end `serve`. */
@@ -40,8 +41,9 @@ Registers a node and prints its id and secret. The secret is shown this once: gi
 `,
   "config set": `usage: bioapi cloud config set NODE FILE [--data-dir DIR]
 
-Validates FILE (JSON) against docs/config.schema.json, stores it encrypted for NODE as the next version, and
-prints that version. Every issue is printed with its path; nothing is stored when one exists.
+Validates FILE (JSON) with the connector's own rules (docs/config.schema.json and cloud/config-rules.ts, the
+checked copy of the connector's), stores it encrypted for NODE as the next version, and prints that version and
+the data directory. When the connector would refuse it, nothing is stored and the connector's sentence is printed.
 `,
   punches: `usage: bioapi cloud punches NODE [--json] [--limit N] [--data-dir DIR]
 
@@ -173,15 +175,17 @@ function configSet(args: string[], out: (text: string) => void, err: (text: stri
     err(`error: cannot read ${file} as JSON: ${(error as Error).message}\n`);
     return 1;
   }
-  const store = CloudStore.open(dataDirOf(values["data-dir"]));
+  const dataDir = dataDirOf(values["data-dir"]);
+  const store = CloudStore.open(dataDir);
   try {
     const version = store.setConfig(nodeId, config);
-    out(`configuration version ${version} published for node ${nodeId}\n`);
+    out(`configuration version ${version} published for node ${nodeId} (cloud data in ${dataDir})\n`);
     return 0;
   } catch (error) {
     if (!(error instanceof ConfigInvalidError)) throw error;
-    err(`${file} is not a valid configuration; nothing was stored:\n`);
-    for (const issue of error.issues) err(`  ${issue.path}: ${issue.message}\n`);
+    // The connector's words, so what the operator reads here is what its log would have said.
+    err(`error: ${file} was not published (cloud data in ${dataDir}); the connector would refuse it as invalid: `);
+    err(`${issueSentence(error.issues)}.\n`);
     return 1;
   } finally {
     store.close();

@@ -6,6 +6,7 @@ import { type CloudClient, cloudErrorText } from "../link/cloud-client.ts";
 import type { NodeKeys } from "../link/node-keys.ts";
 import type { Store } from "../store/store.ts";
 import { decryptEnvelope, openCache, parseEnvelope, sealCache } from "./config-envelope.ts";
+import { issueSentence } from "./config-rules.ts";
 import { type ConnectorConfig, parseConfig } from "./config-schema.ts";
 
 export interface AppliedConfig {
@@ -71,7 +72,8 @@ export class ConfigChannel {
     try {
       const raw = openCache(this.#o.keys.local, this.#o.client.nodeId, cached.version, cached.iv, cached.ciphertext);
       const parsed = parseConfig(raw);
-      if (!parsed.ok) throw new BioError("CONFIG_INVALID", `Cached config is invalid: ${parsed.issues[0]?.message}`);
+      if (!parsed.ok)
+        throw new BioError("CONFIG_INVALID", `Cached config is invalid: ${issueSentence(parsed.issues)}.`);
       this.#current = { version: cached.version, config: parsed.config };
       this.#appliedAt = cached.appliedAt;
       this.#o.logger.info("Started from the cached config.", { version: cached.version });
@@ -136,10 +138,13 @@ export class ConfigChannel {
       const raw = decryptEnvelope(this.#o.keys.config, client.nodeId, envelope);
       const parsed = parseConfig(raw);
       if (!parsed.ok) {
-        const list = parsed.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
-        throw new BioError("CONFIG_INVALID", `Config version ${envelope.version} is invalid: ${list}.`, {
-          hint: "Fix the config in the cloud and publish a new version; the last good config keeps running.",
-        });
+        throw new BioError(
+          "CONFIG_INVALID",
+          `Config version ${envelope.version} is invalid: ${issueSentence(parsed.issues)}.`,
+          {
+            hint: "Fix the config in the cloud and publish a new version; the last good config keeps running.",
+          },
+        );
       }
       const applied: AppliedConfig = { version: envelope.version, config: parsed.config };
       const sealed = sealCache(this.#o.keys.local, client.nodeId, applied.version, raw);

@@ -1,0 +1,220 @@
+/**
+ * The configuration rules that JSON Schema cannot state (time zones, duplicate source ids, preset against columns)
+ * and the wording of every validation issue. The connector's zod schema calls these; the reference cloud runs a
+ * checked copy of this file (cloud/config-rules.ts, written by `npm run schema`) over docs/config.schema.json, so
+ * `cloud config set` refuses exactly what the connector would refuse, in the same sentence. This file imports
+ * nothing, so the copy stands alone.
+ */
+
+export interface ConfigIssue {
+  /** Dotted path with [index] for arrays, `(root)` for the document itself. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Adds one issue at `path`, relative to the value being checked. */
+export type AddIssue = (path: readonly PropertyKey[], message: string) => void;
+
+export const TIME_ZONE_MESSAGE = "must be an IANA time zone such as Asia/Kolkata or UTC";
+
+export function isTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface FilterLike {
+  readonly op: string;
+  readonly value?: unknown;
+}
+
+export function checkFilterCondition(c: FilterLike, add: AddIssue): void {
+  const list = c.op === "in" || c.op === "notIn";
+  const none = c.op === "isNull" || c.op === "notNull";
+  if (none && c.value !== undefined) add(["value"], `${c.op} takes no value`);
+  if (!none && c.value === undefined) add(["value"], `${c.op} needs a value`);
+  if (list && c.value !== undefined && !Array.isArray(c.value)) add(["value"], `${c.op} needs a list`);
+  if (!list && Array.isArray(c.value)) add(["value"], `${c.op} takes one value, not a list`);
+}
+
+interface DatabaseSourceLike {
+  readonly preset?: string | undefined;
+  readonly table?: string | undefined;
+  readonly columns?: unknown;
+}
+
+export function checkDatabaseSource(s: DatabaseSourceLike, add: AddIssue): void {
+  const preset = s.preset ?? "generic";
+  if (preset === "generic") {
+    if (!s.table) add(["table"], "generic sources need a table");
+    if (!s.columns) add(["columns"], "generic sources need columns");
+  } else if (s.columns) {
+    add(["columns"], `preset ${preset} fixes the columns; use preset generic to map your own`);
+  }
+  if (preset === "etimetracklite" && s.table) add(["table"], "etimetracklite reads DeviceLogs_<M>_<YYYY> by itself");
+}
+
+export function checkSourceIds(sources: readonly { readonly id: string }[], add: AddIssue): void {
+  const seen = new Set<string>();
+  sources.forEach((source, index) => {
+    if (seen.has(source.id)) add(["sources", index, "id"], `duplicate source id "${source.id}"`);
+    seen.add(source.id);
+  });
+}
+
+interface ConfigLike {
+  readonly sources?: readonly {
+    readonly id: string;
+    readonly kind?: string;
+    readonly timezone?: string;
+    readonly filter?: readonly FilterLike[];
+    readonly preset?: string;
+    readonly table?: string;
+    readonly columns?: unknown;
+  }[];
+}
+
+/**
+ * Every rule over a config whose structure is already valid, in the order the connector's schema applies them;
+ * what the cloud runs after docs/config.schema.json passed.
+ */
+export function checkConfigRules(config: ConfigLike): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const at =
+    (prefix: readonly PropertyKey[]): AddIssue =>
+    (path, message) =>
+      issues.push({ path: formatPath([...prefix, ...path]), message });
+  const sources = config.sources ?? [];
+  sources.forEach((source, i) => {
+    if (source.timezone !== undefined && !isTimeZone(source.timezone))
+      at(["sources", i])(["timezone"], TIME_ZONE_MESSAGE);
+    if (source.kind !== "database") return;
+    for (const [j, c] of (source.filter ?? []).entries()) checkFilterCondition(c, at(["sources", i, "filter", j]));
+    checkDatabaseSource(source, at(["sources", i]));
+  });
+  checkSourceIds(sources, at([]));
+  return issues;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(root)";
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out;
+}
+
+/** The one line the connector logs and the cloud prints when it refuses: `path: message; path: message`. */
+export function issueSentence(issues: readonly ConfigIssue[]): string {
+  return issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+}
+
+/** The parts of a zod issue the wording needs; both zod's own schemas and z.fromJSONSchema produce these. */
+export interface RawIssue {
+  readonly code?: string;
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  readonly keys?: readonly string[];
+  readonly errors?: readonly (readonly RawIssue[])[];
+  readonly note?: string;
+  readonly discriminator?: string;
+}
+
+type JsonSchema = { readonly [key: string]: unknown };
+
+function branches(node: JsonSchema): readonly JsonSchema[] | undefined {
+  const list = node.oneOf ?? node.anyOf;
+  return Array.isArray(list) ? (list as JsonSchema[]) : undefined;
+}
+
+function properties(node: JsonSchema): Record<string, JsonSchema> {
+  return (node.properties as Record<string, JsonSchema> | undefined) ?? {};
+}
+
+/** The property whose `const` tells the branches of a union apart (`kind`, `engine`), if there is one. */
+function discriminatorOf(options: readonly JsonSchema[]): string | undefined {
+  const first = options[0];
+  if (!first) return undefined;
+  return Object.keys(properties(first)).find((key) =>
+    options.every((o) => properties(o)[key] !== undefined && properties(o)[key]?.const !== undefined),
+  );
+}
+
+function child(value: unknown, key: PropertyKey): unknown {
+  return typeof value === "object" && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+}
+
+/** Picks the branch of a discriminated union that `value` names; the node itself when it is no such union. */
+function resolve(node: JsonSchema, value: unknown): JsonSchema {
+  const options = branches(node);
+  if (!options) return node;
+  const key = discriminatorOf(options);
+  if (key === undefined) return node;
+  const meant = options.find((o) => properties(o)[key]?.const === child(value, key));
+  return meant ? resolve(meant, value) : node;
+}
+
+interface Located {
+  readonly node: JsonSchema | undefined;
+  readonly value: unknown;
+}
+
+function locate(schema: JsonSchema, input: unknown, path: readonly PropertyKey[]): Located {
+  let node: JsonSchema | undefined = schema;
+  let value = input;
+  for (const key of path) {
+    if (node === undefined) break;
+    node = resolve(node, value);
+    node = typeof key === "number" ? (node.items as JsonSchema | undefined) : properties(node)[String(key)];
+    value = child(value, key);
+  }
+  return { node, value };
+}
+
+/**
+ * Turns zod issues into path-named issues. A union that fromJSONSchema could not tell apart (a `oneOf` of
+ * sources or connections) is narrowed to the branch the input names by its discriminator, as the connector's
+ * discriminated unions do, so both ends report the same field.
+ */
+export function describeIssues(raw: readonly RawIssue[], schema: JsonSchema, input: unknown): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const visit = (issue: RawIssue, prefix: readonly PropertyKey[]): void => {
+    const at = [...prefix, ...issue.path];
+    if (issue.code === "invalid_union") {
+      const { node } = locate(schema, input, at);
+      const options = node ? branches(node) : undefined;
+      const key = options ? discriminatorOf(options) : undefined;
+      if (options && key !== undefined && issue.note === undefined && issue.errors) {
+        const value = locate(schema, input, [...at, key]).value;
+        const index = options.findIndex((o) => properties(o)[key]?.const === value);
+        const branch = index >= 0 ? issue.errors[index] : undefined;
+        if (branch) {
+          for (const inner of branch) visit(inner, at);
+          return;
+        }
+        if (index < 0) {
+          out.push({ path: formatPath([...at, key]), message: "is not one of the known kinds" });
+          return;
+        }
+      }
+      if (issue.note !== undefined) {
+        out.push({ path: formatPath(at), message: "is not one of the known kinds" });
+        return;
+      }
+    }
+    out.push({ path: formatPath(at), message: wording(issue, locate(schema, input, at).node) });
+  };
+  for (const issue of raw) visit(issue, []);
+  return out;
+}
+
+/** A message the schema carries for its field (`errorMessage`) wins over zod's generic one for a format issue. */
+function wording(issue: RawIssue, node: JsonSchema | undefined): string {
+  if (issue.code === "invalid_format" && typeof node?.errorMessage === "string") return node.errorMessage;
+  return issue.message;
+}
