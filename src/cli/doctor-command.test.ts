@@ -102,3 +102,14 @@ test("bioapi doctor --source ID reads the connector's cached config and its comm
   assert.match(io.text(), /att_log: 30 rows, 2 devices/);
   assert.match(io.text(), /starts from: (S1=29 {2}S2=30|S2=30 {2}S1=29)/);
 });
+
+test("bioapi doctor --source-config words a mistake as the config check does: field, expectation, nearest key", async () => {
+  await using dir = await tempDir();
+  const file = join(dir.path, "source.json");
+  const connection = { engine: "postgres", host: "127.0.0.1", database: "test", user: "u", pasword: "never-shown" };
+  await writeFile(file, JSON.stringify({ id: "bt", kind: "database", preset: "biotime", connection }));
+  const io = captureIo();
+  assert.equal(await main(["doctor", "--source-config", file, "--data-dir", dir.path], io), 1);
+  assert.match(io.text(), /connection\.pasword: unknown key; did you mean `password`\?/);
+  assert.ok(!io.text().includes("never-shown"));
+});

@@ -3,7 +3,8 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { dataDirLayout, defaultDataDir, openSecretStore } from "../app/data-dir.ts";
 import { openCache } from "../config/config-envelope.ts";
-import { type DatabaseSourceConfig, databaseSourceSchema, parseConfig } from "../config/config-schema.ts";
+import { issueSentence } from "../config/config-rules.ts";
+import { type DatabaseSourceConfig, parseConfig, parseDatabaseSource } from "../config/config-schema.ts";
 import { BioError, describeError } from "../core/errors.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
@@ -63,10 +64,7 @@ function pickSource(raw: unknown, id: string | undefined, where: string): Databa
   if (Array.isArray(obj?.sources)) {
     const parsed = parseConfig(raw);
     if (!parsed.ok) {
-      throw new BioError(
-        "CONFIG_INVALID",
-        `${where}: ${parsed.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`,
-      );
+      throw new BioError("CONFIG_INVALID", `${where}: ${issueSentence(parsed.issues)}.`);
     }
     const dbSources = parsed.config.sources.filter((s) => s.kind === "database");
     const found = id ? dbSources.find((s) => s.id === id) : dbSources.length === 1 ? dbSources[0] : undefined;
@@ -78,15 +76,13 @@ function pickSource(raw: unknown, id: string | undefined, where: string): Databa
     }
     candidate = found;
   }
-  const result = databaseSourceSchema.safeParse(candidate);
-  if (!result.success) {
-    throw new BioError(
-      "CONFIG_INVALID",
-      `${where}: ${result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
-      { hint: "docs/configuration.md describes every field." },
-    );
+  const result = parseDatabaseSource(candidate);
+  if (!result.ok) {
+    throw new BioError("CONFIG_INVALID", `${where}: ${issueSentence(result.issues)}.`, {
+      hint: "docs/configuration.md describes every field.",
+    });
   }
-  return result.data;
+  return result.source;
 }
 
 async function cachedSource(dataDir: string, id: string): Promise<DatabaseSourceConfig> {

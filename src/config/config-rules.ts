@@ -177,44 +177,157 @@ function locate(schema: JsonSchema, input: unknown, path: readonly PropertyKey[]
 }
 
 /**
- * Turns zod issues into path-named issues. A union that fromJSONSchema could not tell apart (a `oneOf` of
- * sources or connections) is narrowed to the branch the input names by its discriminator, as the connector's
- * discriminated unions do, so both ends report the same field.
+ * Turns zod issues into issues that name the field, say what was expected and, for a misspelling, the nearest
+ * known word. A union that fromJSONSchema could not tell apart (a `oneOf` of sources or connections) is narrowed
+ * to the branch the input names by its discriminator, as the connector's discriminated unions do, so both ends
+ * report the same field in the same words: the wording is taken from the JSON Schema, which both ends share.
  */
 export function describeIssues(raw: readonly RawIssue[], schema: JsonSchema, input: unknown): ConfigIssue[] {
   const out: ConfigIssue[] = [];
+  const push = (path: readonly PropertyKey[], message: string): void => {
+    out.push({ path: formatPath(path), message });
+  };
   const visit = (issue: RawIssue, prefix: readonly PropertyKey[]): void => {
     const at = [...prefix, ...issue.path];
-    if (issue.code === "invalid_union") {
-      const { node } = locate(schema, input, at);
-      const options = node ? branches(node) : undefined;
+    // zod's discriminated union points at the discriminator itself; the union is its parent.
+    const union = issue.discriminator === undefined ? at : at.slice(0, -1);
+    const { node, value } = locate(schema, input, union);
+    if (issue.code === "invalid_union" && node) {
+      const options = branches(node);
       const key = options ? discriminatorOf(options) : undefined;
-      if (options && key !== undefined && issue.note === undefined && issue.errors) {
-        const value = locate(schema, input, [...at, key]).value;
-        const index = options.findIndex((o) => properties(o)[key]?.const === value);
-        const branch = index >= 0 ? issue.errors[index] : undefined;
+      if (options && key !== undefined) {
+        const named = child(value, key);
+        const index = options.findIndex((o) => properties(o)[key]?.const === named);
+        const branch = index >= 0 && issue.note === undefined ? issue.errors?.[index] : undefined;
         if (branch) {
           for (const inner of branch) visit(inner, at);
           return;
         }
         if (index < 0) {
-          out.push({ path: formatPath([...at, key]), message: "is not one of the known kinds" });
+          const allowed = options.map((o) => properties(o)[key]?.const);
+          push([...union, key], mismatch({ enum: allowed }, named, key));
           return;
         }
       }
-      if (issue.note !== undefined) {
-        out.push({ path: formatPath(at), message: "is not one of the known kinds" });
-        return;
-      }
     }
-    out.push({ path: formatPath(at), message: wording(issue, locate(schema, input, at).node) });
+    if (issue.code === "unrecognized_keys" && node) {
+      const known = Object.keys(properties(resolve(node, value)));
+      for (const key of issue.keys ?? []) push([...at, key], unknownKey(key, known));
+      return;
+    }
+    push(at, wording(issue, node, value, at.at(-1)));
   };
   for (const issue of raw) visit(issue, []);
   return out;
 }
 
-/** A message the schema carries for its field (`errorMessage`) wins over zod's generic one for a format issue. */
-function wording(issue: RawIssue, node: JsonSchema | undefined): string {
-  if (issue.code === "invalid_format" && typeof node?.errorMessage === "string") return node.errorMessage;
-  return issue.message;
+const STRUCTURAL = new Set([
+  "invalid_type",
+  "invalid_value",
+  "invalid_union",
+  "too_small",
+  "too_big",
+  "invalid_format",
+]);
+
+function wording(issue: RawIssue, node: JsonSchema | undefined, value: unknown, key: PropertyKey | undefined): string {
+  if (!node || !STRUCTURAL.has(issue.code ?? "")) return issue.message;
+  // A message the schema carries for its field (`errorMessage`) says more than "must match pattern".
+  if (issue.code === "invalid_format" && typeof node.errorMessage === "string") return node.errorMessage;
+  if (value === undefined) return `is required: expected ${expected(node)}`;
+  return mismatch(node, value, key);
+}
+
+function mismatch(node: JsonSchema, value: unknown, key: PropertyKey | undefined): string {
+  const base = `expected ${expected(node)}, got ${shown(value, key)}`;
+  const words = node.enum ?? (node.const === undefined ? branches(node)?.map((b) => b.const) : [node.const]);
+  const near =
+    typeof value === "string" && Array.isArray(words)
+      ? nearest(
+          value,
+          words.filter((w) => typeof w === "string"),
+        )
+      : "";
+  return near ? `${base}; did you mean "${near}"?` : base;
+}
+
+function unknownKey(key: string, known: readonly string[]): string {
+  const near = nearest(key, known);
+  return near ? `unknown key; did you mean \`${near}\`?` : `unknown key; known keys: ${known.join(", ")}`;
+}
+
+function range(node: JsonSchema, min: string, max: string, unit: string): string {
+  const lo = node[min];
+  const hi = node[max];
+  if (typeof lo === "number" && typeof hi === "number") return ` from ${lo} to ${hi}${unit}`;
+  if (typeof lo === "number" && lo > 0) return ` of at least ${lo}${unit}`;
+  if (typeof hi === "number") return ` of at most ${hi}${unit}`;
+  return "";
+}
+
+/** What the schema accepts at a field, in words: `a whole number from 1 to 65535`, `one of "tcp", "udp"`. */
+function expected(node: JsonSchema): string {
+  if (node.const !== undefined) return JSON.stringify(node.const);
+  if (Array.isArray(node.enum)) return `one of ${node.enum.map((v) => JSON.stringify(v)).join(", ")}`;
+  const options = branches(node);
+  if (options) {
+    if (options.every((o) => o.const !== undefined))
+      return `one of ${options.map((o) => JSON.stringify(o.const)).join(", ")}`;
+    return [...new Set(options.map(expected))].join(" or ");
+  }
+  switch (node.type) {
+    case "integer":
+      return `a whole number${range(node, "minimum", "maximum", "")}`;
+    case "number":
+      return `a number${range(node, "minimum", "maximum", "")}`;
+    case "string":
+      return `a string${range(node, "minLength", "maxLength", " characters")}`;
+    case "boolean":
+      return "true or false";
+    case "array":
+      return `a list${range(node, "minItems", "maxItems", " items")}`;
+    case "object":
+      return "an object";
+    default:
+      return "a valid value";
+  }
+}
+
+/** The value as the operator wrote it, except where it may be a secret or is too long to help. */
+function shown(value: unknown, key: PropertyKey | undefined): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return `a list of ${value.length} items`;
+  if (typeof value === "object") return "an object";
+  if (typeof value !== "string") return String(value);
+  if (/password|secret|token/i.test(String(key ?? ""))) return "a string";
+  if (value === "") return "an empty string";
+  return value.length <= 60 ? `the string ${JSON.stringify(value)}` : `a string of ${value.length} characters`;
+}
+
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((previous[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = row;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/** The known word a misspelling most likely meant: close in edit distance, or equal but for case; else "". */
+export function nearest(word: string, known: readonly string[]): string {
+  let best = "";
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const candidate of known) {
+    const d =
+      candidate.toLowerCase() === word.toLowerCase() ? 0 : distance(word.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance && d <= Math.max(1, Math.floor(candidate.length / 3))) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
 }

@@ -387,6 +387,20 @@ export function parseConfig(input: unknown): ConfigParseResult {
   };
 }
 
+/** One database source on its own (`doctor --source-config`), worded like a whole config's issues. */
+export function parseDatabaseSource(
+  input: unknown,
+):
+  | { readonly ok: true; readonly source: DatabaseSourceConfig }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] } {
+  const result = databaseSourceSchema.safeParse(input);
+  if (result.success) return { ok: true, source: result.data };
+  sourceExported ??= z.toJSONSchema(databaseSourceSchema, { io: "input", unrepresentable: "any" });
+  return { ok: false, issues: describeIssues(result.error.issues as readonly RawIssue[], sourceExported, input) };
+}
+
+let sourceExported: Record<string, unknown> | undefined;
+
 export function configJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(connectorConfigSchema, { io: "input", unrepresentable: "any" });
 }
