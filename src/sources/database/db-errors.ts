@@ -45,6 +45,21 @@ export function scrub(text: string, secrets: readonly (string | undefined)[]): s
 }
 
 /**
+ * The GRANT for a MySQL/MariaDB refusal, whose text names the account (`'u'@'h'`) and the database or table; the
+ * general advice where the driver names neither (PostgreSQL's 42501 is caught earlier, by the catalog check).
+ */
+function grantHint(raw: string, ctx: DbErrorContext): string {
+  const account = /user '([^']*)'@'([^']*)'/.exec(raw);
+  const database = /database '([^']*)'/.exec(raw)?.[1] ?? /`([^`]+)`\.`[^`]+`/.exec(raw)?.[1];
+  if (account && database) {
+    const table = ctx.table ?? /`[^`]+`\.`([^`]+)`/.exec(raw)?.[1];
+    const target = table ? `\`${database}\`.\`${table}\`` : `\`${database}\`.\`TABLE\``;
+    return `As an administrator, run: GRANT SELECT ON ${target} TO '${account[1]}'@'${account[2]}';${table ? "" : " for the punch table and each lookup table the source reads (docs/configuration.md, Least privilege)."}`;
+  }
+  return "Grant the connector's user SELECT on the table and its lookup tables (docs/configuration.md lists the grant for each engine).";
+}
+
+/**
  * One driver error → one BioError with a code the status page and the backoff understand, and a hint that names
  * the fix. Auth and permission failures are not retriable in the sense that waiting won't fix them, but the worker
  * still backs off and retries, so a grant made later is picked up without a restart.
@@ -85,8 +100,8 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
   ) {
     return make(
       "DB_PERMISSION",
-      `Permission denied${ctx.table ? ` reading ${ctx.table}` : ""}`,
-      "Grant the connector's user SELECT on the table and its lookup tables (docs/configuration.md lists the grant for each engine).",
+      `Not allowed ${ctx.table ? `to read ${ctx.table}` : "to read this database"}`,
+      grantHint(raw, ctx),
       false,
     );
   }
@@ -132,4 +147,16 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
     );
   }
   return make("DB_QUERY", "The database refused a query", "Run `bioapi doctor` for this source to see what it reads.");
+}
+
+/**
+ * A table the connector's user may not read. Catalogs hide such a table, so without this the operator is told it
+ * does not exist and goes looking for the wrong fix.
+ */
+export function notAllowedError(ctx: DbErrorContext, table: string, why: string, grant: string): BioError {
+  return new BioError("DB_PERMISSION", `Not allowed to read table ${table} (${ctx.where}): ${why}.`, {
+    hint: `As the table's owner or an administrator, run: ${grant}`,
+    retriable: true,
+    context: { table },
+  });
 }
