@@ -8,6 +8,7 @@ import {
   type ZkSourceConfig,
 } from "../config/config-schema.ts";
 import { withTimeout } from "../core/abort.ts";
+import { driftAdvice, driftWords } from "../core/clock-drift.ts";
 import { BioError, describeError } from "../core/errors.ts";
 import { resolveTime } from "../core/local-time.ts";
 import { CloudClient, cloudErrorText } from "../link/cloud-client.ts";
@@ -350,17 +351,11 @@ async function checkTerminal(
     const before = Date.now();
     const local = await client.deviceTime();
     const drift = Math.round(resolveTime(local, config.timezone).epochMs - (before + Date.now()) / 2);
-    const words = `${formatDuration(Math.abs(drift))} ${drift >= 0 ? "ahead" : "behind"}`;
+    const advice = driftAdvice(drift, config.timezone);
     out.push(
       Math.abs(drift) >= config.maxClockDriftMs
-        ? {
-            subject,
-            check: "clock",
-            status: "warn",
-            detail: `The terminal's clock is ${words} (timezone ${config.timezone}); its punches carry that time.`,
-            fix: "Set the time on the terminal, or turn on syncClock for this source; check the source's timezone.",
-          }
-        : { subject, check: "clock", status: "ok", detail: `${words} of this machine` },
+        ? { subject, check: "clock", status: "warn", detail: advice.message, fix: advice.fix }
+        : { subject, check: "clock", status: "ok", detail: driftWords(drift) },
     );
   } catch (error) {
     out.push({

@@ -3,17 +3,17 @@ import { createSource } from "../../src/app/connector.ts";
 import type { SourceConfig } from "../../src/config/config-schema.ts";
 import { Notifier } from "../../src/core/abort.ts";
 import { type Clock, systemClock } from "../../src/core/clock.ts";
-import { silentLogger } from "../../src/core/logger.ts";
+import { type Logger, silentLogger } from "../../src/core/logger.ts";
 import { Store } from "../../src/store/store.ts";
 import { Supervisor } from "../../src/supervisor/supervisor.ts";
 
 /** A real store and supervisor with the gate open: sources run exactly as in the connector, minus the cloud. */
-export function sourceHarness(dir: string, options: { clock?: Clock } = {}) {
+export function sourceHarness(dir: string, options: { clock?: Clock; logger?: Logger } = {}) {
   const store = Store.open(join(dir, "connector.db"));
   const supervisor = new Supervisor({
     store,
     clock: options.clock ?? systemClock,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     gate: { blockedBy: () => null, waitOpen: async () => undefined },
     createSource,
     outboxChanged: new Notifier(),
