@@ -6,6 +6,7 @@ import { startCloud } from "../cloud/cloud-server.ts";
 import { ZkSimulator } from "../sim/zk/zk-simulator.ts";
 import { Connector } from "../src/app/connector.ts";
 import { ensureDataDir, openSecretStore } from "../src/app/data-dir.ts";
+import { readEndpoint, statusPageUrl } from "../src/cli/status-command.ts";
 import { createLogger, Redactor } from "../src/core/logger.ts";
 import { saveEnrollment } from "../src/secrets/enrollment.ts";
 import { DemoAttendanceWriter } from "./demo-attendance-writer.ts";
@@ -106,7 +107,8 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   const connector = await Connector.start({ dataDir: layout.root, secrets, logger, redactor });
-  say(`Connector         data ${layout.root}   status ${connector.statusUrl}/v1/status`);
+  // The page with its token: the bare /v1/status would answer 401 to a browser.
+  say(`Connector         data ${layout.root}   status page ${statusPageUrl(await readEndpoint(layout.root))}`);
   say("Press Ctrl-C to stop.\n");
 
   writer.start(rate);

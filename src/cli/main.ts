@@ -55,6 +55,12 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   } catch (error) {
     const d = describeError(error);
     io.err(`bioapi ${command}: ${d.message}`);
-    return error instanceof BioError && error.code === "USAGE" ? 2 : 1;
+    const usage = error instanceof BioError ? error.code === "USAGE" : isParseArgsError(error);
+    return usage ? 2 : 1;
   }
+}
+
+/** node:util parseArgs refusing an option or a value: a usage error like any other. */
+function isParseArgsError(error: unknown): boolean {
+  return String((error as { code?: unknown })?.code ?? "").startsWith("ERR_PARSE_ARGS");
 }

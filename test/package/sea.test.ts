@@ -37,6 +37,10 @@ test("the linux-x64 single executable builds, answers --version with no environm
   const exited = new Promise<number | null>((r) => demo.once("exit", (code) => r(code)));
   try {
     await waitFor("punches in the demo's cloud", () => /in cloud [1-9]\d*/.test(out), 30_000, 100);
+    // The address the demo prints opens the page: it carries the token.
+    const page = /status page (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out)?.[1];
+    assert.ok(page, out);
+    assert.equal((await fetch(page, { signal: AbortSignal.timeout(5000) })).status, 200);
   } finally {
     demo.kill("SIGINT");
   }
