@@ -11,6 +11,7 @@ import { withTimeout } from "../core/abort.ts";
 import { driftAdvice, driftWords } from "../core/clock-drift.ts";
 import { BioError, describeError } from "../core/errors.ts";
 import { resolveTime } from "../core/local-time.ts";
+import { clause } from "../core/sentence.ts";
 import { CloudClient, cloudErrorText } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
@@ -134,7 +135,7 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
     });
     const after = Date.now();
     if (res.status !== 200)
-      throw new BioError("CLOUD_UNAVAILABLE", `The health check answered ${cloudErrorText(res)}.`);
+      throw new BioError("CLOUD_UNAVAILABLE", `The health check answered ${clause(cloudErrorText(res))}.`);
     reachable = true;
     add({ subject, check: "reachable", status: "ok", detail: `/v1/health in ${after - before} ms` });
     const cloudTime = Date.parse((JSON.parse(res.body.toString("utf8")) as { time?: string }).time ?? "");
@@ -189,7 +190,7 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
           subject,
           check: "signature",
           status: "fail",
-          detail: `The cloud refused this node's signed request: ${cloudErrorText(res)}.`,
+          detail: `The cloud refused this node's signed request: ${clause(cloudErrorText(res))}.`,
           fix: "If the clock is right, the node secret is not the one the cloud holds: re-enroll (bioapi enroll --force) with the secret from bioapi cloud node add.",
         });
       } else {

@@ -113,3 +113,24 @@ test("bioapi doctor --source-config words a mistake as the config check does: fi
   assert.match(io.text(), /connection\.pasword: unknown key; did you mean `password`\?/);
   assert.ok(!io.text().includes("never-shown"));
 });
+
+test("bioapi doctor --source-config on a terminal source points to bioapi doctor instead of listing schema errors", async () => {
+  await using dir = await tempDir();
+  const file = join(dir.path, "gate.json");
+  await writeFile(file, JSON.stringify({ id: "gate", kind: "zk", host: "10.0.0.20" }));
+  const io = captureIo();
+  assert.equal(await main(["doctor", "--source-config", file, "--data-dir", dir.path], io), 2);
+  assert.match(
+    io.text(),
+    /is a terminal source: --source-config checks only database sources\. For terminals run `bioapi doctor`/,
+  );
+  assert.doesNotMatch(io.text(), /unknown key|expected/);
+  const whole = join(dir.path, "config.json");
+  await writeFile(
+    whole,
+    JSON.stringify({ schemaVersion: 1, sources: [{ id: "gate", kind: "zk", host: "10.0.0.20" }] }),
+  );
+  const byId = captureIo();
+  assert.equal(await main(["doctor", "--source-config", whole, "--source", "gate", "--data-dir", dir.path], byId), 2);
+  assert.match(byId.text(), /checks only database sources/);
+});

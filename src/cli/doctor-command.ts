@@ -58,6 +58,12 @@ export interface DoctorReport {
   readonly warnings: string[];
 }
 
+function onlyDatabases(where: string): BioError {
+  return new BioError("USAGE", `${where} is a terminal source: --source-config checks only database sources.`, {
+    hint: "For terminals run `bioapi doctor`: it connects to each terminal of the running config.",
+  });
+}
+
 function pickSource(raw: unknown, id: string | undefined, where: string): DatabaseSourceConfig {
   const obj = raw as { sources?: unknown[]; kind?: unknown };
   let candidate: unknown = raw;
@@ -67,6 +73,7 @@ function pickSource(raw: unknown, id: string | undefined, where: string): Databa
       throw new BioError("CONFIG_INVALID", `${where}: ${issueSentence(parsed.issues)}.`);
     }
     const dbSources = parsed.config.sources.filter((s) => s.kind === "database");
+    if (id && parsed.config.sources.some((s) => s.id === id && s.kind !== "database")) throw onlyDatabases(where);
     const found = id ? dbSources.find((s) => s.id === id) : dbSources.length === 1 ? dbSources[0] : undefined;
     if (!found) {
       throw new BioError(
@@ -76,6 +83,7 @@ function pickSource(raw: unknown, id: string | undefined, where: string): Databa
     }
     candidate = found;
   }
+  if (obj?.kind !== undefined && obj.kind !== "database") throw onlyDatabases(where);
   const result = parseDatabaseSource(candidate);
   if (!result.ok) {
     throw new BioError("CONFIG_INVALID", `${where}: ${issueSentence(result.issues)}.`, {

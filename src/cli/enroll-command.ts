@@ -8,6 +8,7 @@ import { CloudClient, type CloudResponse, cloudErrorText } from "../link/cloud-c
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { saveEnrollment, validateEnrollment } from "../secrets/enrollment.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
+import { refusalWords } from "./cloud-refusal.ts";
 
 export const ENROLL_USAGE = `Usage: bioapi enroll --cloud-url URL --node-id UUID [--secret-file FILE | --secret-stdin] [--data-dir DIR]
                     [--no-verify] [--force]
@@ -99,9 +100,13 @@ export async function enrollCommand(argv: string[], io: CliIo): Promise<number> 
     });
     const response = await client.request({ method: "GET", path: client.nodePath("config"), timeoutMs: 10_000 });
     if (response.status === 401 || response.status === 403) {
-      throw new BioError("CLOUD_AUTH", `The cloud refused these credentials (${cloudErrorText(response)}).`, {
-        hint: "Check the node id and secret, and that this machine's clock is within 5 minutes of real time. Nothing was stored.",
-      });
+      throw new BioError(
+        "CLOUD_AUTH",
+        `The cloud refused these credentials: ${refusalWords(response, enrollment.nodeId)}.`,
+        {
+          hint: "Check the node id and secret, and that this machine's clock is within 5 minutes of real time. Nothing was stored.",
+        },
+      );
     }
     if (response.status !== 200 && !(response.status === 404 && isNoConfig(response))) {
       throw new BioError("CLOUD_PROTOCOL", `Unexpected answer from the cloud: ${cloudErrorText(response)}.`, {

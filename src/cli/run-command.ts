@@ -1,12 +1,15 @@
+import { existsSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
 import { Connector } from "../app/connector.ts";
 import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
-import { describeError } from "../core/errors.ts";
+import { BioError, describeError } from "../core/errors.ts";
 import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logger.ts";
 import { LOG_FILE_DEFAULTS } from "../core/rotating-file.ts";
 import { assessProgress } from "../monitor/health-channel.ts";
 import { EVENT_IDS, platformEventLog } from "../service/event-log.ts";
 import { SystemdNotifier } from "../service/linux/sd-notify.ts";
+import { Store } from "../store/store.ts";
 import type { CliIo } from "./cli-io.ts";
 
 export const RUN_USAGE = `Usage: bioapi run [--data-dir DIR] [--status-port N] [--log-level debug|info|warn|error] [--log-format json|pretty]
@@ -57,7 +60,10 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     ...(values["log-dir"] ? { dir: values["log-dir"], fileName: "connector.log" } : {}),
   });
   const eventLog = await platformEventLog();
-  const layout = ensureDataDir(values["data-dir"] ?? defaultDataDir());
+  const dataDir = resolvePath(values["data-dir"] ?? defaultDataDir());
+  // Enroll creates the data directory; a run that made one would only hide a wrong --data-dir.
+  if (!existsSync(dataDir)) throw notEnrolled(dataDir, "the directory does not exist; nothing was created");
+  const layout = ensureDataDir(dataDir);
   const start = () =>
     Connector.start({
       dataDir: layout.root,
@@ -65,6 +71,10 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       logger,
       redactor,
       statusPort: Number(values["status-port"]),
+    }).catch((error: unknown) => {
+      throw error instanceof BioError && error.code === "NOT_ENROLLED"
+        ? notEnrolled(dataDir, "it holds no enrollment")
+        : error;
     });
 
   if (values.service && process.platform === "win32") {
@@ -118,5 +128,31 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     process.on("SIGTERM", onSignal);
   });
   await eventLog.write("info", "Cams Bio API connector stopped.", EVENT_IDS.stopped);
+  const waiting = outboxDepth(layout.store);
+  if (waiting > 0) {
+    logger.info(`${waiting.toLocaleString("en-US")} punches wait in the outbox; they go out on the next start.`, {
+      outbox: waiting,
+    });
+  }
   return 0;
+}
+
+function notEnrolled(dataDir: string, why: string): BioError {
+  return new BioError("NOT_ENROLLED", `No enrolled connector in ${dataDir}: ${why}.`, {
+    hint: `Enroll into it first (bioapi enroll --data-dir ${dataDir} …), or pass the --data-dir you enrolled into.`,
+  });
+}
+
+/** Read after the stop, so punches the last in-flight batches delivered are not counted. */
+function outboxDepth(path: string): number {
+  try {
+    const store = Store.open(path);
+    try {
+      return store.depth;
+    } finally {
+      store.close();
+    }
+  } catch {
+    return 0;
+  }
 }

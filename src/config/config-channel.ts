@@ -2,6 +2,7 @@ import { Notifier } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
 import { BioError, describeError, isAbortError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { clause } from "../core/sentence.ts";
 import { type CloudClient, cloudErrorText } from "../link/cloud-client.ts";
 import type { NodeKeys } from "../link/node-keys.ts";
 import type { Store } from "../store/store.ts";
@@ -121,7 +122,9 @@ export class ConfigChannel {
       });
     }
     if (response.status !== 200) {
-      throw new BioError("CONFIG_FETCH", `Config fetch failed: ${cloudErrorText(response)}.`, { retriable: true });
+      throw new BioError("CONFIG_FETCH", `Config fetch failed: ${clause(cloudErrorText(response))}.`, {
+        retriable: true,
+      });
     }
     try {
       const envelope = parseEnvelope(response.body);

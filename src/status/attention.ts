@@ -1,4 +1,5 @@
 import { driftAdvice } from "../core/clock-drift.ts";
+import { clause } from "../core/sentence.ts";
 import { formatDuration } from "../supervisor/supervisor.ts";
 import type { Attention, ConnectorStatus } from "./status-api.ts";
 
@@ -29,7 +30,7 @@ export function attention(
     add(
       "error",
       "cloud",
-      `The cloud has not answered since ${since?.at ?? "the start"}: ${since?.reason ?? "no answer"}.`,
+      `The cloud has not answered since ${since?.at ?? "the start"}: ${clause(since?.reason ?? "no answer")}.`,
       "Check this machine's internet access, proxy and firewall for outbound HTTPS to the cloud. Punches are kept and sent when it answers.",
     );
   }

@@ -44,6 +44,17 @@ export function scrub(text: string, secrets: readonly (string | undefined)[]): s
   return out.replace(/\/\/([^:/@\s]+):[^@\s]*@/g, "//$1:[redacted]@");
 }
 
+/** Where else, besides user and password, each engine decides who may log in. */
+const AUTH_HINT: Readonly<Record<string, string>> = {
+  postgres:
+    "Check the user and password in the source's connection settings, and that pg_hba.conf admits this machine.",
+  mysql:
+    "Check the user and password in the source's connection settings, and that the account's host part admits this machine ('user'@'%' or its address).",
+  mssql:
+    "Check the user and password in the source's connection settings, and that the server allows SQL Server authentication (mixed mode).",
+  default: "Check the user and password in the source's connection settings.",
+};
+
 /**
  * The GRANT for a MySQL/MariaDB refusal, whose text names the account (`'u'@'h'`) and the database or table; the
  * general advice where the driver names neither (PostgreSQL's 42501 is caught earlier, by the catalog check).
@@ -81,12 +92,7 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
     });
 
   if (code === "28P01" || code === "28000" || code === "ER_ACCESS_DENIED_ERROR" || num === 1045 || code === "ELOGIN") {
-    return make(
-      "DB_AUTH",
-      "Authentication failed",
-      "Check the user and password in the source's connection settings (and, for PostgreSQL, pg_hba.conf).",
-      false,
-    );
+    return make("DB_AUTH", "Authentication failed", AUTH_HINT[ctx.engine] ?? AUTH_HINT.default ?? "", false);
   }
   if (
     code === "42501" ||
