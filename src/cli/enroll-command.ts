@@ -9,13 +9,10 @@ import { deriveNodeKeys } from "../link/node-keys.ts";
 import { saveEnrollment, validateEnrollment } from "../secrets/enrollment.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 import { refusalWords } from "./cloud-refusal.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { ENROLL } from "./commands.ts";
 
-export const ENROLL_USAGE = `Usage: bioapi enroll --cloud-url URL --node-id UUID [--secret-file FILE | --secret-stdin] [--data-dir DIR]
-                    [--no-verify] [--force]
-
-Stores the node's credentials encrypted in the data directory. The node secret is read from a file or from
-standard input, never from the command line (where other users could see it in the process list).
---force starts a fresh secrets file when the old one cannot be opened (it is kept aside as secrets.json.old-*).`;
+export const ENROLL_USAGE = renderHelp(ENROLL);
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -26,16 +23,7 @@ async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
 function parseEnrollArgs(argv: string[]) {
   return parseArgs({
     args: argv,
-    options: {
-      "cloud-url": { type: "string" },
-      "node-id": { type: "string" },
-      "secret-file": { type: "string" },
-      "secret-stdin": { type: "boolean", default: false },
-      "data-dir": { type: "string" },
-      "no-verify": { type: "boolean", default: false },
-      force: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(ENROLL),
     strict: true,
     allowPositionals: false,
   });

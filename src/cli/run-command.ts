@@ -5,36 +5,20 @@ import { Connector } from "../app/connector.ts";
 import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
 import { BioError, describeError } from "../core/errors.ts";
 import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logger.ts";
-import { LOG_FILE_DEFAULTS } from "../core/rotating-file.ts";
 import { assessProgress } from "../monitor/health-channel.ts";
 import { EVENT_IDS, platformEventLog } from "../service/event-log.ts";
 import { SystemdNotifier } from "../service/linux/sd-notify.ts";
 import { Store } from "../store/store.ts";
 import type { CliIo } from "./cli-io.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { RUN } from "./commands.ts";
 
-export const RUN_USAGE = `Usage: bioapi run [--data-dir DIR] [--status-port N] [--log-level debug|info|warn|error] [--log-format json|pretty]
-                 [--log-dir DIR] [--service]
-
-Runs the connector in the foreground until SIGINT or SIGTERM.
-
-  --log-format   console lines: pretty (the default at a terminal) or json (the default otherwise)
-  --log-dir DIR  also write JSON lines to DIR/connector.log, rotated at ${LOG_FILE_DEFAULTS.maxBytes / 1048576} MiB, keeping ${LOG_FILE_DEFAULTS.maxFiles} old files
-                 (connector.1.log newest … connector.${LOG_FILE_DEFAULTS.maxFiles}.log oldest)
-  --service      started by the Windows Service Control Manager (the service installer passes it); under
-                 systemd, readiness and watchdog pings follow $NOTIFY_SOCKET`;
+export const RUN_USAGE = renderHelp(RUN);
 
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      "data-dir": { type: "string" },
-      "status-port": { type: "string", default: "0" },
-      "log-level": { type: "string", default: "info" },
-      "log-format": { type: "string" },
-      "log-dir": { type: "string" },
-      service: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(RUN),
     strict: true,
   });
   if (values.help) {
@@ -62,7 +46,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const eventLog = await platformEventLog();
   const dataDir = resolvePath(values["data-dir"] ?? defaultDataDir());
   // Enroll creates the data directory; a run that made one would only hide a wrong --data-dir.
-  if (!existsSync(dataDir)) throw notEnrolled(dataDir, "the directory does not exist; nothing was created");
+  if (!existsSync(dataDir)) throw notEnrolled(dataDir, "does not exist, and run creates nothing");
   const layout = ensureDataDir(dataDir);
   const start = () =>
     Connector.start({
@@ -73,7 +57,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       statusPort: Number(values["status-port"]),
     }).catch((error: unknown) => {
       throw error instanceof BioError && error.code === "NOT_ENROLLED"
-        ? notEnrolled(dataDir, "it holds no enrollment")
+        ? notEnrolled(dataDir, "holds no enrollment")
         : error;
     });
 
@@ -138,7 +122,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
 }
 
 function notEnrolled(dataDir: string, why: string): BioError {
-  return new BioError("NOT_ENROLLED", `No enrolled connector in ${dataDir}: ${why}.`, {
+  return new BioError("NOT_ENROLLED", `Not enrolled: ${dataDir} ${why}.`, {
     hint: `Enroll into it first (bioapi enroll --data-dir ${dataDir} …), or pass the --data-dir you enrolled into.`,
   });
 }

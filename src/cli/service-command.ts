@@ -15,18 +15,10 @@ import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "../service/windows/connector
 import { type Step, WINDOWS_DATA_DIR, windowsInstallPlan, windowsUninstallPlan } from "../service/windows/install.ts";
 import { parseQueryEx, runSc, sc, WIN32 } from "../service/windows/sc.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { SERVICE, SERVICE_ACTIONS } from "./commands.ts";
 
-export const SERVICE_USAGE = `Usage: bioapi service install|uninstall|start|stop|status [--manager systemd|windows|process]
-                     [--data-dir DIR] [--unit-dir DIR] [--dry-run]
-
-Manages the two services: the connector and its monitor. Run elevated (root / Administrator).
-  install    Windows: both services (delayed auto-start, LocalSystem, recovery actions), ProgramData and registry
-             ACLs. Linux: hardened systemd units, the ${CREDENTIAL_NAME} credential (systemd-creds) when available.
-  uninstall  stop and remove both services (data, secrets and logs are kept; see docs/operations.md)
-  start      record the intent "running" and start both services
-  stop       record the intent "stopped" and stop the connector; the monitor stays up and leaves it stopped
-  status     the service manager's view plus the monitor's record
---dry-run prints the commands and unit files instead of running them.`;
+export const SERVICE_USAGE = renderHelp(SERVICE);
 
 function defaultManager(): "systemd" | "windows" {
   return process.platform === "win32" ? "windows" : "systemd";
@@ -54,22 +46,21 @@ async function runSteps(exec: Exec, steps: readonly Step[], io: CliIo, dryRun: b
 export async function serviceCommand(argv: string[], io: CliIo, exec: Exec = execTool): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: {
-      manager: { type: "string" },
-      "data-dir": { type: "string" },
-      "unit-dir": { type: "string", default: "/etc/systemd/system" },
-      "dry-run": { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(SERVICE),
     allowPositionals: true,
     strict: true,
   });
   const action = positionals[0];
   if (values.help || !action) {
-    io.out(SERVICE_USAGE);
+    const one = action === undefined ? undefined : SERVICE_ACTIONS[action];
+    io.out(one ? renderHelp(one) : SERVICE_USAGE);
     return action || values.help ? 0 : 2;
   }
   const manager = values.manager ?? defaultManager();
+  if (!["systemd", "windows", "process"].includes(manager)) {
+    throw usageError(`--manager must be systemd, windows or process, not "${manager}".`);
+  }
+  if (!SERVICE_ACTIONS[action]) throw usageError(`Unknown service action "${action}".\n${SERVICE_USAGE}`);
   const dataDir = values["data-dir"] ?? (manager === "windows" ? WINDOWS_DATA_DIR : STATE_DIR);
   const dryRun = values["dry-run"];
   const by = `bioapi service ${action} (pid ${process.pid})`;
@@ -187,7 +178,7 @@ export async function serviceCommand(argv: string[], io: CliIo, exec: Exec = exe
       await printMonitor(dataDir, io);
       return 0;
     default:
-      throw usageError(`Unknown service action "${action}" for manager "${manager}".\n${SERVICE_USAGE}`);
+      throw usageError(`bioapi service ${action} is not available with --manager ${manager}.`);
   }
 }
 

@@ -6,16 +6,10 @@ import { formatMonitorRecord, readMonitorRecord } from "../monitor/monitor-state
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
 import { formatProgress } from "../supervisor/supervisor.ts";
 import type { CliIo } from "./cli-io.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { STATUS } from "./commands.ts";
 
-export const STATUS_USAGE = `Usage: bioapi status [--data-dir DIR] [--json | --url]
-
-Reads the running connector's loopback status endpoint.
-
-  --json  the whole status as JSON (the same document as GET /v1/status)
-  --url   the address of the status page with its access token: open it in a browser on this machine
-
-Exit codes, the same with and without --json and --url: 0 the connector answered; 1 it is not running or does not
-answer (no status.json, a dead process, a refused token); 2 a usage error.`;
+export const STATUS_USAGE = renderHelp(STATUS);
 
 /** Exit code of `bioapi status` when no connector answers, with or without --url and --json. */
 export const NOT_RUNNING = 1;
@@ -136,12 +130,7 @@ export function formatStatus(s: ConnectorStatus): string {
 export async function statusCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      "data-dir": { type: "string" },
-      json: { type: "boolean", default: false },
-      url: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(STATUS),
     strict: true,
   });
   if (values.help) {

@@ -15,17 +15,14 @@ test("run without enrollment names the directory it looked in and creates nothin
   const p = new ConnectorProcess(missing);
   const exit = await p.exited;
   assert.equal(exit.code, 1);
-  assert.match(p.output.join(""), new RegExp(`No enrolled connector in ${missing}: the directory does not exist`));
+  assert.match(p.output.join(""), new RegExp(`Not enrolled: ${missing} does not exist, and run creates nothing`));
   assert.equal(existsSync(missing), false, "run created the directory");
 
   const empty = join(dir.path, "empty");
   await mkdir(empty);
   const q = new ConnectorProcess(empty);
   assert.equal((await q.exited).code, 1);
-  assert.match(
-    q.output.join(""),
-    new RegExp(`No enrolled connector in ${empty}: it holds no enrollment.*bioapi enroll`),
-  );
+  assert.match(q.output.join(""), new RegExp(`Not enrolled: ${empty} holds no enrollment.*bioapi enroll`));
 });
 
 test("a stop with undelivered punches says how many wait in the outbox", async () => {
