@@ -3,6 +3,7 @@ import { execFile, spawn } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
+import { OPERATOR_FILES } from "../../scripts/operator-files.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
@@ -23,7 +24,7 @@ test("the linux-x64 single executable builds, answers --version with no environm
   const v = await exec(exe, ["--version"], { env: {}, cwd: dir.path });
   assert.equal(v.stdout.trim(), version);
   const { stdout: listing } = await exec("unzip", ["-l", join(dir.path, `cams-bioapi-${version}-linux-x64.zip`)]);
-  for (const f of ["bioapi", "README.md", "config.sample.json"]) assert.match(listing, new RegExp(`linux-x64/${f}`));
+  for (const f of ["bioapi", ...OPERATOR_FILES.map((x) => x.to)]) assert.match(listing, new RegExp(`linux-x64/${f}`));
 
   // The demo bundles the reference cloud, the simulator and the sqlite worker: nothing but the executable is needed.
   const demo = spawn(exe, ["demo"], { cwd: dir.path, env: { HOME: dir.path }, stdio: ["ignore", "pipe", "pipe"] });
