@@ -38,6 +38,24 @@ function tempDir(t: TestContext): string {
 
 const VALID = SAMPLE_CONFIG;
 
+/** `cloud serve` in this process until `marker` is printed; abort `stop` to end it. */
+async function serve(args: string[], marker: string) {
+  const stop = new AbortController();
+  let printed = "";
+  const done = main(["serve", ...args], {
+    stdout: (text) => {
+      printed += text;
+    },
+    stderr: () => undefined,
+    signal: stop.signal,
+  });
+  const deadline = Date.now() + 5000;
+  while (!printed.includes(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(printed)?.[1];
+  assert.ok(url, printed);
+  return { url, stop, done, stdout: () => printed };
+}
+
 test("node add prints the id and secret once, as text or JSON", async (t) => {
   const dataDir = join(tempDir(t), "cloud");
   const text = await run(["node", "add", "--data-dir", dataDir]);
@@ -169,20 +187,7 @@ test("usage: unknown commands exit 2, --help exits 0, bad options exit 2", async
 });
 
 test("serve prints its URL, answers, and closes cleanly when told to stop", async (t) => {
-  const dataDir = join(tempDir(t), "cloud");
-  const stop = new AbortController();
-  let stdout = "";
-  const done = main(["serve", "--port", "0", "--data-dir", dataDir], {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: () => undefined,
-    signal: stop.signal,
-  });
-  const deadline = Date.now() + 5000;
-  while (!stdout.includes("http://") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
-  assert.ok(url, stdout);
+  const { url, stop, done } = await serve(["--port", "0", "--data-dir", join(tempDir(t), "cloud")], "http://");
   assert.equal((await fetch(`${url}/v1/health`)).status, 200);
   stop.abort();
   assert.equal(await done, 0);
@@ -193,20 +198,9 @@ test("serve --faults FILE injects the listed faults, and refuses a malformed lis
   const dir = tempDir(t);
   const file = join(dir, "faults.json");
   writeFileSync(file, JSON.stringify([{ route: "health", status: 503, retryAfterSeconds: 7, times: 2 }]));
-  const stop = new AbortController();
-  let stdout = "";
-  const done = main(["serve", "--port", "0", "--data-dir", join(dir, "cloud"), "--faults", file], {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: () => undefined,
-    signal: stop.signal,
-  });
-  const deadline = Date.now() + 5000;
-  while (!stdout.includes("wait for") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
-  assert.ok(url, stdout);
-  assert.match(stdout, /1 faults from .*faults\.json wait for their requests/);
+  const serveArgs = ["--port", "0", "--data-dir", join(dir, "cloud"), "--faults", file];
+  const { url, stop, done, stdout } = await serve(serveArgs, "wait for");
+  assert.match(stdout(), /1 faults from .*faults\.json wait for their requests/);
   for (let i = 0; i < 2; i++) {
     const res = await fetch(`${url}/v1/health`);
     assert.equal(res.status, 503);

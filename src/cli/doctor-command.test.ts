@@ -2,23 +2,11 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { PassThrough } from "node:stream";
 import { test } from "node:test";
+import { captureIo } from "../../test/helpers/capture-io.ts";
 import { scratch } from "../../test/helpers/sql-servers.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
-import type { CliIo } from "./cli-io.ts";
 import { main } from "./main.ts";
-
-function captureIo(): CliIo & { text(): string } {
-  const out: string[] = [];
-  return {
-    out: (t) => out.push(t),
-    err: (t) => out.push(t),
-    stdin: new PassThrough(),
-    env: {},
-    text: () => out.join("\n"),
-  };
-}
 
 test("bioapi doctor on a PostgreSQL BioTime source: table, count, newest rows, start cursor; exit 1 on a wrong table", async (t) => {
   await using s = await scratch("postgres");

@@ -1,19 +1,12 @@
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { PassThrough } from "node:stream";
 import { test } from "node:test";
+import { captureIo } from "../../test/helpers/capture-io.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { dataDirLayout } from "../app/data-dir.ts";
-import type { CliIo } from "./cli-io.ts";
 import { main } from "./main.ts";
 import { cursorWords } from "./status-command.ts";
-
-function captureIo(): CliIo & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return { out: (t) => stdout.push(t), err: (t) => stderr.push(t), stdin: new PassThrough(), env: {}, stdout, stderr };
-}
 
 test("status and status --url share exit codes: 1 with no status.json and for a dead connector, 2 for usage", async () => {
   await using dir = await tempDir();

@@ -2,11 +2,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { test } from "node:test";
-import type { CliIo } from "../../src/cli/cli-io.ts";
 import { main } from "../../src/cli/main.ts";
 import { parseConfig, type SourceConfig } from "../../src/config/config-schema.ts";
+import { captureIo } from "../helpers/capture-io.ts";
 import { sourceHarness } from "../helpers/run-source.ts";
 import { type EngineName, type Scratch, scratch } from "../helpers/sql-servers.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
@@ -29,17 +28,6 @@ async function readerRole(s: Scratch): Promise<{ user: string; password: string;
   }
   await s.exec(`CREATE USER '${user}'@'%' IDENTIFIED BY '${password}'`);
   return { user, password, drop: () => s.exec(`DROP USER '${user}'@'%'`).then(() => undefined) };
-}
-
-function captureIo(): CliIo & { text(): string } {
-  const out: string[] = [];
-  return {
-    out: (t) => out.push(t),
-    err: (t) => out.push(t),
-    stdin: new PassThrough(),
-    env: {},
-    text: () => out.join("\n"),
-  };
 }
 
 for (const engine of ["postgres", "mysql"] as EngineName[]) {

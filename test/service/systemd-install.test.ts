@@ -2,13 +2,12 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { test } from "node:test";
-import type { CliIo } from "../../src/cli/cli-io.ts";
 import { serviceCommand } from "../../src/cli/service-command.ts";
 import { BioError } from "../../src/core/errors.ts";
 import type { Exec, ExecResult } from "../../src/service/exec.ts";
 import type { SystemdHost } from "../../src/service/linux/install.ts";
+import { captureIo } from "../helpers/capture-io.ts";
 import { BIN } from "../helpers/connector-process.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
 
@@ -28,17 +27,6 @@ function fakeTools(answer: (file: string, args: readonly string[]) => ExecResult
     return { code: 0, stdout: "", stderr: "" };
   };
   return { exec, calls };
-}
-
-function captureIo(): CliIo & { text(): string } {
-  const lines: string[] = [];
-  return {
-    out: (t) => lines.push(t),
-    err: (t) => lines.push(t),
-    stdin: new PassThrough(),
-    env: {},
-    text: () => lines.join("\n"),
-  };
 }
 
 async function install(host: Partial<SystemdHost>, exec: Exec, extra: string[] = []) {
