@@ -41,7 +41,13 @@ test("the linux-x64 single executable builds, answers --version with no environm
     // The address the demo prints opens the page: it carries the token.
     const page = /status page (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out)?.[1];
     assert.ok(page, out);
-    assert.equal((await fetch(page, { signal: AbortSignal.timeout(5000) })).status, 200);
+    // As a browser does: the token becomes a cookie on a redirect to /, which then serves the page.
+    const redirect = await fetch(page, { redirect: "manual", signal: AbortSignal.timeout(5000) });
+    const cookie = redirect.headers.get("set-cookie")?.split(";")[0];
+    assert.ok(cookie && redirect.status >= 300 && redirect.status < 400, `${redirect.status} ${cookie}`);
+    const home = await fetch(new URL("/", page), { headers: { cookie }, signal: AbortSignal.timeout(5000) });
+    assert.equal(home.status, 200);
+    await home.body?.cancel();
   } finally {
     demo.kill("SIGINT");
   }
