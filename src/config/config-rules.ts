@@ -26,6 +26,25 @@ export function isTimeZone(value: string): boolean {
   }
 }
 
+const REGIONS = ["Africa", "America", "Antarctica", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific"];
+
+/**
+ * The zone a wrong one most likely meant: the same city under another region (India/Kolkata), else a near
+ * spelling. The city is tried under each region because Intl lists only canonical names (Asia/Calcutta).
+ */
+function nearestTimeZone(value: string): string {
+  const city = value.split("/").at(-1) ?? "";
+  const spelled = city.charAt(0).toUpperCase() + city.slice(1);
+  const moved = REGIONS.map((r) => `${r}/${spelled}`).find((z) => z !== value && isTimeZone(z));
+  return moved ?? nearest(value, Intl.supportedValuesOf("timeZone"));
+}
+
+export function checkTimeZone(value: string, add: AddIssue): void {
+  if (isTimeZone(value)) return;
+  const near = nearestTimeZone(value);
+  add([], near ? `${TIME_ZONE_MESSAGE}; did you mean "${near}"?` : TIME_ZONE_MESSAGE);
+}
+
 interface FilterLike {
   readonly op: string;
   readonly value?: unknown;
@@ -89,8 +108,7 @@ export function checkConfigRules(config: ConfigLike): ConfigIssue[] {
       issues.push({ path: formatPath([...prefix, ...path]), message });
   const sources = config.sources ?? [];
   sources.forEach((source, i) => {
-    if (source.timezone !== undefined && !isTimeZone(source.timezone))
-      at(["sources", i])(["timezone"], TIME_ZONE_MESSAGE);
+    if (source.timezone !== undefined) checkTimeZone(source.timezone, at(["sources", i, "timezone"]));
     if (source.kind !== "database") return;
     for (const [j, c] of (source.filter ?? []).entries()) checkFilterCondition(c, at(["sources", i, "filter", j]));
     checkDatabaseSource(source, at(["sources", i]));

@@ -100,3 +100,14 @@ test("an unknown key far from every known one lists the known keys; a password's
   });
   assert.ok(!long.ok && !JSON.stringify(long.issues).includes("ppp"), JSON.stringify(!long.ok && long.issues));
 });
+
+test("a time zone under the wrong region is answered with the zone that city is in", () => {
+  const r = parseConfig({ schemaVersion: 1, sources: [{ ...source, timezone: "India/Kolkata" }] });
+  assert.ok(!r.ok);
+  assert.deepEqual(r.issues, [
+    {
+      path: "sources[0].timezone",
+      message: 'must be an IANA time zone such as Asia/Kolkata or UTC; did you mean "Asia/Kolkata"?',
+    },
+  ]);
+});

@@ -5,10 +5,9 @@ import {
   checkDatabaseSource,
   checkFilterCondition,
   checkSourceIds,
+  checkTimeZone,
   describeIssues,
-  isTimeZone,
   type RawIssue,
-  TIME_ZONE_MESSAGE,
 } from "./config-rules.ts";
 
 /**
@@ -35,7 +34,7 @@ const identifier = z.string().regex(IDENTIFIER, IDENTIFIER_MESSAGE).meta({
 
 const timeZone = z
   .string()
-  .refine(isTimeZone, TIME_ZONE_MESSAGE)
+  .superRefine((value, ctx) => checkTimeZone(value, adder(ctx)))
   .describe("IANA time zone of the device clocks / naive database times.");
 
 const SOURCE_ID_MESSAGE = "must be lower-case letters, digits, - and _, at most 64";
