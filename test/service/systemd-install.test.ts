@@ -51,6 +51,12 @@ test("install without systemd running says so, offers --manager process, and wri
   );
   assert.deepEqual(await readdir(dir.path), []);
   assert.deepEqual(tools.calls, [], "no tool was run: no user, no credential");
+
+  const dry = await install({ systemdRunning: () => false, unitDir: dir.path, credential }, tools.exec, ["--dry-run"]);
+  assert.equal(dry.code, 0, "a dry run still shows the plan");
+  assert.match(dry.io.text(), /systemd is not running here: a real install would refuse/);
+  assert.match(dry.io.text(), /Would install cams-bioapi\.service/);
+  assert.deepEqual(await readdir(dir.path), []);
 });
 
 test("an install that fails half-way removes the units, the user and the credential it created", async () => {
