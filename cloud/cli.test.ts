@@ -38,6 +38,24 @@ function tempDir(t: TestContext): string {
 
 const VALID = SAMPLE_CONFIG;
 
+/** `cloud serve` in this process until `marker` is printed; abort `stop` to end it. */
+async function serve(args: string[], marker: string) {
+  const stop = new AbortController();
+  let printed = "";
+  const done = main(["serve", ...args], {
+    stdout: (text) => {
+      printed += text;
+    },
+    stderr: () => undefined,
+    signal: stop.signal,
+  });
+  const deadline = Date.now() + 5000;
+  while (!printed.includes(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(printed)?.[1];
+  assert.ok(url, printed);
+  return { url, stop, done, stdout: () => printed };
+}
+
 test("node add prints the id and secret once, as text or JSON", async (t) => {
   const dataDir = join(tempDir(t), "cloud");
   const text = await run(["node", "add", "--data-dir", dataDir]);
@@ -126,6 +144,11 @@ test("punches reports what a running cloud received, as text and JSON", async (t
       punches: { id: string; deliveries: number }[];
     };
     assert.equal(report.total, 3);
+    assert.equal((report as { truncated?: boolean }).truncated, true);
+    assert.match(json.stderr, /listed 2 of 3 punches; --limit N or --limit 0 lists more/);
+    const all = await run(["punches", node.nodeId, "--json", "--limit", "0", "--data-dir", dataDir]);
+    assert.equal((JSON.parse(all.stdout) as { punches: unknown[]; truncated: boolean }).punches.length, 3);
+    assert.equal(all.stderr, "");
     assert.equal(report.duplicateDeliveries, 1);
     assert.deepEqual(report.byDevice, { A1: 2, B2: 1 });
     assert.deepEqual(
@@ -147,7 +170,7 @@ test("punches reports what a running cloud received, as text and JSON", async (t
 test("usage: unknown commands exit 2, --help exits 0, bad options exit 2", async () => {
   const unknown = await run(["frobnicate"]);
   assert.equal(unknown.code, 2);
-  assert.match(unknown.stderr, /usage: bioapi cloud/);
+  assert.match(unknown.stderr, /Usage: bioapi cloud/);
   assert.equal((await run([])).code, 2);
   const help = await run(["--help"]);
   assert.equal(help.code, 0);
@@ -155,7 +178,7 @@ test("usage: unknown commands exit 2, --help exits 0, bad options exit 2", async
   for (const command of [["serve"], ["node", "add"], ["config", "set"], ["punches"]]) {
     const res = await run([...command, "--help"]);
     assert.equal(res.code, 0, command.join(" "));
-    assert.match(res.stdout, new RegExp(`usage: bioapi cloud ${command.join(" ")}`));
+    assert.match(res.stdout, new RegExp(`Usage: bioapi cloud ${command.join(" ")}`));
   }
   const badOption = await run(["punches", "x", "--bogus"]);
   assert.equal(badOption.code, 2);
@@ -164,22 +187,32 @@ test("usage: unknown commands exit 2, --help exits 0, bad options exit 2", async
 });
 
 test("serve prints its URL, answers, and closes cleanly when told to stop", async (t) => {
-  const dataDir = join(tempDir(t), "cloud");
-  const stop = new AbortController();
-  let stdout = "";
-  const done = main(["serve", "--port", "0", "--data-dir", dataDir], {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: () => undefined,
-    signal: stop.signal,
-  });
-  const deadline = Date.now() + 5000;
-  while (!stdout.includes("http://") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
-  assert.ok(url, stdout);
+  const { url, stop, done } = await serve(["--port", "0", "--data-dir", join(tempDir(t), "cloud")], "http://");
   assert.equal((await fetch(`${url}/v1/health`)).status, 200);
   stop.abort();
   assert.equal(await done, 0);
   await assert.rejects(fetch(`${url}/v1/health`));
+});
+
+test("serve --faults FILE injects the listed faults, and refuses a malformed list before starting", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "faults.json");
+  writeFileSync(file, JSON.stringify([{ route: "health", status: 503, retryAfterSeconds: 7, times: 2 }]));
+  const serveArgs = ["--port", "0", "--data-dir", join(dir, "cloud"), "--faults", file];
+  const { url, stop, done, stdout } = await serve(serveArgs, "wait for");
+  assert.match(stdout(), /1 faults from .*faults\.json wait for their requests/);
+  for (let i = 0; i < 2; i++) {
+    const res = await fetch(`${url}/v1/health`);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("retry-after"), "7");
+    await res.body?.cancel();
+  }
+  assert.equal((await fetch(`${url}/v1/health`)).status, 200, "the fault is spent after its two requests");
+  stop.abort();
+  assert.equal(await done, 0);
+
+  writeFileSync(file, JSON.stringify([{ route: "punch", status: 503, times: 1 }]));
+  const bad = await run(["serve", "--port", "0", "--data-dir", join(dir, "cloud"), "--faults", file]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /entry 0: route must be one of health, config, punches, status, any/);
 });

@@ -3,6 +3,8 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startCloud } from "./cloud-server.ts";
 import { CloudStore } from "./cloud-store.ts";
+import { issueSentence } from "./config-rules.ts";
+import { type Fault, FaultInjector, ROUTES } from "./fault-injector.ts";
 import { ConfigInvalidError } from "./validate-config.ts";
 
 /** Where output goes; tests pass their own to capture it, and an abort signal to end `serve`. */
@@ -12,42 +14,53 @@ export interface CliIo {
   readonly signal?: AbortSignal;
 }
 
-const USAGE = `usage: bioapi cloud <command> [options]
+const USAGE = `Usage: bioapi cloud <command> [options]
 
-The reference cloud of docs/protocol.md, for development and tests.
+The reference cloud of docs/protocol.md, for development, tests and rehearsing outages.
 
-commands:
-  serve [--data-dir DIR] [--host 127.0.0.1] [--port 8080]   run the cloud until SIGINT/SIGTERM
-  node add [--data-dir DIR] [--json]                        register a node; prints its id and secret once
-  config set NODE FILE [--data-dir DIR]                     validate and publish a configuration (JSON)
-  punches NODE [--json] [--limit N] [--data-dir DIR]        punch counts per device, duplicates
+Commands:
+  serve [--data-dir DIR] [--host 127.0.0.1] [--port 8080] [--faults FILE]
+                                          run the cloud until SIGINT/SIGTERM
+  node add [--data-dir DIR] [--json]      register a node; prints its id and secret once
+  config set NODE FILE [--data-dir DIR]   validate and publish a configuration (JSON)
+  punches NODE [--json] [--limit N] [--data-dir DIR]
+                                          punch counts per device, duplicates
 
 The data directory defaults to $BIOAPI_CLOUD_DATA, else ./.data/cloud.
 Run \`bioapi cloud <command> --help\` for one command.
 `;
 
 const HELP: Record<string, string> = {
-  serve: `usage: bioapi cloud serve [--data-dir DIR] [--host HOST] [--port PORT]
+  serve: `Usage: bioapi cloud serve [--data-dir DIR] [--host HOST] [--port PORT] [--faults FILE]
 
 Runs the reference cloud and prints its URL. Stops cleanly on SIGINT or SIGTERM.
-  --host   address to listen on (default 127.0.0.1)
-  --port   port (default 8080; 0 lets the OS pick)
+  --host     address to listen on (default 127.0.0.1)
+  --port     port (default 8080; 0 lets the OS pick)
+  --faults   a JSON list of faults to inject, to rehearse outages (docs/operations.md):
+             [{"route": "punches", "status": 503, "retryAfterSeconds": 30, "times": 20},
+              {"route": "any", "delayMs": 20000, "times": 3}]
+             route: health, config, punches, status or any; a fault answers its next "times"
+             requests on that route, in the order listed
 `,
-  "node add": `usage: bioapi cloud node add [--data-dir DIR] [--json]
+  "node add": `Usage: bioapi cloud node add [--data-dir DIR] [--json]
 
-Registers a node and prints its id and secret. The secret is shown this once: give it to the connector now.
+Registers a node and prints its id and secret. The secret is shown this once: give it to the
+connector now.
   --json   print {"nodeId", "secret"}
 `,
-  "config set": `usage: bioapi cloud config set NODE FILE [--data-dir DIR]
+  "config set": `Usage: bioapi cloud config set NODE FILE [--data-dir DIR]
 
-Validates FILE (JSON) against docs/config.schema.json, stores it encrypted for NODE as the next version, and
-prints that version. Every issue is printed with its path; nothing is stored when one exists.
+Validates FILE (JSON) with the connector's own rules (docs/config.schema.json and
+cloud/config-rules.ts, the checked copy of the connector's), stores it encrypted for NODE as the
+next version, and prints that version and the data directory. When the connector would refuse it,
+nothing is stored and the sentence the connector would log is printed.
 `,
-  punches: `usage: bioapi cloud punches NODE [--json] [--limit N] [--data-dir DIR]
+  punches: `Usage: bioapi cloud punches NODE [--json] [--limit N] [--data-dir DIR]
 
 Prints the punches received from NODE per device, the total, and duplicate deliveries.
-  --json    print {total, duplicateDeliveries, byDevice, rejected, punches: [...]}
-  --limit   punches listed with --json (default 100)
+  --json    print {total, duplicateDeliveries, byDevice, rejected, punches: [...], truncated}
+  --limit   punches listed with --json (default 100; 0 lists all); when there are more,
+            "truncated" is true and a line on stderr says so
 `,
 };
 
@@ -84,7 +97,7 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       case "config set":
         return configSet(rest, out, err);
       case "punches":
-        return punches(rest, out);
+        return punches(rest, out, err);
       default:
         err(`unknown command: ${argv.join(" ")}\n\n${USAGE}`);
         return 2;
@@ -107,7 +120,7 @@ async function serve(
 ): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { ...COMMON, host: { type: "string" }, port: { type: "string" } },
+    options: { ...COMMON, host: { type: "string" }, port: { type: "string" }, faults: { type: "string" } },
     strict: true,
   });
   if (values.help) {
@@ -116,9 +129,12 @@ async function serve(
   }
   const port = Number(values.port ?? "8080");
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${values.port} is not a port`);
+  const faults = values.faults === undefined ? [] : readFaults(values.faults);
   const dataDir = dataDirOf(values["data-dir"]);
   const cloud = await startCloud({ dataDir, host: values.host ?? "127.0.0.1", port });
+  for (const fault of faults) cloud.injectFault(fault);
   out(`cloud listening on ${cloud.url} (data in ${dataDir})\n`);
+  if (faults.length > 0) out(`${faults.length} faults from ${values.faults} wait for their requests\n`);
   await new Promise<void>((done) => {
     const stop = (): void => {
       process.off("SIGINT", stop);
@@ -134,6 +150,43 @@ async function serve(
   await cloud.close();
   err("cloud stopped\n");
   return 0;
+}
+
+/** The --faults file: every entry checked before the cloud starts, so a typo fails loudly, not silently. */
+function readFaults(file: string): Fault[] {
+  let list: unknown;
+  try {
+    list = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new UsageError(`--faults ${file}: cannot read it as JSON (${(error as Error).message})`);
+  }
+  if (!Array.isArray(list)) throw new UsageError(`--faults ${file}: expected a JSON list of faults`);
+  const routes: readonly string[] = [...ROUTES.filter((r) => r !== "other"), "any"];
+  const injector = new FaultInjector();
+  return list.map((entry: unknown, i) => {
+    const f = entry as Partial<Record<keyof Fault, unknown>>;
+    const where = `--faults ${file}: entry ${i}`;
+    if (typeof entry !== "object" || entry === null) throw new UsageError(`${where} is not an object`);
+    const unknown = Object.keys(f).filter(
+      (k) => !["route", "status", "retryAfterSeconds", "delayMs", "times"].includes(k),
+    );
+    if (unknown.length > 0) throw new UsageError(`${where} has unknown keys: ${unknown.join(", ")}`);
+    if (typeof f.route !== "string" || !routes.includes(f.route)) {
+      throw new UsageError(`${where}: route must be one of ${routes.join(", ")}`);
+    }
+    for (const key of ["status", "retryAfterSeconds", "delayMs"] as const) {
+      if (f[key] !== undefined && (typeof f[key] !== "number" || !Number.isInteger(f[key]) || (f[key] as number) < 0)) {
+        throw new UsageError(`${where}: ${key} must be a whole number`);
+      }
+    }
+    const fault = f as Fault;
+    try {
+      injector.inject(fault);
+    } catch (error) {
+      throw new UsageError(`${where}: ${(error as Error).message}`);
+    }
+    return fault;
+  });
 }
 
 function nodeAdd(args: string[], out: (text: string) => void): number {
@@ -173,22 +226,24 @@ function configSet(args: string[], out: (text: string) => void, err: (text: stri
     err(`error: cannot read ${file} as JSON: ${(error as Error).message}\n`);
     return 1;
   }
-  const store = CloudStore.open(dataDirOf(values["data-dir"]));
+  const dataDir = dataDirOf(values["data-dir"]);
+  const store = CloudStore.open(dataDir);
   try {
     const version = store.setConfig(nodeId, config);
-    out(`configuration version ${version} published for node ${nodeId}\n`);
+    out(`configuration version ${version} published for node ${nodeId} (cloud data in ${dataDir})\n`);
     return 0;
   } catch (error) {
     if (!(error instanceof ConfigInvalidError)) throw error;
-    err(`${file} is not a valid configuration; nothing was stored:\n`);
-    for (const issue of error.issues) err(`  ${issue.path}: ${issue.message}\n`);
+    // The connector's words, so what the operator reads here is what its log would have said.
+    err(`error: ${file} was not published (cloud data in ${dataDir}); the connector would refuse it as invalid: `);
+    err(`${issueSentence(error.issues)}.\n`);
     return 1;
   } finally {
     store.close();
   }
 }
 
-function punches(args: string[], out: (text: string) => void): number {
+function punches(args: string[], out: (text: string) => void, err: (text: string) => void): number {
   const { values, positionals } = parseArgs({
     args,
     options: { ...COMMON, json: { type: "boolean" }, limit: { type: "string" } },
@@ -211,7 +266,10 @@ function punches(args: string[], out: (text: string) => void): number {
     const stats = store.stats(nodeId);
     const rejected = store.rejectedCount(nodeId);
     if (values.json) {
-      out(`${JSON.stringify({ ...stats, rejected, punches: store.punches(nodeId, limit) }, null, 2)}\n`);
+      const listed = store.punches(nodeId, limit === 0 ? -1 : limit);
+      const truncated = limit > 0 && stats.total > listed.length;
+      out(`${JSON.stringify({ ...stats, rejected, punches: listed, truncated }, null, 2)}\n`);
+      if (truncated) err(`listed ${listed.length} of ${stats.total} punches; --limit N or --limit 0 lists more\n`);
       return 0;
     }
     out(`node ${nodeId}\n`);

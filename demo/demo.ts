@@ -6,15 +6,14 @@ import { startCloud } from "../cloud/cloud-server.ts";
 import { ZkSimulator } from "../sim/zk/zk-simulator.ts";
 import { Connector } from "../src/app/connector.ts";
 import { ensureDataDir, openSecretStore } from "../src/app/data-dir.ts";
+import { optionsOf, renderHelp } from "../src/cli/command-spec.ts";
+import { DEMO } from "../src/cli/commands.ts";
+import { readEndpoint, statusPageUrl } from "../src/cli/status-command.ts";
 import { createLogger, Redactor } from "../src/core/logger.ts";
 import { saveEnrollment } from "../src/secrets/enrollment.ts";
 import { DemoAttendanceWriter } from "./demo-attendance-writer.ts";
 
-export const DEMO_USAGE = `Usage: bioapi demo [--duration SECONDS] [--rate PUNCHES_PER_SECOND] [--keep]
-
-Runs everything on this machine: the reference cloud, a sample SQLite attendance database that keeps receiving
-punches from four devices, two simulated ZK terminals on the loopback (one TCP, one UDP) punching live, and the
-connector, enrolled and configured through the cloud. Ctrl-C stops it all.`;
+export const DEMO_USAGE = renderHelp(DEMO);
 
 const DEVICES = ["CKJ7201001", "CKJ7201002", "OIN5320117", "BOCK194960"];
 
@@ -22,12 +21,7 @@ const DEVICES = ["CKJ7201001", "CKJ7201002", "OIN5320117", "BOCK194960"];
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      duration: { type: "string" },
-      rate: { type: "string", default: "4" },
-      keep: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(DEMO),
   });
   if (values.help) {
     process.stdout.write(`${DEMO_USAGE}\n`);
@@ -106,7 +100,8 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   const connector = await Connector.start({ dataDir: layout.root, secrets, logger, redactor });
-  say(`Connector         data ${layout.root}   status ${connector.statusUrl}/v1/status`);
+  // The page with its token: the bare /v1/status would answer 401 to a browser.
+  say(`Connector         data ${layout.root}   status page ${statusPageUrl(await readEndpoint(layout.root))}`);
   say("Press Ctrl-C to stop.\n");
 
   writer.start(rate);

@@ -4,9 +4,10 @@
 // Usage: node scripts/package.ts [--linux-only] [--out DIR]
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
+import { OPERATOR_FILES } from "./operator-files.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const { values } = parseArgs({
@@ -118,8 +119,10 @@ for (const t of targets) {
   );
   step(`building ${t.name}/${t.exe} (node --build-sea)`);
   execFileSync(process.execPath, ["--build-sea", config], { stdio: ["ignore", "inherit", "inherit"] });
-  copyFileSync(join(root, "packaging/config.sample.json"), join(dir, "config.sample.json"));
-  copyFileSync(join(root, "packaging/README-operators.md"), join(dir, "README.md"));
+  for (const file of OPERATOR_FILES) {
+    mkdirSync(dirname(join(dir, file.to)), { recursive: true });
+    copyFileSync(join(root, file.from), join(dir, file.to));
+  }
   step(`zipping ${dir}.zip`);
   execFileSync("zip", ["-q", "-r", "-X", `${dir}.zip`, `cams-bioapi-${version}-${t.name}`], { cwd: out });
 }

@@ -350,7 +350,11 @@ export class Connector {
     const limits = new Map<string, SourceLimits>(
       this.#live.config.sources.map((c) => [
         c.id,
-        { pollIntervalMs: c.pollIntervalMs, maxClockDriftMs: c.kind === "zk" ? c.maxClockDriftMs : undefined },
+        {
+          pollIntervalMs: c.pollIntervalMs,
+          maxClockDriftMs: c.kind === "zk" ? c.maxClockDriftMs : undefined,
+          timezone: c.timezone,
+        },
       ]),
     );
     return { ...base, attention: attention(base, limits) };

@@ -8,8 +8,10 @@ import {
   type ZkSourceConfig,
 } from "../config/config-schema.ts";
 import { withTimeout } from "../core/abort.ts";
+import { driftAdvice, driftWords } from "../core/clock-drift.ts";
 import { BioError, describeError } from "../core/errors.ts";
 import { resolveTime } from "../core/local-time.ts";
+import { clause } from "../core/sentence.ts";
 import { CloudClient, cloudErrorText } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
@@ -133,7 +135,7 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
     });
     const after = Date.now();
     if (res.status !== 200)
-      throw new BioError("CLOUD_UNAVAILABLE", `The health check answered ${cloudErrorText(res)}.`);
+      throw new BioError("CLOUD_UNAVAILABLE", `The health check answered ${clause(cloudErrorText(res))}.`);
     reachable = true;
     add({ subject, check: "reachable", status: "ok", detail: `/v1/health in ${after - before} ms` });
     const cloudTime = Date.parse((JSON.parse(res.body.toString("utf8")) as { time?: string }).time ?? "");
@@ -188,7 +190,7 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
           subject,
           check: "signature",
           status: "fail",
-          detail: `The cloud refused this node's signed request: ${cloudErrorText(res)}.`,
+          detail: `The cloud refused this node's signed request: ${clause(cloudErrorText(res))}.`,
           fix: "If the clock is right, the node secret is not the one the cloud holds: re-enroll (bioapi enroll --force) with the secret from bioapi cloud node add.",
         });
       } else if (res.status === 429 || res.status >= 500) {
@@ -358,17 +360,11 @@ async function checkTerminal(
     const before = Date.now();
     const local = await client.deviceTime();
     const drift = Math.round(resolveTime(local, config.timezone).epochMs - (before + Date.now()) / 2);
-    const words = `${formatDuration(Math.abs(drift))} ${drift >= 0 ? "ahead" : "behind"}`;
+    const advice = driftAdvice(drift, config.timezone);
     out.push(
       Math.abs(drift) >= config.maxClockDriftMs
-        ? {
-            subject,
-            check: "clock",
-            status: "warn",
-            detail: `The terminal's clock is ${words} (timezone ${config.timezone}); its punches carry that time.`,
-            fix: "Set the time on the terminal, or turn on syncClock for this source; check the source's timezone.",
-          }
-        : { subject, check: "clock", status: "ok", detail: `${words} of this machine` },
+        ? { subject, check: "clock", status: "warn", detail: advice.message, fix: advice.fix }
+        : { subject, check: "clock", status: "ok", detail: driftWords(drift) },
     );
   } catch (error) {
     out.push({

@@ -2,23 +2,11 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { PassThrough } from "node:stream";
 import { test } from "node:test";
+import { captureIo } from "../../test/helpers/capture-io.ts";
 import { scratch } from "../../test/helpers/sql-servers.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
-import type { CliIo } from "./cli-io.ts";
 import { main } from "./main.ts";
-
-function captureIo(): CliIo & { text(): string } {
-  const out: string[] = [];
-  return {
-    out: (t) => out.push(t),
-    err: (t) => out.push(t),
-    stdin: new PassThrough(),
-    env: {},
-    text: () => out.join("\n"),
-  };
-}
 
 test("bioapi doctor on a PostgreSQL BioTime source: table, count, newest rows, start cursor; exit 1 on a wrong table", async (t) => {
   await using s = await scratch("postgres");
@@ -101,4 +89,36 @@ test("bioapi doctor --source ID reads the connector's cached config and its comm
   assert.equal(code, 0, io.text());
   assert.match(io.text(), /att_log: 30 rows, 2 devices/);
   assert.match(io.text(), /starts from: (S1=29 {2}S2=30|S2=30 {2}S1=29)/);
+});
+
+test("bioapi doctor --source-config words a mistake as the config check does: field, expectation, nearest key", async () => {
+  await using dir = await tempDir();
+  const file = join(dir.path, "source.json");
+  const connection = { engine: "postgres", host: "127.0.0.1", database: "test", user: "u", pasword: "never-shown" };
+  await writeFile(file, JSON.stringify({ id: "bt", kind: "database", preset: "biotime", connection }));
+  const io = captureIo();
+  assert.equal(await main(["doctor", "--source-config", file, "--data-dir", dir.path], io), 1);
+  assert.match(io.text(), /connection\.pasword: unknown key; did you mean `password`\?/);
+  assert.ok(!io.text().includes("never-shown"));
+});
+
+test("bioapi doctor --source-config on a terminal source points to bioapi doctor instead of listing schema errors", async () => {
+  await using dir = await tempDir();
+  const file = join(dir.path, "gate.json");
+  await writeFile(file, JSON.stringify({ id: "gate", kind: "zk", host: "10.0.0.20" }));
+  const io = captureIo();
+  assert.equal(await main(["doctor", "--source-config", file, "--data-dir", dir.path], io), 2);
+  assert.match(
+    io.text(),
+    /is a terminal source: --source-config checks only database sources\. For terminals run `bioapi doctor`/,
+  );
+  assert.doesNotMatch(io.text(), /unknown key|expected/);
+  const whole = join(dir.path, "config.json");
+  await writeFile(
+    whole,
+    JSON.stringify({ schemaVersion: 1, sources: [{ id: "gate", kind: "zk", host: "10.0.0.20" }] }),
+  );
+  const byId = captureIo();
+  assert.equal(await main(["doctor", "--source-config", whole, "--source", "gate", "--data-dir", dir.path], byId), 2);
+  assert.match(byId.text(), /checks only database sources/);
 });

@@ -3,7 +3,8 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { dataDirLayout, defaultDataDir, openSecretStore } from "../app/data-dir.ts";
 import { openCache } from "../config/config-envelope.ts";
-import { type DatabaseSourceConfig, databaseSourceSchema, parseConfig } from "../config/config-schema.ts";
+import { issueSentence } from "../config/config-rules.ts";
+import { type DatabaseSourceConfig, parseConfig, parseDatabaseSource } from "../config/config-schema.ts";
 import { BioError, describeError } from "../core/errors.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
@@ -13,27 +14,11 @@ import { openSqlClient } from "../sources/database/open-client.ts";
 import type { CursorValue } from "../store/store.ts";
 import { Store } from "../store/store.ts";
 import type { CliIo } from "./cli-io.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { DOCTOR } from "./commands.ts";
 import { formatFull, fullDoctor } from "./doctor-checks.ts";
 
-export const DOCTOR_USAGE = `Usage: bioapi doctor [--data-dir DIR] [--json]
-       bioapi doctor --source-config FILE [--source ID] [--rows N] [--json] [--data-dir DIR]
-       bioapi doctor --source ID [--data-dir DIR] [--rows N] [--json]
-
-Without --source or --source-config: checks everything end to end and prints a fix for each problem. The
-enrollment and cached config decrypt; the cloud is reachable, its clock agrees with this machine's, it accepts the
-node's signature and its config decrypts; each terminal is reachable, accepts the comm key, and shows its record
-count and clock drift; each database connects and has its table and the index a poll needs. Exit code 0 when
-nothing failed (warnings allowed), 1 otherwise.
-
-With --source-config or --source: checks one database source in depth, without sending anything: connects, finds the table and columns, shows how times are
-read, the row count, the newest rows as the punches they would become, the index each poll needs, and the cursor
-the source would start from (from the data directory's store when there is one).
-
-  --source-config FILE   a JSON file holding one source, or a whole connector config (pick one with --source)
-  --source ID            without --source-config: that source of the connector's cached config in --data-dir
-  --rows N               newest rows to show (default 5)
-
-Exit code 0 when the source can be read, 1 when it cannot.`;
+export const DOCTOR_USAGE = renderHelp(DOCTOR);
 
 interface Check {
   readonly name: string;
@@ -57,18 +42,22 @@ export interface DoctorReport {
   readonly warnings: string[];
 }
 
+function onlyDatabases(where: string): BioError {
+  return new BioError("USAGE", `${where} is a terminal source: --source-config checks only database sources.`, {
+    hint: "For terminals run `bioapi doctor`: it connects to each terminal of the running config.",
+  });
+}
+
 function pickSource(raw: unknown, id: string | undefined, where: string): DatabaseSourceConfig {
   const obj = raw as { sources?: unknown[]; kind?: unknown };
   let candidate: unknown = raw;
   if (Array.isArray(obj?.sources)) {
     const parsed = parseConfig(raw);
     if (!parsed.ok) {
-      throw new BioError(
-        "CONFIG_INVALID",
-        `${where}: ${parsed.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`,
-      );
+      throw new BioError("CONFIG_INVALID", `${where}: ${issueSentence(parsed.issues)}.`);
     }
     const dbSources = parsed.config.sources.filter((s) => s.kind === "database");
+    if (id && parsed.config.sources.some((s) => s.id === id && s.kind !== "database")) throw onlyDatabases(where);
     const found = id ? dbSources.find((s) => s.id === id) : dbSources.length === 1 ? dbSources[0] : undefined;
     if (!found) {
       throw new BioError(
@@ -78,15 +67,14 @@ function pickSource(raw: unknown, id: string | undefined, where: string): Databa
     }
     candidate = found;
   }
-  const result = databaseSourceSchema.safeParse(candidate);
-  if (!result.success) {
-    throw new BioError(
-      "CONFIG_INVALID",
-      `${where}: ${result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
-      { hint: "docs/configuration.md describes every field." },
-    );
+  if (obj?.kind !== undefined && obj.kind !== "database") throw onlyDatabases(where);
+  const result = parseDatabaseSource(candidate);
+  if (!result.ok) {
+    throw new BioError("CONFIG_INVALID", `${where}: ${issueSentence(result.issues)}.`, {
+      hint: "docs/configuration.md describes every field.",
+    });
   }
-  return result.data;
+  return result.source;
 }
 
 async function cachedSource(dataDir: string, id: string): Promise<DatabaseSourceConfig> {
@@ -228,14 +216,7 @@ export function formatDoctor(r: DoctorReport): string {
 export async function doctorCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      "source-config": { type: "string" },
-      source: { type: "string" },
-      "data-dir": { type: "string" },
-      rows: { type: "string", default: "5" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(DOCTOR),
     strict: true,
   });
   if (values.help) {

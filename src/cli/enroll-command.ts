@@ -9,15 +9,11 @@ import { deriveNodeKeys } from "../link/node-keys.ts";
 import { type Enrollment, loadEnrollment, saveEnrollment, validateEnrollment } from "../secrets/enrollment.ts";
 import { InstanceLock } from "../store/instance-lock.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
+import { refusalWords } from "./cloud-refusal.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { ENROLL } from "./commands.ts";
 
-export const ENROLL_USAGE = `Usage: bioapi enroll --cloud-url URL --node-id UUID [--secret-file FILE | --secret-stdin] [--data-dir DIR]
-                    [--no-verify] [--force]
-
-Stores the node's credentials encrypted in the data directory. The node secret is read from a file or from
-standard input, never from the command line (where other users could see it in the process list).
-Refuses while a connector runs on the data directory, and refuses to replace another node's enrollment unless
---force is given. --force also starts a fresh secrets file when the old one cannot be opened (it is kept aside as
-secrets.json.old-*).`;
+export const ENROLL_USAGE = renderHelp(ENROLL);
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -28,16 +24,7 @@ async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
 function parseEnrollArgs(argv: string[]) {
   return parseArgs({
     args: argv,
-    options: {
-      "cloud-url": { type: "string" },
-      "node-id": { type: "string" },
-      "secret-file": { type: "string" },
-      "secret-stdin": { type: "boolean", default: false },
-      "data-dir": { type: "string" },
-      "no-verify": { type: "boolean", default: false },
-      force: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(ENROLL),
     strict: true,
     allowPositionals: false,
   });
@@ -132,9 +119,13 @@ async function storeEnrollment(
     });
     const response = await client.request({ method: "GET", path: client.nodePath("config"), timeoutMs: 10_000 });
     if (response.status === 401 || response.status === 403) {
-      throw new BioError("CLOUD_AUTH", `The cloud refused these credentials (${cloudErrorText(response)}).`, {
-        hint: "Check the node id and secret, and that this machine's clock is within 5 minutes of real time. Nothing was stored.",
-      });
+      throw new BioError(
+        "CLOUD_AUTH",
+        `The cloud refused these credentials: ${refusalWords(response, enrollment.nodeId)}.`,
+        {
+          hint: "Check the node id and secret, and that this machine's clock is within 5 minutes of real time. Nothing was stored.",
+        },
+      );
     }
     if (response.status !== 200 && !(response.status === 404 && isNoConfig(response))) {
       throw new BioError("CLOUD_PROTOCOL", `Unexpected answer from the cloud: ${cloudErrorText(response)}.`, {

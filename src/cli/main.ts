@@ -2,6 +2,8 @@ import { BioError, describeError } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
 import { detectSelf } from "../service/self.ts";
 import { type CliIo, processIo } from "./cli-io.ts";
+import { renderIndex } from "./command-spec.ts";
+import { COMMAND_SPECS } from "./commands.ts";
 import { doctorCommand } from "./doctor-command.ts";
 import { enrollCommand } from "./enroll-command.ts";
 import { monitorCommand } from "./monitor-command.ts";
@@ -9,20 +11,11 @@ import { runCommand } from "./run-command.ts";
 import { serviceCommand } from "./service-command.ts";
 import { statusCommand } from "./status-command.ts";
 
-export const USAGE = `bioapi ${VERSION} — Cams Bio API Service
-
-  bioapi demo                 run the whole thing on this machine: cloud, sample database, connector
-  bioapi enroll ...           store this node's cloud credentials (encrypted)
-  bioapi run ...              run the connector in the foreground
-  bioapi status [--json|--url] show the running connector's state and what its monitor did, or the page's address
-  bioapi doctor ...           check everything end to end (cloud, clock, signature, terminals, databases) with fixes
-  bioapi service ...          install|uninstall|start|stop|status the Windows or systemd services
-  bioapi monitor ...          the companion watchdog (run by the monitor service)
-  bioapi cloud ...            the reference cloud (serve, node add, config set, punches)
-  bioapi sim zk ...           simulated ZK terminals (TCP/UDP port 4370) for trials and tests
-  bioapi --version
-
-Add --help after a command for its options.`;
+export const USAGE = renderIndex(`bioapi ${VERSION} — Cams Bio API Service`, COMMAND_SPECS, [
+  ["cloud", "the reference cloud: serve, node add, config set, punches (bioapi cloud --help)"],
+  ["sim zk", "simulated ZK terminals (TCP/UDP port 4370) for trials and tests"],
+  ["--version", "print the version"],
+]);
 
 const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
   doctor: doctorCommand,
@@ -55,6 +48,12 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   } catch (error) {
     const d = describeError(error);
     io.err(`bioapi ${command}: ${d.message}`);
-    return error instanceof BioError && error.code === "USAGE" ? 2 : 1;
+    const usage = error instanceof BioError ? error.code === "USAGE" : isParseArgsError(error);
+    return usage ? 2 : 1;
   }
+}
+
+/** node:util parseArgs refusing an option or a value: a usage error like any other. */
+function isParseArgsError(error: unknown): boolean {
+  return String((error as { code?: unknown })?.code ?? "").startsWith("ERR_PARSE_ARGS");
 }

@@ -15,20 +15,10 @@ import { platformEventLog } from "../service/event-log.ts";
 import { execTool } from "../service/exec.ts";
 import { selfCommand } from "../service/self.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { MONITOR } from "./commands.ts";
 
-export const MONITOR_USAGE = `Usage: bioapi monitor [--data-dir DIR] [--manager process|systemd|windows] [--unit NAME] [--service]
-                     [--log-dir DIR] [--log-format json|pretty]
-                     [--interval-ms N] [--probe-timeout-ms N] [--strikes N] [--start-grace-ms N]
-                     [--restart-delay-ms N] [--restart-max-delay-ms N] [--max-restarts N] [--window-ms N]
-                     [-- RUN-OPTIONS...]
-
-The companion watchdog. Checks the connector over its health channel (a unix socket / named pipe in the data
-directory), restarts it when it crashed, hangs or stalls (with backoff), gives up after --max-restarts within
---window-ms, and never restarts a connector an administrator stopped. What it did is shown by bioapi status.
---manager process starts the connector itself as a child (containers, development); systemd and windows ask the
-service manager (the default when installed as a service). Options after -- go to the connector's bioapi run.
---log-dir appends the monitor's log to DIR/monitor.log as well (the Windows service passes it: a service's
-stderr goes nowhere there).`;
+export const MONITOR_USAGE = renderHelp(MONITOR);
 
 export async function monitorCommand(argv: string[], io: CliIo): Promise<number> {
   const split = argv.indexOf("--");
@@ -36,23 +26,7 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
   const runArgs = split >= 0 ? argv.slice(split + 1) : [];
   const { values } = parseArgs({
     args: own,
-    options: {
-      "data-dir": { type: "string" },
-      manager: { type: "string" },
-      unit: { type: "string" },
-      service: { type: "boolean", default: false },
-      "interval-ms": { type: "string", default: "10000" },
-      "probe-timeout-ms": { type: "string", default: "5000" },
-      strikes: { type: "string", default: "3" },
-      "start-grace-ms": { type: "string", default: "60000" },
-      "restart-delay-ms": { type: "string", default: String(DEFAULT_RESTART_POLICY.initialDelayMs) },
-      "restart-max-delay-ms": { type: "string", default: String(DEFAULT_RESTART_POLICY.maxDelayMs) },
-      "max-restarts": { type: "string", default: String(DEFAULT_RESTART_POLICY.maxRestarts) },
-      "window-ms": { type: "string", default: String(DEFAULT_RESTART_POLICY.windowMs) },
-      "log-format": { type: "string" },
-      "log-dir": { type: "string" },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(MONITOR),
     strict: true,
   });
   if (values.help) {

@@ -1,37 +1,24 @@
+import { existsSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
 import { Connector } from "../app/connector.ts";
 import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
-import { describeError } from "../core/errors.ts";
+import { BioError, describeError } from "../core/errors.ts";
 import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logger.ts";
-import { LOG_FILE_DEFAULTS } from "../core/rotating-file.ts";
 import { assessProgress } from "../monitor/health-channel.ts";
 import { EVENT_IDS, platformEventLog } from "../service/event-log.ts";
 import { SystemdNotifier } from "../service/linux/sd-notify.ts";
+import { Store } from "../store/store.ts";
 import type { CliIo } from "./cli-io.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { RUN } from "./commands.ts";
 
-export const RUN_USAGE = `Usage: bioapi run [--data-dir DIR] [--status-port N] [--log-level debug|info|warn|error] [--log-format json|pretty]
-                 [--log-dir DIR] [--service]
-
-Runs the connector in the foreground until SIGINT or SIGTERM.
-
-  --log-format   console lines: pretty (the default at a terminal) or json (the default otherwise)
-  --log-dir DIR  also write JSON lines to DIR/connector.log, rotated at ${LOG_FILE_DEFAULTS.maxBytes / 1048576} MiB, keeping ${LOG_FILE_DEFAULTS.maxFiles} old files
-                 (connector.1.log newest … connector.${LOG_FILE_DEFAULTS.maxFiles}.log oldest)
-  --service      started by the Windows Service Control Manager (the service installer passes it); under
-                 systemd, readiness and watchdog pings follow $NOTIFY_SOCKET`;
+export const RUN_USAGE = renderHelp(RUN);
 
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      "data-dir": { type: "string" },
-      "status-port": { type: "string", default: "0" },
-      "log-level": { type: "string", default: "info" },
-      "log-format": { type: "string" },
-      "log-dir": { type: "string" },
-      service: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(RUN),
     strict: true,
   });
   if (values.help) {
@@ -57,7 +44,10 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     ...(values["log-dir"] ? { dir: values["log-dir"], fileName: "connector.log" } : {}),
   });
   const eventLog = await platformEventLog();
-  const layout = ensureDataDir(values["data-dir"] ?? defaultDataDir());
+  const dataDir = resolvePath(values["data-dir"] ?? defaultDataDir());
+  // Enroll creates the data directory; a run that made one would only hide a wrong --data-dir.
+  if (!existsSync(dataDir)) throw notEnrolled(dataDir, "does not exist, and run creates nothing");
+  const layout = ensureDataDir(dataDir);
   const start = () =>
     Connector.start({
       dataDir: layout.root,
@@ -65,6 +55,10 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       logger,
       redactor,
       statusPort: Number(values["status-port"]),
+    }).catch((error: unknown) => {
+      throw error instanceof BioError && error.code === "NOT_ENROLLED"
+        ? notEnrolled(dataDir, "holds no enrollment")
+        : error;
     });
 
   if (values.service && process.platform === "win32") {
@@ -118,5 +112,31 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     process.on("SIGTERM", onSignal);
   });
   await eventLog.write("info", "Cams Bio API connector stopped.", EVENT_IDS.stopped);
+  const waiting = outboxDepth(layout.store);
+  if (waiting > 0) {
+    logger.info(`${waiting.toLocaleString("en-US")} punches wait in the outbox; they go out on the next start.`, {
+      outbox: waiting,
+    });
+  }
   return 0;
+}
+
+function notEnrolled(dataDir: string, why: string): BioError {
+  return new BioError("NOT_ENROLLED", `Not enrolled: ${dataDir} ${why}.`, {
+    hint: `Enroll into it first (bioapi enroll --data-dir ${dataDir} …), or pass the --data-dir you enrolled into.`,
+  });
+}
+
+/** Read after the stop, so punches the last in-flight batches delivered are not counted. */
+function outboxDepth(path: string): number {
+  try {
+    const store = Store.open(path);
+    try {
+      return store.depth;
+    } finally {
+      store.close();
+    }
+  } catch {
+    return 0;
+  }
 }

@@ -1,33 +1,30 @@
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { join, win32 } from "node:path";
+import { mkdir, readFile } from "node:fs/promises";
+import { win32 } from "node:path";
 import { parseArgs } from "node:util";
 import { dataDirLayout, WINDOWS_SECRETS_KEY } from "../app/data-dir.ts";
 import { BioError } from "../core/errors.ts";
 import { formatMonitorRecord, readMonitorRecord, writeIntent } from "../monitor/monitor-state.ts";
 import { CREDENTIAL_NAME, CREDSTORE_PATH } from "../secrets/systemd-creds-protector.ts";
 import { type Exec, execTool } from "../service/exec.ts";
-import { systemdInstallSteps, systemdUninstallSteps } from "../service/linux/install.ts";
-import { CONNECTOR_UNIT, connectorUnit, MONITOR_UNIT, monitorUnit, STATE_DIR } from "../service/linux/units.ts";
+import {
+  installSystemd,
+  notRunningError,
+  type SystemdHost,
+  systemdRunning,
+  uninstallSystemd,
+} from "../service/linux/install.ts";
+import { CONNECTOR_UNIT, MONITOR_UNIT, STATE_DIR } from "../service/linux/units.ts";
 import { selfCommand } from "../service/self.ts";
 import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "../service/windows/connector-service.ts";
 import { type Step, WINDOWS_DATA_DIR, windowsInstallPlan, windowsUninstallPlan } from "../service/windows/install.ts";
 import { parseQueryEx, runSc, sc, WIN32 } from "../service/windows/sc.ts";
 import { InstanceLock } from "../store/instance-lock.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { SERVICE, SERVICE_ACTIONS } from "./commands.ts";
 
-export const SERVICE_USAGE = `Usage: bioapi service install|uninstall|start|stop|status [--manager systemd|windows|process]
-                     [--data-dir DIR] [--unit-dir DIR] [--dry-run]
-
-Manages the two services: the connector and its monitor. Run elevated (root / Administrator).
-  install    Windows: both services (delayed auto-start, LocalSystem, recovery actions), ProgramData and registry
-             ACLs. Linux: hardened systemd units, the ${CREDENTIAL_NAME} credential (systemd-creds) when available.
-  uninstall  stop and remove both services (data, secrets and logs are kept; see docs/operations.md)
-  start      record the intent "running" and start both services
-  stop       record the intent "stopped" and stop the connector; the monitor stays up and leaves it stopped
-  status     the service manager's view plus the monitor's record
---dry-run prints the commands and unit files instead of running them.`;
+export const SERVICE_USAGE = renderHelp(SERVICE);
 
 function defaultManager(): "systemd" | "windows" {
   return process.platform === "win32" ? "windows" : "systemd";
@@ -41,39 +38,63 @@ async function runSteps(exec: Exec, steps: readonly Step[], io: CliIo, dryRun: b
     }
     const r = await exec(step.file, step.args, { timeoutMs: 60_000, ...(step.input ? { input: step.input } : {}) });
     if (r.code !== 0 && !step.accept?.includes(r.code)) {
-      throw new BioError("SERVICE", `${step.file} ${step.args[0] ?? ""} failed (exit ${r.code}) while: ${step.why}.`, {
-        hint:
-          process.platform === "win32"
-            ? "Run from an elevated prompt (Run as administrator)."
-            : "Run as root (sudo). See the output above.",
-        context: { output: (r.stdout + r.stderr).trim().slice(0, 300) },
-      });
+      // The tool's own words, since nothing else shows them: "see the output above" pointed at nothing.
+      const said = (r.stderr.trim() || r.stdout.trim()).split("\n")[0]?.slice(0, 300);
+      throw new BioError(
+        "SERVICE",
+        `${step.file} ${step.args[0] ?? ""} failed (exit ${r.code}) while: ${step.why}${said ? `: ${said}` : ""}.`,
+        {
+          hint:
+            process.platform === "win32"
+              ? "Run from an elevated prompt (Run as administrator)."
+              : "Run as root (sudo) if you are not.",
+          context: { output: (r.stdout + r.stderr).trim().slice(0, 300) },
+        },
+      );
     }
   }
 }
 
-export async function serviceCommand(argv: string[], io: CliIo, exec: Exec = execTool): Promise<number> {
+export async function serviceCommand(
+  argv: string[],
+  io: CliIo,
+  exec: Exec = execTool,
+  host: Partial<SystemdHost> = {},
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: {
-      manager: { type: "string" },
-      "data-dir": { type: "string" },
-      "unit-dir": { type: "string", default: "/etc/systemd/system" },
-      "dry-run": { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(SERVICE),
     allowPositionals: true,
     strict: true,
   });
   const action = positionals[0];
   if (values.help || !action) {
-    io.out(SERVICE_USAGE);
+    const one = action === undefined ? undefined : SERVICE_ACTIONS[action];
+    io.out(one ? renderHelp(one) : SERVICE_USAGE);
     return action || values.help ? 0 : 2;
   }
   const manager = values.manager ?? defaultManager();
+  if (!["systemd", "windows", "process"].includes(manager)) {
+    throw usageError(`--manager must be systemd, windows or process, not "${manager}".`);
+  }
+  if (!SERVICE_ACTIONS[action]) throw usageError(`Unknown service action "${action}".\n${SERVICE_USAGE}`);
   const dataDir = values["data-dir"] ?? (manager === "windows" ? WINDOWS_DATA_DIR : STATE_DIR);
   const dryRun = values["dry-run"];
   const by = `bioapi service ${action} (pid ${process.pid})`;
+
+  // Starting before enrolling would only fail later, inside the service, with a file error.
+  if (action === "start" && !dryRun && !existsSync(dataDir)) {
+    throw new BioError("NOT_ENROLLED", `Not enrolled: ${dataDir} does not exist.`, {
+      hint: `Enroll first: sudo bioapi enroll --data-dir ${dataDir} --cloud-url URL --node-id UUID --secret-file FILE.`,
+    });
+  }
+  const systemd: SystemdHost = {
+    systemdRunning,
+    unitDir: values["unit-dir"],
+    credential: { name: CREDENTIAL_NAME, path: CREDSTORE_PATH },
+    command: selfCommand(),
+    ...host,
+  };
 
   switch (`${manager}:${action}`) {
     case "windows:install":
@@ -107,45 +128,18 @@ export async function serviceCommand(argv: string[], io: CliIo, exec: Exec = exe
       return 0;
     }
     case "systemd:install": {
-      const unitDir = values["unit-dir"];
-      let credential: { name: string; path: string } | null = null;
-      const creds = await exec("systemd-creds", ["--version"]).catch(() => ({ code: -1 }));
-      if (creds.code === 0) {
-        credential = { name: CREDENTIAL_NAME, path: CREDSTORE_PATH };
-        if (!existsSync(CREDSTORE_PATH)) {
-          if (dryRun) io.out(`systemd-creds encrypt --name=${CREDENTIAL_NAME} --with-key=auto - ${CREDSTORE_PATH}`);
-          else {
-            await mkdir(join(CREDSTORE_PATH, ".."), { recursive: true, mode: 0o700 });
-            const r = await exec(
-              "systemd-creds",
-              ["encrypt", `--name=${CREDENTIAL_NAME}`, "--with-key=auto", "-", CREDSTORE_PATH],
-              { input: randomBytes(32), timeoutMs: 30_000 },
-            );
-            if (r.code !== 0) throw new BioError("SERVICE", `systemd-creds encrypt failed: ${r.stderr.trim()}`);
-          }
-        }
-      }
-      const units = {
-        [CONNECTOR_UNIT]: connectorUnit({ command: selfCommand(), credential }),
-        [MONITOR_UNIT]: monitorUnit({ command: selfCommand(), credential }),
-      };
-      for (const [name, text] of Object.entries(units)) {
-        if (dryRun) io.out(`# ${join(unitDir, name)}\n${text}`);
-        else await writeFile(join(unitDir, name), text, { mode: 0o644 });
-      }
-      await runSteps(exec, systemdInstallSteps(), io, dryRun);
+      const run = (steps: readonly Step[]) => runSteps(exec, steps, io, dryRun);
+      const { credential } = await installSystemd(systemd, exec, run, io.out, dryRun);
       io.out(
-        `Installed ${CONNECTOR_UNIT} and ${MONITOR_UNIT} (secrets key: ${credential ? "systemd-creds" : "0600 key file"}). Next: sudo bioapi enroll --data-dir ${dataDir} ... then sudo bioapi service start.`,
+        `${dryRun ? "Would install" : "Installed"} ${CONNECTOR_UNIT} and ${MONITOR_UNIT} (secrets key: ${credential ? "systemd-creds" : "0600 key file"}). Next: sudo bioapi enroll --data-dir ${dataDir} ... then sudo bioapi service start.`,
       );
       return 0;
     }
-    case "systemd:uninstall":
-      await runSteps(exec, systemdUninstallSteps(), io, dryRun);
-      if (!dryRun) {
-        for (const name of [CONNECTOR_UNIT, MONITOR_UNIT]) await rm(join(values["unit-dir"], name), { force: true });
-      }
-      io.out(`Removed both units. ${dataDir}, the logs and ${CREDSTORE_PATH} are kept.`);
+    case "systemd:uninstall": {
+      const note = await uninstallSystemd(systemd, (steps) => runSteps(exec, steps, io, dryRun), dryRun);
+      io.out(`Removed both units.${note} ${dataDir}, the logs and ${CREDSTORE_PATH} are kept.`);
       return 0;
+    }
     case "systemd:start":
       if (!dryRun) await writeIntent(dataDir, "running", by);
       await runSteps(
@@ -160,6 +154,7 @@ export async function serviceCommand(argv: string[], io: CliIo, exec: Exec = exe
       await runSteps(exec, [{ file: "systemctl", args: ["stop", CONNECTOR_UNIT], why: "stop" }], io, dryRun);
       return 0;
     case "systemd:status": {
+      if (!systemd.systemdRunning()) throw notRunningError("there are no units to show");
       const r = await exec("systemctl", ["is-active", CONNECTOR_UNIT, MONITOR_UNIT]).catch(() => undefined);
       const states = r?.stdout.trim().split("\n") ?? [];
       io.out(`${CONNECTOR_UNIT}: ${states[0] ?? "unknown"}\n${MONITOR_UNIT}: ${states[1] ?? "unknown"}`);
@@ -198,7 +193,7 @@ export async function serviceCommand(argv: string[], io: CliIo, exec: Exec = exe
       await printMonitor(dataDir, io);
       return 0;
     default:
-      throw usageError(`Unknown service action "${action}" for manager "${manager}".\n${SERVICE_USAGE}`);
+      throw usageError(`bioapi service ${action} is not available with --manager ${manager}.`);
   }
 }
 

@@ -6,13 +6,13 @@ import { formatMonitorRecord, readMonitorRecord } from "../monitor/monitor-state
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
 import { formatProgress } from "../supervisor/supervisor.ts";
 import type { CliIo } from "./cli-io.ts";
+import { optionsOf, renderHelp } from "./command-spec.ts";
+import { STATUS } from "./commands.ts";
 
-export const STATUS_USAGE = `Usage: bioapi status [--data-dir DIR] [--json | --url]
+export const STATUS_USAGE = renderHelp(STATUS);
 
-Reads the running connector's loopback status endpoint.
-
-  --json  the whole status as JSON (the same document as GET /v1/status)
-  --url   the address of the status page with its access token: open it in a browser on this machine`;
+/** Exit code of `bioapi status` when no connector answers, with or without --url and --json. */
+export const NOT_RUNNING = 1;
 
 export async function readEndpoint(dataDir: string): Promise<StatusEndpointFile> {
   const layout = dataDirLayout(dataDir);
@@ -35,6 +35,11 @@ export async function readEndpoint(dataDir: string): Promise<StatusEndpointFile>
     });
   }
   return endpoint;
+}
+
+/** The status page's address with its token, for a browser on this machine. */
+export function statusPageUrl(endpoint: StatusEndpointFile): string {
+  return `${endpoint.url}/?token=${endpoint.token}`;
 }
 
 export async function fetchStatus(dataDir: string, timeoutMs = 3000): Promise<ConnectorStatus> {
@@ -76,6 +81,17 @@ function age(ms: number | null): string {
   return `${Math.round(ms / 60_000)} min`;
 }
 
+/** `S1=199` for a row id; a terminal's cursor as words: `CKJ1: 12,000 records read, newest 2026-11-26 09:00:00`. */
+export function cursorWords(key: string, value: unknown): string {
+  if (typeof value !== "object" || value === null) return `${key}=${String(value)}`;
+  const v = value as { count?: unknown; time?: unknown };
+  if (typeof v.count === "number") {
+    const newest = typeof v.time === "string" ? `, newest ${v.time.replace("T", " ")}` : "";
+    return `${key}: ${v.count.toLocaleString("en-US")} records read${newest}`;
+  }
+  return `${key}=${JSON.stringify(value)}`;
+}
+
 export function formatStatus(s: ConnectorStatus): string {
   const lines = [
     `node ${s.nodeId}  version ${s.version}  pid ${s.pid}  since ${s.startedAt}`,
@@ -85,10 +101,11 @@ export function formatStatus(s: ConnectorStatus): string {
     `sources (${s.sources.length}):`,
   ];
   for (const w of s.sources) {
-    const cursor = Object.entries(w.cursor)
+    const entries = Object.entries(w.cursor).filter(([k]) => !k.startsWith("#"));
+    const cursor = entries
       .slice(0, 6)
-      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-      .join(" ");
+      .map(([k, v]) => cursorWords(k, v))
+      .join(entries.some(([, v]) => typeof v === "object" && v !== null) ? "; " : " ");
     lines.push(
       `  ${w.sourceId} [${w.kind}] ${w.state}  last punch ${w.lastPunchTime ?? "-"}  emitted ${w.emitted}  delivered ${w.delivered}  lag ${age(w.lagMs)}  cursor ${cursor || "-"}${w.lastError ? `\n    ! ${w.lastError.code}: ${w.lastError.message}` : ""}`,
     );
@@ -113,12 +130,7 @@ export function formatStatus(s: ConnectorStatus): string {
 export async function statusCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      "data-dir": { type: "string" },
-      json: { type: "boolean", default: false },
-      url: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+    options: optionsOf(STATUS),
     strict: true,
   });
   if (values.help) {
@@ -126,21 +138,22 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     return 0;
   }
   const dataDir = values["data-dir"] ?? defaultDataDir();
-  if (values.url) {
-    const endpoint = await readEndpoint(dataDir);
-    io.out(`${endpoint.url}/?token=${endpoint.token}`);
-    return 0;
-  }
   // The monitor's record is shown even (especially) when the connector is down: it says why and what was tried.
-  const monitor = await readMonitorRecord(dataDir);
+  const monitor = values.url ? undefined : await readMonitorRecord(dataDir);
   let status: ConnectorStatus;
   try {
+    // --url too asks the connector first: the address of a dead one would only open an error page.
     status = await fetchStatus(dataDir);
   } catch (error) {
-    if (!monitor) throw error;
-    if (values.json) io.out(JSON.stringify({ connector: null, monitor }, null, 2));
-    else io.out(`connector: not running\n${formatMonitorRecord(monitor)}`);
-    return 1;
+    if (!(error instanceof BioError)) throw error;
+    if (monitor && values.json) io.out(JSON.stringify({ connector: null, monitor }, null, 2));
+    else if (monitor) io.out(`connector: not running\n${formatMonitorRecord(monitor)}`);
+    io.err(`bioapi status: ${error.message}`);
+    return NOT_RUNNING;
+  }
+  if (values.url) {
+    io.out(statusPageUrl(await readEndpoint(dataDir)));
+    return 0;
   }
   if (values.json) io.out(JSON.stringify(monitor ? { ...status, monitor } : status, null, 2));
   else io.out(monitor ? `${formatStatus(status)}\n${formatMonitorRecord(monitor)}` : formatStatus(status));

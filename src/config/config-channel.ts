@@ -2,10 +2,12 @@ import { Notifier } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
 import { BioError, describeError, isAbortError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { clause } from "../core/sentence.ts";
 import { type CloudClient, cloudErrorText } from "../link/cloud-client.ts";
 import type { NodeKeys } from "../link/node-keys.ts";
 import type { Store } from "../store/store.ts";
 import { decryptEnvelope, openCache, parseEnvelope, sealCache } from "./config-envelope.ts";
+import { issueSentence } from "./config-rules.ts";
 import { type ConnectorConfig, parseConfig } from "./config-schema.ts";
 
 export interface AppliedConfig {
@@ -71,7 +73,8 @@ export class ConfigChannel {
     try {
       const raw = openCache(this.#o.keys.local, this.#o.client.nodeId, cached.version, cached.iv, cached.ciphertext);
       const parsed = parseConfig(raw);
-      if (!parsed.ok) throw new BioError("CONFIG_INVALID", `Cached config is invalid: ${parsed.issues[0]?.message}`);
+      if (!parsed.ok)
+        throw new BioError("CONFIG_INVALID", `Cached config is invalid: ${issueSentence(parsed.issues)}.`);
       this.#current = { version: cached.version, config: parsed.config };
       this.#appliedAt = cached.appliedAt;
       this.#o.logger.info("Started from the cached config.", { version: cached.version });
@@ -126,7 +129,9 @@ export class ConfigChannel {
       });
     }
     if (response.status !== 200) {
-      throw new BioError("CONFIG_FETCH", `Config fetch failed: ${cloudErrorText(response)}.`, { retriable: true });
+      throw new BioError("CONFIG_FETCH", `Config fetch failed: ${clause(cloudErrorText(response))}.`, {
+        retriable: true,
+      });
     }
     try {
       const envelope = parseEnvelope(response.body);
@@ -143,10 +148,13 @@ export class ConfigChannel {
       const raw = decryptEnvelope(this.#o.keys.config, client.nodeId, envelope);
       const parsed = parseConfig(raw);
       if (!parsed.ok) {
-        const list = parsed.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
-        throw new BioError("CONFIG_INVALID", `Config version ${envelope.version} is invalid: ${list}.`, {
-          hint: "Fix the config in the cloud and publish a new version; the last good config keeps running.",
-        });
+        throw new BioError(
+          "CONFIG_INVALID",
+          `Config version ${envelope.version} is invalid: ${issueSentence(parsed.issues)}.`,
+          {
+            hint: "Fix the config in the cloud and publish a new version; the last good config keeps running.",
+          },
+        );
       }
       const applied: AppliedConfig = { version: envelope.version, config: parsed.config };
       const sealed = sealCache(this.#o.keys.local, client.nodeId, applied.version, raw);

@@ -1,5 +1,14 @@
 import { z } from "zod";
-import { isValidTimeZone } from "../core/local-time.ts";
+import {
+  type AddIssue,
+  type ConfigIssue,
+  checkDatabaseSource,
+  checkFilterCondition,
+  checkSourceIds,
+  checkTimeZone,
+  describeIssues,
+  type RawIssue,
+} from "./config-rules.ts";
 
 /**
  * The cloud-managed configuration: the single source of truth for its static type, its defaults and the JSON
@@ -9,20 +18,30 @@ import { isValidTimeZone } from "../core/local-time.ts";
 /** SQL identifiers from config are never interpolated unchecked: letters, digits, underscore, at most 64. */
 export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
-const identifier = z
-  .string()
-  .regex(IDENTIFIER, "must be a plain SQL identifier: letters, digits and _, starting with a letter or _, at most 64")
-  .describe("A table or column name. Quoted per dialect; never interpolated raw.");
+/** The rules in config-rules.ts report through this, so the cloud's copy can report the same way. */
+function adder(ctx: z.core.$RefinementCtx): AddIssue {
+  return (path, message) => ctx.addIssue({ code: "custom", path: [...path], message });
+}
+
+const IDENTIFIER_MESSAGE =
+  "must be a plain SQL identifier: letters, digits and _, starting with a letter or _, at most 64";
+
+/** `errorMessage` travels into the JSON Schema, so the cloud words a refused identifier as the connector does. */
+const identifier = z.string().regex(IDENTIFIER, IDENTIFIER_MESSAGE).meta({
+  description: "A table or column name. Quoted per dialect; never interpolated raw.",
+  errorMessage: IDENTIFIER_MESSAGE,
+});
 
 const timeZone = z
   .string()
-  .refine(isValidTimeZone, "must be an IANA time zone such as Asia/Kolkata or UTC")
+  .superRefine((value, ctx) => checkTimeZone(value, adder(ctx)))
   .describe("IANA time zone of the device clocks / naive database times.");
 
+const SOURCE_ID_MESSAGE = "must be lower-case letters, digits, - and _, at most 64";
 const sourceId = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "must be lower-case letters, digits, - and _, at most 64")
-  .describe("Stable id of the source; cursors are kept under it.");
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, SOURCE_ID_MESSAGE)
+  .meta({ description: "Stable id of the source; cursors are kept under it.", errorMessage: SOURCE_ID_MESSAGE });
 
 export const databaseColumnsSchema = z
   .object({
@@ -48,18 +67,7 @@ export const filterConditionSchema = z
     value: z.union([scalar, z.array(scalar).min(1).max(1000)]).optional(),
   })
   .strict()
-  .superRefine((c, ctx) => {
-    const list = c.op === "in" || c.op === "notIn";
-    const none = c.op === "isNull" || c.op === "notNull";
-    if (none && c.value !== undefined)
-      ctx.addIssue({ code: "custom", path: ["value"], message: `${c.op} takes no value` });
-    if (!none && c.value === undefined)
-      ctx.addIssue({ code: "custom", path: ["value"], message: `${c.op} needs a value` });
-    if (list && c.value !== undefined && !Array.isArray(c.value))
-      ctx.addIssue({ code: "custom", path: ["value"], message: `${c.op} needs a list` });
-    if (!list && Array.isArray(c.value))
-      ctx.addIssue({ code: "custom", path: ["value"], message: `${c.op} takes one value, not a list` });
-  })
+  .superRefine((c, ctx) => checkFilterCondition(c, adder(ctx)))
   .describe("Rows must match every condition. Values are bound as parameters.");
 
 export const tlsSchema = z
@@ -196,25 +204,7 @@ export const databaseSourceSchema = z
     queryTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   })
   .strict()
-  .superRefine((s, ctx) => {
-    if (s.preset === "generic") {
-      if (!s.table) ctx.addIssue({ code: "custom", path: ["table"], message: "generic sources need a table" });
-      if (!s.columns) ctx.addIssue({ code: "custom", path: ["columns"], message: "generic sources need columns" });
-    } else if (s.columns) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["columns"],
-        message: `preset ${s.preset} fixes the columns; use preset generic to map your own`,
-      });
-    }
-    if (s.preset === "etimetracklite" && s.table) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["table"],
-        message: "etimetracklite reads DeviceLogs_<M>_<YYYY> by itself",
-      });
-    }
-  });
+  .superRefine((s, ctx) => checkDatabaseSource(s, adder(ctx)));
 
 export const zkSourceSchema = z
   .object({
@@ -371,15 +361,7 @@ export const connectorConfigSchema = z
     sources: z.array(sourceSchema).max(5000),
   })
   .strict()
-  .superRefine((config, ctx) => {
-    const seen = new Set<string>();
-    config.sources.forEach((source, index) => {
-      if (seen.has(source.id)) {
-        ctx.addIssue({ code: "custom", path: ["sources", index, "id"], message: `duplicate source id "${source.id}"` });
-      }
-      seen.add(source.id);
-    });
-  });
+  .superRefine((config, ctx) => checkSourceIds(config.sources, adder(ctx)));
 
 export type ConnectorConfig = z.infer<typeof connectorConfigSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;
@@ -389,10 +371,7 @@ export type ConnectivityConfig = z.infer<typeof connectivitySchema>;
 export type ShipperConfig = z.infer<typeof shipperSchema>;
 export type OutboxConfig = z.infer<typeof outboxSchema>;
 
-export interface ConfigIssue {
-  readonly path: string;
-  readonly message: string;
-}
+export type { ConfigIssue } from "./config-rules.ts";
 
 export type ConfigParseResult =
   | { readonly ok: true; readonly config: ConnectorConfig }
@@ -403,12 +382,34 @@ export function parseConfig(input: unknown): ConfigParseResult {
   if (result.success) return { ok: true, config: result.data };
   return {
     ok: false,
-    issues: result.error.issues.map((issue) => ({ path: issue.path.join(".") || "(root)", message: issue.message })),
+    issues: describeIssues(result.error.issues as readonly RawIssue[], exportedSchema(), input),
   };
 }
 
-export function configJsonSchema(): unknown {
+/** One database source on its own (`doctor --source-config`), worded like a whole config's issues. */
+export function parseDatabaseSource(
+  input: unknown,
+):
+  | { readonly ok: true; readonly source: DatabaseSourceConfig }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] } {
+  const result = databaseSourceSchema.safeParse(input);
+  if (result.success) return { ok: true, source: result.data };
+  sourceExported ??= z.toJSONSchema(databaseSourceSchema, { io: "input", unrepresentable: "any" });
+  return { ok: false, issues: describeIssues(result.error.issues as readonly RawIssue[], sourceExported, input) };
+}
+
+let sourceExported: Record<string, unknown> | undefined;
+
+export function configJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(connectorConfigSchema, { io: "input", unrepresentable: "any" });
+}
+
+let exported: Record<string, unknown> | undefined;
+
+/** The wording of issues walks the exported schema, as the cloud's copy does, so both name fields alike. */
+function exportedSchema(): Record<string, unknown> {
+  exported ??= configJsonSchema();
+  return exported;
 }
 export type DatabaseConnectionConfig = z.infer<typeof databaseConnectionSchema>;
 export type DatabasePreset = (typeof DATABASE_PRESETS)[number];

@@ -1,3 +1,5 @@
+import { sentence } from "./sentence.ts";
+
 /**
  * The one error class of the connector. `code` is low-cardinality (it becomes a metric label and appears on the
  * status page); `retriable` tells the caller whether trying again can help; `hint` names the likely fix.
@@ -58,7 +60,7 @@ export class BioError extends Error {
   readonly context: Readonly<Record<string, string | number | boolean | undefined>>;
 
   constructor(code: ErrorCode, message: string, options: BioErrorOptions = {}) {
-    super(options.hint ? `${message} ${options.hint}` : message, { cause: options.cause });
+    super(options.hint ? `${sentence(message)} ${options.hint}` : message, { cause: options.cause });
     this.code = code;
     this.retriable = options.retriable ?? false;
     this.hint = options.hint;

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { runInNewContext } from "node:vm";
 import { fakeStatus } from "../../test/helpers/fake-status.ts";
+import { formatDuration } from "../core/duration.ts";
 import { attention } from "./attention.ts";
+import { statusPage } from "./status-page.ts";
 
 function configFixFor(code: string, message: string, version: number | null = 3): string | undefined {
   const base = fakeStatus(0);
@@ -28,4 +31,32 @@ test("config advice follows the cause: only a config that does not validate poin
   assert.match(configFixFor("CONFIG_STALE", "offered config version 2") ?? "", /as a new version/);
   assert.match(configFixFor("CLOUD_AUTH", "refused this node's signature") ?? "", /clock/);
   assert.match(configFixFor("CONFIG_FETCH", "The cloud holds no config", null) ?? "", /^Publish a config/);
+});
+
+const HALF_PAST_FIVE = 5.5 * 3_600_000;
+
+test("a terminal clock 5 h 30 min off is flagged as a likely wrong time zone, naming the source's timezone", () => {
+  const base = fakeStatus(1);
+  const [source] = base.sources;
+  assert.ok(source?.device);
+  const s = { ...base, sources: [{ ...source, device: { ...source.device, clockDriftMs: -HALF_PAST_FIVE } }] };
+  const limits = new Map([[source.sourceId, { pollIntervalMs: 1000, maxClockDriftMs: 60_000, timezone: "UTC" }]]);
+  const [item] = attention(s, limits).filter((a) => a.subject === source.sourceId);
+  assert.equal(
+    item?.message,
+    "The terminal's clock is 5 h 30 min behind this machine; punches carry its time. A whole number of half-hours is most likely a wrong time zone, not a wrong clock.",
+  );
+  assert.match(item?.fix ?? "", /timezone \(now UTC\)/);
+});
+
+test("the page's drift column rounds as the banner does: one figure", () => {
+  const page = statusPage();
+  const script = /const formatDuration = (function[\s\S]*?\n});/.exec(page)?.[1];
+  assert.ok(script, "the page embeds formatDuration");
+  const inPage = runInNewContext(`(${script})`) as (ms: number) => string;
+  for (const ms of [900, 59_400, 150_000, HALF_PAST_FIVE, HALF_PAST_FIVE - 2000, 6 * 3_600_000 - 20_000]) {
+    assert.equal(inPage(ms), formatDuration(ms));
+  }
+  assert.equal(inPage(HALF_PAST_FIVE), "5 h 30 min");
+  assert.match(page, /const drift = .*formatDuration\(Math\.abs\(ms\)\)/);
 });

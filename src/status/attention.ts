@@ -1,9 +1,13 @@
+import { driftAdvice } from "../core/clock-drift.ts";
+import { clause } from "../core/sentence.ts";
 import { formatDuration } from "../supervisor/supervisor.ts";
 import type { Attention, ConnectorStatus } from "./status-api.ts";
 
 export interface SourceLimits {
   readonly pollIntervalMs: number;
   readonly maxClockDriftMs?: number | undefined;
+  /** The source's `timezone`, named when a terminal's clock looks like it is read in the wrong one. */
+  readonly timezone?: string | undefined;
 }
 
 const STALE_OUTBOX_MS = 10 * 60_000;
@@ -48,7 +52,7 @@ export function attention(
     add(
       "error",
       "cloud",
-      `The cloud has not answered since ${since?.at ?? "the start"}: ${since?.reason ?? "no answer"}.`,
+      `The cloud has not answered since ${since?.at ?? "the start"}: ${clause(since?.reason ?? "no answer")}.`,
       "Check this machine's internet access, proxy and firewall for outbound HTTPS to the cloud. Punches are kept and sent when it answers.",
     );
   }
@@ -137,12 +141,8 @@ export function attention(
     }
     const drift = w.device?.clockDriftMs;
     if (drift !== undefined && limit?.maxClockDriftMs !== undefined && Math.abs(drift) >= limit.maxClockDriftMs) {
-      add(
-        "warning",
-        w.sourceId,
-        `The terminal's clock is ${formatDuration(Math.abs(drift))} ${drift > 0 ? "ahead" : "behind"}; punches carry its time.`,
-        "Set the time on the terminal, or turn on syncClock for this source.",
-      );
+      const advice = driftAdvice(drift, limit.timezone ?? "UTC");
+      add("warning", w.sourceId, advice.message, advice.fix);
     }
   }
   return out;

@@ -1,3 +1,5 @@
+import { formatDuration } from "../core/duration.ts";
+
 /**
  * The status page: one HTML document with its CSS, script and chart inline, so it works on a machine without
  * internet and the Content-Security-Policy can forbid every other origin. It polls /v1/status (same origin, the
@@ -54,7 +56,8 @@ const $ = (s, r = document) => r.querySelector(s);
 const set = (k, v) => { for (const e of document.querySelectorAll('[data-k="' + k + '"]')) e.textContent = v; };
 const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; };
 const age = (ms) => ms === null || ms === undefined ? "-" : ms < 1000 ? ms + " ms" : ms < 120000 ? Math.round(ms / 1000) + " s" : ms < 7200000 ? Math.round(ms / 60000) + " min" : Math.round(ms / 3600000) + " h";
-const drift = (ms) => ms === undefined || ms === null ? "-" : (ms >= 0 ? "+" : "-") + age(Math.abs(ms));
+const formatDuration = ${formatDuration.toString()};
+const drift = (ms) => ms === undefined || ms === null ? "-" : (ms >= 0 ? "+" : "-") + formatDuration(Math.abs(ms));
 const cursorText = (c) => { const e = Object.entries(c).filter(([k]) => !k.startsWith("#")); return e.length === 0 ? "-" : e.slice(0, 3).map(([k, v]) => k + "=" + (typeof v === "object" && v !== null ? (v.count !== undefined ? "#" + v.count : JSON.stringify(v)) : v)).join(" ") + (e.length > 3 ? " +" + (e.length - 3) : ""); };
 function chart(points) {
   const svg = $("#chart"); svg.replaceChildren();

@@ -2,12 +2,15 @@ import { isDeepStrictEqual } from "node:util";
 import type { SourceConfig } from "../config/config-schema.ts";
 import type { Notifier } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
+import { formatDuration } from "../core/duration.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { spawnTask, type TaskHandle } from "../core/task.ts";
 import type { Backlog, DeviceStatus, Source, SourceProgress } from "../sources/source.ts";
 import type { ConnectorMetrics } from "../status/metrics.ts";
 import type { CursorValue, Store } from "../store/store.ts";
+
+export { formatDuration } from "../core/duration.ts";
 
 export const WORKER_STATES = ["starting", "running", "paused", "throttled", "backoff", "stopped"] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
@@ -331,11 +334,4 @@ export function formatProgress(b: BacklogStatus, unit: string): string {
   const rate = b.ratePerSec === null ? "" : `, ${n(Math.round(b.ratePerSec))}/s`;
   const eta = b.etaSeconds === null ? "" : `, about ${formatDuration(b.etaSeconds * 1000)} left`;
   return `${n(b.done)} of ${n(b.total)} ${unit}${pct}${rate}${eta}`;
-}
-
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }

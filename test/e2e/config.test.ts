@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { main as cloudCli } from "../../cloud/cli.ts";
 import { encryptConfig, newSecret } from "../../cloud/cloud-crypto.ts";
 import { AttendanceDb } from "../helpers/attendance-db.ts";
 import { e2e, fastConfig } from "../helpers/e2e-harness.ts";
@@ -93,7 +95,11 @@ test("tampered, wrongly keyed, relabelled, older and invalid configs are rejecte
     sources: [{ ...JSON.parse(goodPlain).sources[0], table: "att_log; DROP TABLE x" }],
   });
   h.cloud.publishEnvelope(h.nodeId, { version: 5, ...legit(5, invalid) });
-  await expectRejected(5, "CONFIG_INVALID", /version 5 is invalid: sources\.0\.table: must be a plain SQL identifier/);
+  await expectRejected(
+    5,
+    "CONFIG_INVALID",
+    /version 5 is invalid: sources\[0\]\.table: must be a plain SQL identifier/,
+  );
 
   // Now the good v6 applies, and an older v5 offered afterwards is refused.
   h.cloud.publishEnvelope(h.nodeId, { version: 6, ...legit(6) });
@@ -136,4 +142,45 @@ test("a 502 on a config fetch is advised as an unreachable cloud, retried; an in
   });
   await waitFor("v2 rejected", () => connector.status().config.lastError?.code === "CONFIG_INVALID");
   assert.match(configAdvice()?.fix ?? "", /Fix the config in the cloud and publish a new version/);
+});
+
+test("cloud config set refuses what the connector would refuse, in the sentence the connector logs", async () => {
+  await using h = await e2e();
+  const connector = await h.startConnector();
+  await waitFor("v1 running", () => connector.status().sources[0]?.state === "running");
+  const good = fastConfig(h.db.path);
+  const [source] = good.sources;
+  const invalid = {
+    ...good,
+    sources: [
+      { ...source, timezone: "India/Kolkata" },
+      { ...source, id: "biotime", preset: "biotime", table: undefined },
+      { ...source, id: "biotime", preset: "biotime", columns: undefined, table: undefined },
+    ],
+  };
+  const file = join(h.dir, "invalid.json");
+  await writeFile(file, JSON.stringify(invalid));
+  let stderr = "";
+  const code = await cloudCli(["config", "set", h.nodeId, file, "--data-dir", join(h.dir, "cloud")], {
+    stdout: () => {},
+    stderr: (text) => {
+      stderr += text;
+    },
+  });
+  assert.equal(code, 1);
+  assert.match(stderr, /not published \(cloud data in .*cloud\)/);
+
+  // Published behind the validator's back, the same config reaches the connector, which refuses it in its log.
+  const sealed = encryptConfig({ secret: h.secret, nodeId: h.nodeId, version: 2, plaintext: JSON.stringify(invalid) });
+  h.cloud.publishEnvelope(h.nodeId, { version: 2, ...sealed });
+  await waitFor("v2 refused", () => connector.status().config.lastError?.code === "CONFIG_INVALID");
+  const logged = connector.status().config.lastError?.message ?? "";
+  const sentence = /version 2 is invalid: (.*)\. Fix the config/.exec(logged)?.[1];
+  assert.ok(sentence, logged);
+  for (const part of ["sources[0].timezone: must be an IANA time zone", "columns: preset biotime fixes the columns"]) {
+    assert.ok(sentence.includes(part), `${part} in ${sentence}`);
+  }
+  assert.match(sentence, /sources\[2\]\.id: duplicate source id "biotime"/);
+  assert.ok(stderr.includes(`would refuse it as invalid: ${sentence}.`), `cloud said: ${stderr}`);
+  assert.equal(connector.status().config.version, 1, "the last good version keeps running");
 });

@@ -14,6 +14,8 @@ export interface UnitOptions {
   readonly command: readonly string[];
   /** Load the key-encryption key with LoadCredentialEncrypted= (systemd-creds); else the 0600 key file is used. */
   readonly credential: { readonly name: string; readonly path: string } | null;
+  /** The operations guide as installed beside the program; Documentation= is left out when there is none. */
+  readonly documentation?: string;
 }
 
 /** systemd splits ExecStart= on whitespace and treats quotes, backslashes, $ and % specially. */
@@ -63,8 +65,7 @@ export function connectorUnit(o: UnitOptions): string {
   return `# Written by bioapi service install. Changes are overwritten by the next install.
 [Unit]
 Description=Cams Bio API Service (attendance connector)
-Documentation=file:///usr/share/doc/cams-bioapi/operations.md
-After=network-online.target
+${o.documentation ? `Documentation=file://${encodeURI(o.documentation)}\n` : ""}After=network-online.target
 Wants=network-online.target
 # Five failed starts in ten minutes leave the unit failed: a crash loop is for a person to look at.
 StartLimitIntervalSec=600

@@ -1,5 +1,6 @@
 import type { Clock } from "../../core/clock.ts";
 import { BioError } from "../../core/errors.ts";
+import { clause } from "../../core/sentence.ts";
 import { type CloudClient, cloudErrorText, retryAfterMs } from "../../link/cloud-client.ts";
 import type { OutboxEntry } from "../../store/store.ts";
 import type { Sink, SinkRejection, SinkResult } from "../sink.ts";
@@ -43,21 +44,29 @@ export class CamsCloudSink implements Sink {
       return { acked: [], rejected: [], retryAfterMs: retryAfterMs(response.headers, this.#o.clock.now()) ?? 5000 };
     }
     if (response.status >= 500) {
-      throw new BioError("CLOUD_UNAVAILABLE", `The cloud failed to take punches: ${cloudErrorText(response)}.`, {
-        retriable: true,
-        context: { httpStatus: response.status },
-      });
+      throw new BioError(
+        "CLOUD_UNAVAILABLE",
+        `The cloud failed to take punches: ${clause(cloudErrorText(response))}.`,
+        {
+          retriable: true,
+          context: { httpStatus: response.status },
+        },
+      );
     }
     if (response.status === 401 || response.status === 403) {
-      throw new BioError("CLOUD_AUTH", `The cloud refused this node's signature: ${cloudErrorText(response)}.`, {
-        retriable: true,
-        hint: "Check the host clock (within 5 minutes of real time) and that the node secret is current (bioapi enroll).",
-      });
+      throw new BioError(
+        "CLOUD_AUTH",
+        `The cloud refused this node's signature: ${clause(cloudErrorText(response))}.`,
+        {
+          retriable: true,
+          hint: "Check the host clock (within 5 minutes of real time) and that the node secret is current (bioapi enroll).",
+        },
+      );
     }
     if (response.status === 413) {
       throw new BioError(
         "CLOUD_TOO_LARGE",
-        `The cloud found a batch of ${batch.length} too large: ${cloudErrorText(response)}.`,
+        `The cloud found a batch of ${batch.length} too large: ${clause(cloudErrorText(response))}.`,
         {
           context: { httpStatus: 413 },
         },
@@ -68,7 +77,7 @@ export class CamsCloudSink implements Sink {
       // retry with backoff and never quarantine for it.
       throw new BioError(
         "CLOUD_REJECTED",
-        `The cloud refused a batch of ${batch.length}: ${cloudErrorText(response)}.`,
+        `The cloud refused a batch of ${batch.length}: ${clause(cloudErrorText(response))}.`,
         {
           retriable: true,
           context: { httpStatus: response.status },

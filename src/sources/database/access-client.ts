@@ -4,6 +4,7 @@ import { basename, join } from "node:path";
 import MDBReader from "mdb-reader";
 import { sleep } from "../../core/abort.ts";
 import { BioError } from "../../core/errors.ts";
+import { clause } from "../../core/sentence.ts";
 import { checkSpecIdentifiers, evaluateSelect, type SelectSpec } from "./select-spec.ts";
 import type { ColumnInfo, QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
 
@@ -59,7 +60,7 @@ export class AccessClient implements SqlClient {
       } catch (error) {
         throw new BioError(
           "DB_CONNECT",
-          `Cannot read the Access database ${this.#path}: ${(error as Error).message}.`,
+          `Cannot read the Access database ${this.#path}: ${clause((error as Error).message)}.`,
           {
             retriable: true,
             cause: error,

@@ -120,6 +120,8 @@ export class DatabaseReader {
     const info = await this.client.describe(logical, this.#opts);
     if (!info) {
       if (this.plan.tablesMayBeMissing) return undefined;
+      const denied = await this.client.notAllowed?.(logical, this.#opts);
+      if (denied) throw denied;
       const tables = await this.client.tables(this.#opts);
       throw new BioError(
         "DB_SCHEMA",
@@ -351,6 +353,8 @@ export class DatabaseReader {
     const map = new Map<string, string>();
     const info = await this.client.describe(l.table, this.#opts);
     if (!info) {
+      const denied = await this.client.notAllowed?.(l.table, this.#opts);
+      if (denied) throw denied;
       throw new BioError(
         "DB_SCHEMA",
         `Lookup table "${l.table}" (${role}) not found in source ${this.config.id}, or not visible to the connector's user.`,

@@ -37,3 +37,21 @@ test("dbError keeps the driver's text without the password and maps the driver c
     /Authentication failed \(mysql 10\.0\.0\.5:3306\/att as bioapi\): Access denied for user 'bioapi'/,
   );
 });
+
+test("an engine's auth failure names that engine's fix, and the driver's text ends before the hint begins", () => {
+  const denied = Object.assign(new Error("Access denied for user 'bioapi'@'10.0.0.9' (using password: YES)"), {
+    code: "ER_ACCESS_DENIED_ERROR",
+    errno: 1045,
+  });
+  const mysql = dbError(denied, ctx("pw-unused"));
+  assert.doesNotMatch(mysql.message, /pg_hba/);
+  assert.match(mysql.message, /\(using password: YES\)\. Check the user and password.*host part/);
+  const pg = dbError(Object.assign(new Error('password authentication failed for user "bioapi"'), { code: "28P01" }), {
+    ...ctx("pw-unused"),
+    engine: "postgres",
+  });
+  assert.match(pg.message, /for user "bioapi"\. Check the user and password.*pg_hba\.conf/);
+  const gone = dbError(Object.assign(new Error('relation "att_log" does not exist'), { code: "42P01" }), ctx("x"));
+  assert.match(gone.message, /does not exist\. Check the table/);
+  assert.doesNotMatch(gone.message, /\.\./);
+});

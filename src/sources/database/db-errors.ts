@@ -44,6 +44,32 @@ export function scrub(text: string, secrets: readonly (string | undefined)[]): s
   return out.replace(/\/\/([^:/@\s]+):[^@\s]*@/g, "//$1:[redacted]@");
 }
 
+/** Where else, besides user and password, each engine decides who may log in. */
+const AUTH_HINT: Readonly<Record<string, string>> = {
+  postgres:
+    "Check the user and password in the source's connection settings, and that pg_hba.conf admits this machine.",
+  mysql:
+    "Check the user and password in the source's connection settings, and that the account's host part admits this machine ('user'@'%' or its address).",
+  mssql:
+    "Check the user and password in the source's connection settings, and that the server allows SQL Server authentication (mixed mode).",
+  default: "Check the user and password in the source's connection settings.",
+};
+
+/**
+ * The GRANT for a MySQL/MariaDB refusal, whose text names the account (`'u'@'h'`) and the database or table; the
+ * general advice where the driver names neither (PostgreSQL's 42501 is caught earlier, by the catalog check).
+ */
+function grantHint(raw: string, ctx: DbErrorContext): string {
+  const account = /user '([^']*)'@'([^']*)'/.exec(raw);
+  const database = /database '([^']*)'/.exec(raw)?.[1] ?? /`([^`]+)`\.`[^`]+`/.exec(raw)?.[1];
+  if (account && database) {
+    const table = ctx.table ?? /`[^`]+`\.`([^`]+)`/.exec(raw)?.[1];
+    const target = table ? `\`${database}\`.\`${table}\`` : `\`${database}\`.\`TABLE\``;
+    return `As an administrator, run: GRANT SELECT ON ${target} TO '${account[1]}'@'${account[2]}';${table ? "" : " for the punch table and each lookup table the source reads (docs/configuration.md, Least privilege)."}`;
+  }
+  return "Grant the connector's user SELECT on the table and its lookup tables (docs/configuration.md lists the grant for each engine).";
+}
+
 /**
  * One driver error → one BioError with a code the status page and the backoff understand, and a hint that names
  * the fix. Auth and permission failures are not retriable in the sense that waiting won't fix them, but the worker
@@ -66,12 +92,7 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
     });
 
   if (code === "28P01" || code === "28000" || code === "ER_ACCESS_DENIED_ERROR" || num === 1045 || code === "ELOGIN") {
-    return make(
-      "DB_AUTH",
-      "Authentication failed",
-      "Check the user and password in the source's connection settings (and, for PostgreSQL, pg_hba.conf).",
-      false,
-    );
+    return make("DB_AUTH", "Authentication failed", AUTH_HINT[ctx.engine] ?? AUTH_HINT.default ?? "", false);
   }
   if (
     code === "42501" ||
@@ -85,8 +106,8 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
   ) {
     return make(
       "DB_PERMISSION",
-      `Permission denied${ctx.table ? ` reading ${ctx.table}` : ""}`,
-      "Grant the connector's user SELECT on the table and its lookup tables (docs/configuration.md lists the grant for each engine).",
+      `Not allowed ${ctx.table ? `to read ${ctx.table}` : "to read this database"}`,
+      grantHint(raw, ctx),
       false,
     );
   }
@@ -132,4 +153,16 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
     );
   }
   return make("DB_QUERY", "The database refused a query", "Run `bioapi doctor` for this source to see what it reads.");
+}
+
+/**
+ * A table the connector's user may not read. Catalogs hide such a table, so without this the operator is told it
+ * does not exist and goes looking for the wrong fix.
+ */
+export function notAllowedError(ctx: DbErrorContext, table: string, why: string, grant: string): BioError {
+  return new BioError("DB_PERMISSION", `Not allowed to read table ${table} (${ctx.where}): ${why}.`, {
+    hint: `As the table's owner or an administrator, run: ${grant}`,
+    retriable: true,
+    context: { table },
+  });
 }

@@ -108,8 +108,8 @@ test("an injection attempt through a table or column name is refused by the conf
     ],
   });
   assert.ok(!r.ok);
-  assert.ok(r.issues.some((i) => i.path === "sources.0.table" && /plain SQL identifier/.test(i.message)));
-  assert.ok(r.issues.some((i) => i.path === "sources.0.filter.0.column"));
+  assert.ok(r.issues.some((i) => i.path === "sources[0].table" && /plain SQL identifier/.test(i.message)));
+  assert.ok(r.issues.some((i) => i.path === "sources[0].filter[0].column"));
   for (const d of [mssqlDialect("dbo"), postgresDialect("public"), mysqlDialect, sqliteDialect]) {
     assert.throws(() => renderSelect(d, { table: evil, columns: ["id"] }), {
       code: "IDENTIFIER_INVALID",

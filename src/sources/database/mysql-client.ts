@@ -1,6 +1,7 @@
 import mysql from "mysql2/promise";
 import type { TlsConfig } from "../../config/config-schema.ts";
-import { type DbErrorContext, dbError } from "./db-errors.ts";
+import type { BioError } from "../../core/errors.ts";
+import { type DbErrorContext, dbError, notAllowedError } from "./db-errors.ts";
 import { mysqlDialect } from "./dialects.ts";
 import { guardQuery, within } from "./query-guard.ts";
 import { renameRows, renderSelect, type SelectSpec } from "./select-spec.ts";
@@ -203,6 +204,31 @@ export class MysqlClient implements SqlClient {
       options,
     );
     return rows.map((r) => String(r.name));
+  }
+
+  /**
+   * MySQL and MariaDB show a user only the tables it may read, and answer a SELECT on a hidden table with "denied"
+   * whether it exists or not. So a table missing from the catalog of a user without SELECT on the whole database
+   * is reported as not allowed: the GRANT settles it (and fails with "doesn't exist" if it really is absent).
+   */
+  async notAllowed(table: string, options: QueryOptions): Promise<BioError | undefined> {
+    const [row] = await this.query(
+      `SELECT CURRENT_USER() AS who, DATABASE() AS db,
+              EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = g.grantee AND PRIVILEGE_TYPE = 'SELECT')
+           OR EXISTS(SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES
+                      WHERE GRANTEE = g.grantee AND PRIVILEGE_TYPE = 'SELECT' AND DATABASE() LIKE TABLE_SCHEMA) AS broad
+         FROM (SELECT CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'",
+                             SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'") AS grantee) g`,
+      [],
+      options,
+    );
+    if (!row || Number(row.broad) === 1) return undefined;
+    const who = String(row.who);
+    const at = who.lastIndexOf("@");
+    const account = `'${who.slice(0, at)}'@'${who.slice(at + 1)}'`;
+    const qualified = `\`${String(row.db)}\`.\`${table}\``;
+    const why = `user ${account} has no SELECT on it, so the server hides it (MySQL and MariaDB show a user only what it may read)`;
+    return notAllowedError(this.#ctx, qualified, why, `GRANT SELECT ON ${qualified} TO ${account};`);
   }
 
   async indexes(table: string, options: QueryOptions): Promise<IndexInfo[]> {

@@ -1,6 +1,7 @@
 import pg from "pg";
 import type { TlsConfig } from "../../config/config-schema.ts";
-import { type DbErrorContext, dbError } from "./db-errors.ts";
+import type { BioError } from "../../core/errors.ts";
+import { type DbErrorContext, dbError, notAllowedError } from "./db-errors.ts";
 import { postgresDialect } from "./dialects.ts";
 import { guardQuery, within } from "./query-guard.ts";
 import { renameRows, renderSelect, type SelectSpec, type SqlDialect } from "./select-spec.ts";
@@ -170,6 +171,29 @@ export class PostgresClient implements SqlClient {
       options,
     );
     return rows.map((r) => String(r.name));
+  }
+
+  /** pg_class lists every table to every role; the privilege functions say whether this one may read it. */
+  async notAllowed(table: string, options: QueryOptions): Promise<BioError | undefined> {
+    const [row] = await this.query(
+      `SELECT c.relname AS name, current_user AS who, has_schema_privilege(n.oid, 'USAGE') AS usage,
+              has_table_privilege(c.oid, 'SELECT') AS can
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND lower(c.relname) = lower($2) AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
+        ORDER BY c.relname = $2 DESC LIMIT 1`,
+      [this.#schema, table],
+      options,
+    );
+    if (!row || (row.usage === true && row.can === true)) return undefined;
+    const q = (name: unknown) => `"${String(name).replaceAll('"', '""')}"`;
+    const qualified = `${q(this.#schema)}.${q(row.name)}`;
+    const grants = [
+      ...(row.usage === true ? [] : [`GRANT USAGE ON SCHEMA ${q(this.#schema)} TO ${q(row.who)};`]),
+      ...(row.can === true ? [] : [`GRANT SELECT ON ${qualified} TO ${q(row.who)};`]),
+    ];
+    const missing = [row.can === true ? "" : "SELECT on it", row.usage === true ? "" : "USAGE on its schema"];
+    const why = `it exists, but user ${row.who} has no ${missing.filter(Boolean).join(" and no ")}`;
+    return notAllowedError(this.#ctx, qualified, why, grants.join(" "));
   }
 
   async indexes(table: string, options: QueryOptions): Promise<IndexInfo[]> {

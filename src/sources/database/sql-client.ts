@@ -1,3 +1,4 @@
+import type { BioError } from "../../core/errors.ts";
 import type { SelectSpec, SqlDialect } from "./select-spec.ts";
 
 export type { SqlDialect } from "./select-spec.ts";
@@ -55,6 +56,12 @@ export interface SqlClient {
   /** A table's real name and columns, looked up case-insensitively; undefined when it does not exist. */
   describe(table: string, options: QueryOptions): Promise<TableInfo | undefined>;
   tables(options: QueryOptions): Promise<string[]>;
+  /**
+   * Why `describe` found nothing, when the catalog hides the table from a user who may not read it: the
+   * DB_PERMISSION error with the GRANT to run; undefined when the table is simply absent. Engines whose catalog
+   * shows every table leave it out.
+   */
+  notAllowed?(table: string, options: QueryOptions): Promise<BioError | undefined>;
   /** The table's indexes, or undefined when the engine has none that matter to us (Access: read in memory). */
   indexes(table: string, options: QueryOptions): Promise<IndexInfo[] | undefined>;
   close(): Promise<void>;

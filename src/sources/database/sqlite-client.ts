@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { BioError } from "../../core/errors.ts";
+import { clause } from "../../core/sentence.ts";
 import { embedded } from "../../core/version.ts";
 import { sqliteDialect } from "./dialects.ts";
 import { renameRows, renderSelect, type SelectSpec } from "./select-spec.ts";
@@ -43,13 +44,13 @@ export class SqliteClient implements SqlClient {
       if (reply.ok) pending.resolve(reply.rows as SqlRow[]);
       else {
         pending.reject(
-          new BioError("DB_QUERY", `SQLite query on ${path} failed: ${reply.message}.`, { retriable: true }),
+          new BioError("DB_QUERY", `SQLite query on ${path} failed: ${clause(reply.message)}.`, { retriable: true }),
         );
       }
     });
     worker.on("error", (error: Error) =>
       this.#fail(
-        new BioError("DB_QUERY", `SQLite reader for ${path} crashed: ${error.message}.`, {
+        new BioError("DB_QUERY", `SQLite reader for ${path} crashed: ${clause(error.message)}.`, {
           retriable: true,
           cause: error,
         }),

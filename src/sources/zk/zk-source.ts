@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { ZkSourceConfig } from "../../config/config-schema.ts";
 import { sleep } from "../../core/abort.ts";
+import { driftAdvice, driftKey } from "../../core/clock-drift.ts";
 import { BioError } from "../../core/errors.ts";
 import { resolveTime, toLocal } from "../../core/local-time.ts";
 import { makePunch, type Punch } from "../../core/punch.ts";
@@ -228,6 +229,7 @@ class DeviceSession {
   realtime = false;
   #users: ReadonlyMap<number, string> | undefined;
   #driftMs: number | undefined;
+  #warnedDrift: string | undefined;
   #lastPunchTime: string | undefined;
 
   constructor(
@@ -282,7 +284,10 @@ class DeviceSession {
     const hostNow = (before + this.#ctx.clock.now()) / 2;
     const deviceMs = resolveTime(local, this.#config.timezone).epochMs;
     this.#driftMs = Math.round(deviceMs - hostNow);
-    if (Math.abs(this.#driftMs) < this.#config.maxClockDriftMs) return;
+    if (Math.abs(this.#driftMs) < this.#config.maxClockDriftMs) {
+      this.#warnedDrift = undefined;
+      return;
+    }
     if (this.#config.syncClock) {
       const now = toLocal(this.#ctx.clock.now(), this.#config.timezone);
       await this.#client.setDeviceTime(now);
@@ -292,14 +297,11 @@ class DeviceSession {
         setTo: now,
       });
       this.#driftMs = 0;
-    } else {
-      this.#ctx.logger.warn(
-        "Terminal clock is off; punches keep the terminal's time. Fix it on the terminal, or set syncClock.",
-        {
-          serial: this.#serial,
-          driftMs: this.#driftMs,
-        },
-      );
+    } else if (driftKey(this.#driftMs) !== this.#warnedDrift) {
+      // Measured every poll while punches flow: said again only when the rounded figure moves.
+      this.#warnedDrift = driftKey(this.#driftMs);
+      const advice = driftAdvice(this.#driftMs, this.#config.timezone);
+      this.#ctx.logger.warn(`${advice.message} ${advice.fix}`, { serial: this.#serial, driftMs: this.#driftMs });
     }
   }
 
