@@ -43,7 +43,9 @@ test("install without systemd running says so, offers --manager process, and wri
   await using dir = await tempDir();
   const tools = fakeTools(() => undefined);
   const credential = { name: "k", path: join(dir.path, "credstore", "k") };
-  const r = await install({ systemdRunning: () => false, unitDir: dir.path, credential }, tools.exec);
+  // A fixed program path: the checkout running this test may itself sit under /tmp or /home.
+  const command = ["/opt/cams-bioapi/bioapi"];
+  const r = await install({ systemdRunning: () => false, unitDir: dir.path, credential, command }, tools.exec);
   assert.equal(r.code, 1);
   assert.match(
     r.error?.message ?? "",
@@ -52,7 +54,9 @@ test("install without systemd running says so, offers --manager process, and wri
   assert.deepEqual(await readdir(dir.path), []);
   assert.deepEqual(tools.calls, [], "no tool was run: no user, no credential");
 
-  const dry = await install({ systemdRunning: () => false, unitDir: dir.path, credential }, tools.exec, ["--dry-run"]);
+  const dry = await install({ systemdRunning: () => false, unitDir: dir.path, credential, command }, tools.exec, [
+    "--dry-run",
+  ]);
   assert.equal(dry.code, 0, "a dry run still shows the plan");
   assert.match(dry.io.text(), /systemd is not running here: a real install would refuse/);
   assert.match(dry.io.text(), /Would install cams-bioapi\.service/);
@@ -69,7 +73,8 @@ test("an install that fails half-way removes the units, the user and the credent
     return undefined;
   });
   const credential = { name: "k", path: join(dir.path, "credstore", "k") };
-  const r = await install({ systemdRunning: () => true, unitDir: dir.path, credential }, tools.exec);
+  const command = ["/opt/cams-bioapi/bioapi"];
+  const r = await install({ systemdRunning: () => true, unitDir: dir.path, credential, command }, tools.exec);
   assert.equal(r.code, 1);
   assert.match(
     r.error?.message ?? "",
@@ -102,7 +107,14 @@ test("a good install: Documentation= names the guide that exists beside the prog
   await using dir = await tempDir();
   const tools = fakeTools(() => undefined);
   const credential = { name: "k", path: join(dir.path, "credstore", "k") };
-  const host = { systemdRunning: () => true, unitDir: dir.path, credential, command: [process.execPath, BIN] };
+  // The repository's own guide beside bin/: wherever the checkout sits, the units' hiding is not this test's subject.
+  const host = {
+    systemdRunning: () => true,
+    unitDir: dir.path,
+    credential,
+    command: [process.execPath, BIN],
+    hidden: () => undefined,
+  };
   const r = await install(host, tools.exec);
   assert.equal(r.code, 0, r.io.text());
   const unit = await readFile(join(dir.path, "cams-bioapi.service"), "utf8");

@@ -15,6 +15,8 @@ export interface SystemdHost {
   readonly credential: { readonly name: string; readonly path: string };
   /** The program the units start (selfCommand()). */
   readonly command: readonly string[];
+  /** Which directory the units would hide a path in (hiddenFromUnits); tests whose checkout may sit in one pass theirs. */
+  readonly hidden?: (path: string) => string | undefined;
 }
 
 export type RunSteps = (steps: readonly Step[]) => Promise<void>;
@@ -62,7 +64,7 @@ export async function installSystemd(
   dryRun: boolean,
 ): Promise<{ credential: boolean }> {
   for (const path of host.command) {
-    const hidden = hiddenFromUnits(path);
+    const hidden = (host.hidden ?? hiddenFromUnits)(path);
     if (hidden) {
       throw new BioError(
         "SERVICE",
