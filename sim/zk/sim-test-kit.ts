@@ -61,3 +61,26 @@ export async function eventually(what: string, check: () => boolean, timeoutMs =
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * A fixed log in 40-byte records, replayed verbatim, so the real bytes a hostile answer must lead with are known
+ * exactly. (A twin simulator would not do: generated logs end a minute before the clock, so two made a second
+ * apart differ.)
+ */
+export function fixedLog(records: number): Buffer {
+  const log = Buffer.alloc(records * 40);
+  for (let i = 0; i < records; i++) {
+    log.writeUInt16LE(1 + (i % 100), i * 40);
+    log.write(String(1001 + (i % 100)), i * 40 + 2, "latin1");
+    log.writeUInt8(1, i * 40 + 26);
+    log.writeUInt32LE(0x3000_0000 + i * 7, i * 40 + 27);
+  }
+  return log;
+}
+
+/** Bytes [offset, offset + length) of the attendance set (u32 total, then the records) a fixed log makes. */
+export function setBytes(log: Buffer, offset: number, length: number): Buffer {
+  const header = Buffer.alloc(4);
+  header.writeUInt32LE(log.length, 0);
+  return Buffer.concat([header, log]).subarray(offset, offset + length);
+}

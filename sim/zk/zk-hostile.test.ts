@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { connect } from "node:net";
 import { describe, it } from "node:test";
 import { type RawPacket, type RawZkClient, rawEncode } from "./raw-zk-client.ts";
-import { ATTLOG_REQUEST, chunkRequest, eventually, simKit, USERS_REQUEST } from "./sim-test-kit.ts";
+import { ATTLOG_REQUEST, chunkRequest, eventually, fixedLog, setBytes, simKit, USERS_REQUEST } from "./sim-test-kit.ts";
 import { ZkSimulator } from "./zk-simulator.ts";
 
 /** Terminals that lie about sizes or drip their answers; none of them may cost the simulator the lie. */
@@ -28,29 +28,6 @@ async function sendingStops(s: ZkSimulator): Promise<number> {
     await new Promise((r) => setTimeout(r, 200));
     if (s.stats().bytesSent === before) return before;
   }
-}
-
-/**
- * A fixed log in 40-byte records, replayed verbatim, so the real bytes a hostile answer must lead with are known
- * exactly. (A twin simulator would not do: generated logs end a minute before the clock, so two made a second
- * apart differ.)
- */
-function fixedLog(records: number): Buffer {
-  const log = Buffer.alloc(records * 40);
-  for (let i = 0; i < records; i++) {
-    log.writeUInt16LE(1 + (i % 100), i * 40);
-    log.write(String(1001 + (i % 100)), i * 40 + 2, "latin1");
-    log.writeUInt8(1, i * 40 + 26);
-    log.writeUInt32LE(0x3000_0000 + i * 7, i * 40 + 27);
-  }
-  return log;
-}
-
-/** Bytes [offset, offset + length) of the attendance set (u32 total, then the records) a fixed log makes. */
-function setBytes(log: Buffer, offset: number, length: number): Buffer {
-  const header = Buffer.alloc(4);
-  header.writeUInt32LE(log.length, 0);
-  return Buffer.concat([header, log]).subarray(offset, offset + length);
 }
 
 const LOG_2000 = fixedLog(2000);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ATTLOG_REQUEST, chunkRequest, simKit, zkTimeText } from "./sim-test-kit.ts";
+import { ATTLOG_REQUEST, chunkRequest, fixedLog, setBytes, simKit, zkTimeText } from "./sim-test-kit.ts";
 import { ZkSimulator } from "./zk-simulator.ts";
 
 /** Replies captured from real terminals that the first simulator never produced (issue 10). */
@@ -108,7 +108,8 @@ describe("replies seen from real terminals", () => {
   });
 
   it("splits a TCP chunk into 1,008-byte CMD_DATA packets whose session field counts 1, 2, 3, ...", async () => {
-    const s = await sim({ records: 200, tcpDataPacketSize: 1008, dataPacketSessionCounter: true });
+    const log = fixedLog(200);
+    const s = await sim({ rawRecords: log, tcpDataPacketSize: 1008, dataPacketSessionCounter: true });
     const c = await client(s);
     await c.connect();
     const info = await c.call(1503, ATTLOG_REQUEST);
@@ -128,8 +129,9 @@ describe("replies seen from real terminals", () => {
       ],
     );
     assert.equal(packets[0]?.data.readUInt32LE(0), 5000);
-    // The split changes packets, not bytes: the same chunk as an unsplit terminal with the same seed sends.
-    const twin = await client(await sim({ records: 200, transports: ["tcp"] }));
+    // The split changes packets, not bytes: the same chunk as an unsplit terminal with the same log sends.
+    assert.deepEqual(data, setBytes(log, 0, 5000));
+    const twin = await client(await sim({ rawRecords: log, transports: ["tcp"] }));
     await twin.connect();
     await twin.call(1503, ATTLOG_REQUEST);
     twin.send(1504, chunkRequest(0, 5000));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { RawZkClient } from "./raw-zk-client.ts";
+import { zkTimeText } from "./sim-test-kit.ts";
 import { type SimRecord, ZkSimulator, type ZkSimulatorOptions } from "./zk-simulator.ts";
 
 const sims: ZkSimulator[] = [];
@@ -20,22 +21,6 @@ async function client(s: ZkSimulator, transport: "tcp" | "udp" = "tcp"): Promise
   const c = transport === "tcp" ? await RawZkClient.tcp(s.port) : await RawZkClient.udp(s.port);
   clients.push(c);
   return c;
-}
-
-/** Independent decoding of the time form (reference section 6). */
-function zkTimeText(v: number): string {
-  const p = (n: number) => String(n).padStart(2, "0");
-  const sec = v % 60;
-  v = Math.floor(v / 60);
-  const min = v % 60;
-  v = Math.floor(v / 60);
-  const hour = v % 24;
-  v = Math.floor(v / 24);
-  const day = (v % 31) + 1;
-  v = Math.floor(v / 31);
-  const month = (v % 12) + 1;
-  const year = Math.floor(v / 12) + 2000;
-  return `${year}-${p(month)}-${p(day)} ${p(hour)}:${p(min)}:${p(sec)}`;
 }
 
 type Seen = Pick<SimRecord, "userId" | "time" | "state" | "verify">;
