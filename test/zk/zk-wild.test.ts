@@ -23,6 +23,15 @@ const FOUR_GIB = 0xffff_ffff;
 
 type Harness = ReturnType<typeof sourceHarness>;
 
+/**
+ * Commits the cursor an earlier version wrote after `count` records: their position, the hash of the last one, and
+ * only the record size, from before layouts were told apart.
+ */
+function legacyCursor(h: Harness, serial: string, last: Buffer, count: number, time: string): void {
+  const tail = createHash("sha256").update(last).digest("hex").slice(0, 16);
+  h.store.emit("gate", [], { [serial]: { time, count, tail, format: 8 } });
+}
+
 /** A ZEM500 terminal whose log is exactly the captured records (and any others given), with no user table. */
 const zem500 = (options: Parameters<typeof terminal>[0] = {}, records: readonly Buffer[] = ZEM500_CAPTURE) =>
   terminal({ recordSize: 8, recordLayout: "zem500", rawRecords: records, users: 0, ...options });
@@ -112,12 +121,7 @@ describe("terminals in the wild", { concurrency: 2 }, () => {
     await using sim = await zem500();
     await using tmp = await tempDir();
     await using h = sourceHarness(tmp.path);
-    // What an earlier version committed after the first record: its position and hash, and only the size.
-    const tail = createHash("sha256")
-      .update(ZEM500_CAPTURE[0] as Buffer)
-      .digest("hex")
-      .slice(0, 16);
-    h.store.emit("gate", [], { [sim.serial]: { time: "2087-07-27T02:56:32", count: 1, tail, format: 8 } });
+    legacyCursor(h, sim.serial, ZEM500_CAPTURE[0] as Buffer, 1, "2087-07-27T02:56:32");
     await h.run([zkSourceFor(sim, { realtime: false })]);
     await waitFor("the two newer punches", () => h.store.depth === 2);
     assert.deepEqual(
@@ -142,11 +146,7 @@ describe("terminals in the wild", { concurrency: 2 }, () => {
     await using sim = await terminal({ recordSize: 8, rawRecords: records, users: 1 });
     await using tmp = await tempDir();
     await using h = sourceHarness(tmp.path);
-    const tail = createHash("sha256")
-      .update(records[0] as Buffer)
-      .digest("hex")
-      .slice(0, 16);
-    h.store.emit("gate", [], { [sim.serial]: { time: "2026-11-02T08:00:00", count: 1, tail, format: 8 } });
+    legacyCursor(h, sim.serial, records[0] as Buffer, 1, "2026-11-02T08:00:00");
     await h.run([zkSourceFor(sim, { realtime: false })]);
     await waitFor(
       "the newer punch and the corrupt one",

@@ -75,14 +75,14 @@ export const DEFAULT_CHUNK = { tcp: 0xffc0, udp: 0x8000 } as const;
 export const DEFAULT_READ_AHEAD = { tcp: 2, udp: 3 } as const;
 const CHUNK_ATTEMPTS = 3;
 /** No terminal's log or user table comes near this (5 million 40-byte records); a hard stop under any capacity. */
-export const MAX_SET_BYTES = 4 + 5_000_000 * 40;
+const MAX_SET_BYTES = 4 + 5_000_000 * 40;
 /**
  * The slowest a chunk may arrive once it has started: 256 kbit/s, far below any LAN or VPN that can carry a
  * terminal. Without it a device dripping a byte every few seconds re-arms the silence timer forever.
  */
-export const MIN_CHUNK_BYTES_PER_SECOND = 32 * 1024;
+const MIN_CHUNK_BYTES_PER_SECOND = 32 * 1024;
 /** Each goodbye packet (unregister, EXIT) waits at most this long, so a stop never hangs on a dead terminal. */
-export const GOODBYE_STEP_MS = 300;
+const GOODBYE_STEP_MS = 300;
 /** Acknowledgements a terminal has not read; beyond this it is flooding us without reading. */
 const MAX_UNSENT_BYTES = 1 << 20;
 /** After the session's signal aborts, the link is cut at the latest this long after, goodbye or not. */
@@ -375,7 +375,8 @@ export class ZkClient {
     setTimeout(() => {
       if (this.#lost.signal.aborted) return;
       // Whoever owns the session never got to close(): the EXIT still goes out, unanswered, before the link ends.
-      this.#transport?.send(encodePacket(CMD.EXIT, this.#session, (this.#replyId + 1) % 0xffff));
+      this.#replyId = (this.#replyId + 1) % 0xffff;
+      this.#transport?.send(encodePacket(CMD.EXIT, this.#session, this.#replyId));
       this.#end(reason);
     }, GOODBYE_LIMIT_MS).unref();
   }

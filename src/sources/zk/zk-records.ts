@@ -32,7 +32,7 @@ export const layoutsOfSize = (size: RecordSize): RecordLayout[] =>
   RECORD_LAYOUTS.filter((l) => LAYOUT_SIZE[l] === size);
 
 /** No ZK-encoded time can be earlier; a record claiming it is not a punch. */
-export const EARLIEST_TIME: DeviceTime = "2000-01-01T00:00:00";
+const EARLIEST_TIME: DeviceTime = "2000-01-01T00:00:00";
 
 export interface AttendanceRecord {
   /** Internal user index; the only identity an 8-byte record has. */
@@ -129,7 +129,7 @@ export function decodeUser(buffer: Buffer, offset: number, size: UserSize): User
  * Why a device time cannot be a punch, or undefined when it can. `latest` is the newest time the terminal could
  * have written: its own clock (or, when unknown, this machine's) plus a day of slack.
  */
-export function timeProblem(time: DeviceTime, latest: DeviceTime): string | undefined {
+function timeProblem(time: DeviceTime, latest: DeviceTime): string | undefined {
   if (!isCalendarTime(time)) return `impossible device time ${time}`;
   // Both are fixed-width "YYYY-MM-DDTHH:mm:ss", so text order is time order.
   if (time < EARLIEST_TIME) return `device time ${time} is before 2000`;

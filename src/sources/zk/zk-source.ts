@@ -7,7 +7,7 @@ import { resolveTime, toLocal } from "../../core/local-time.ts";
 import { makePunch, type Punch } from "../../core/punch.ts";
 import type { CursorValue, QuarantineInput } from "../../store/store.ts";
 import type { DeviceStatus, Source, SourceContext } from "../source.ts";
-import { type DeviceInfo, MAX_SET_BYTES, ZkClient } from "./zk-client.ts";
+import { type DeviceInfo, ZkClient } from "./zk-client.ts";
 import type { DeviceTime } from "./zk-codec.ts";
 import { EVENT_FLAG } from "./zk-commands.ts";
 import {
@@ -88,9 +88,9 @@ const FORCED_LAYOUT: Readonly<Record<Exclude<ZkSourceConfig["recordFormat"], "au
   zem500: "zem500",
 };
 
-/** Bytes of a set the terminal's own report can explain: capacity (or count, if larger) plus slack, never more. */
+/** Bytes of a set the terminal's own report can explain: capacity (or count, if larger) plus slack. The client caps it. */
 function setLimit(count: number, capacity: number, slack: number, recordBytes: number, most = Infinity): number {
-  return Math.min(MAX_SET_BYTES, 4 + Math.min(Math.max(count, capacity, 0) + slack, most) * recordBytes);
+  return 4 + Math.min(Math.max(count, capacity, 0) + slack, most) * recordBytes;
 }
 
 function describeEvidence(evidence: readonly LayoutEvidence[]): string {

@@ -15,7 +15,7 @@ export interface ZkTransport {
   /** Bytes received at the ZK level (TCP prefixes included), for wire-cost figures. */
   readonly bytesReceived: number;
   readonly bytesSent: number;
-  /** Bytes written but not yet taken by the network (TCP); a peer that stops reading makes this grow. */
+  /** Bytes written but not yet taken by the network; over TCP a peer that stops reading makes this grow. */
   readonly pendingBytes: number;
 }
 
@@ -188,9 +188,8 @@ export async function openUdpTransport(
     kind: "udp" as const,
     bytesReceived: 0,
     bytesSent: 0,
-    get pendingBytes() {
-      return inFlight * 1024;
-    },
+    // A datagram never waits for the peer to read it: nothing a terminal does makes this queue grow.
+    pendingBytes: 0,
     send(packet: Buffer) {
       if (closed) return;
       transport.bytesSent += packet.length;
