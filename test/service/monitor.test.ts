@@ -27,8 +27,10 @@ function startMonitor(
       dataDir,
       "--interval-ms",
       "150",
+      // A healthy connector on a loaded 2-core machine was seen taking over 400 ms to answer; a SIGSTOPped one
+      // never answers, so a longer wait only slows the hung case by a second.
       "--probe-timeout-ms",
-      "400",
+      "1500",
       "--strikes",
       "2",
       "--start-grace-ms",
