@@ -357,7 +357,7 @@ export class Connector {
         },
       ]),
     );
-    return { ...base, attention: attention(base, limits) };
+    return { ...base, attention: attention(base, limits, now) };
   }
 
   #baseStatus(now: number): Omit<ConnectorStatus, "attention"> {

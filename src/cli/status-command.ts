@@ -110,6 +110,11 @@ export function formatStatus(s: ConnectorStatus): string {
       `  ${w.sourceId} [${w.kind}] ${w.state}  last punch ${w.lastPunchTime ?? "-"}  emitted ${w.emitted}  delivered ${w.delivered}  lag ${age(w.lagMs)}  cursor ${cursor || "-"}${w.lastError ? `\n    ! ${w.lastError.code}: ${w.lastError.message}` : ""}`,
     );
     if (w.backlog) lines.push(`    catching up: ${formatProgress(w.backlog, w.kind === "zk" ? "records" : "rows")}`);
+    const late = w.lateRows;
+    if (late && (late.openIds > 0 || late.expiredIds > 0))
+      lines.push(
+        `    late rows: ${late.openIds} missing id(s) looked for; ${late.expiredIds} given up${late.lastExpiredAt ? `, last at ${late.lastExpiredAt}` : ""}`,
+      );
     const d = w.device;
     if (d) {
       const drift =

@@ -192,7 +192,18 @@ export const databaseSourceSchema = z
       .min(0)
       .max(1_000_000)
       .default(500)
-      .describe("Ids below the cursor re-read each poll, so a row that committed out of id order is still collected."),
+      .describe(
+        "Id cursors: used once, on the first start after the upgrade to table-wide reads (ids below the highest cursor re-read then). Late rows are found by lateRowWindowMs.",
+      ),
+    lateRowWindowMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(7 * 24 * 3600_000)
+      .default(3_600_000)
+      .describe(
+        "Id cursors: how long an id missing below ids already read is looked for (a transaction that commits late). Size it to your longest import or transaction.",
+      ),
     lookbackMs: z
       .number()
       .int()

@@ -30,6 +30,15 @@ export interface Backlog {
   readonly total: number;
 }
 
+/** Id gaps below a database cursor: rows that may still commit late, and those given up on. */
+export interface LateRows {
+  /** Ids missing below ids already read, still looked for. */
+  readonly openIds: number;
+  /** Ids looked for longer than the late-row window and given up: rolled back, or lost. */
+  readonly expiredIds: number;
+  readonly lastExpiredAt: string | null;
+}
+
 /** What a source can tell the status page about itself between polls. */
 export interface SourceProgress {
   /** Start of the last poll that completed: everything up to this moment has been read. */
@@ -38,6 +47,7 @@ export interface SourceProgress {
   readonly device?: DeviceStatus;
   /** A catch-up in progress, or null when it is over. */
   readonly backlog?: Backlog | null;
+  readonly lateRows?: LateRows;
 }
 
 /**

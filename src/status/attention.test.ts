@@ -2,14 +2,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runInNewContext } from "node:vm";
 import { fakeStatus } from "../../test/helpers/fake-status.ts";
+import { formatStatus } from "../cli/status-command.ts";
 import { formatDuration } from "../core/duration.ts";
-import { attention } from "./attention.ts";
+import { attention, EXPIRED_GAP_NOTICE_MS } from "./attention.ts";
 import { statusPage } from "./status-page.ts";
 
 function configFixFor(code: string, message: string, version: number | null = 3): string | undefined {
   const base = fakeStatus(0);
   const s = { ...base, config: { ...base.config, version, lastError: { code, message } } };
-  return attention(s, new Map()).find((a) => a.subject === "config")?.fix;
+  return attention(s, new Map(), Date.now()).find((a) => a.subject === "config")?.fix;
 }
 
 test("config advice follows the cause: only a config that does not validate points at the config", () => {
@@ -41,7 +42,7 @@ test("a terminal clock 5 h 30 min off is flagged as a likely wrong time zone, na
   assert.ok(source?.device);
   const s = { ...base, sources: [{ ...source, device: { ...source.device, clockDriftMs: -HALF_PAST_FIVE } }] };
   const limits = new Map([[source.sourceId, { pollIntervalMs: 1000, maxClockDriftMs: 60_000, timezone: "UTC" }]]);
-  const [item] = attention(s, limits).filter((a) => a.subject === source.sourceId);
+  const [item] = attention(s, limits, Date.now()).filter((a) => a.subject === source.sourceId);
   assert.equal(
     item?.message,
     "The terminal's clock is 5 h 30 min behind this machine; punches carry its time. A whole number of half-hours is most likely a wrong time zone, not a wrong clock.",
@@ -59,4 +60,34 @@ test("the page's drift column rounds as the banner does: one figure", () => {
   }
   assert.equal(inPage(HALF_PAST_FIVE), "5 h 30 min");
   assert.match(page, /const drift = .*formatDuration\(Math\.abs\(ms\)\)/);
+});
+
+test("row ids given up are a warning for a day after the last one, and a line in bioapi status", () => {
+  const base = fakeStatus(2);
+  const [zk, db] = base.sources;
+  assert.ok(zk && db);
+  const givenUpAt = Date.parse("2026-12-01T08:00:00.000Z");
+  const lateRows = { openIds: 3, expiredIds: 2, lastExpiredAt: new Date(givenUpAt).toISOString() };
+  const s = { ...base, sources: [zk, { ...db, lateRows }] };
+  const items = (now: number) => attention(s, new Map(), now).filter((a) => a.subject === db.sourceId);
+
+  const [item] = items(givenUpAt + 60_000);
+  assert.equal(item?.severity, "warning");
+  assert.match(
+    item?.message ?? "",
+    /^2 row id\(s\) below rows already read never appeared, the last given up at 2026-12-01T08:00:00\.000Z/,
+  );
+  assert.match(item?.fix ?? "", /raise lateRowWindowMs/);
+  assert.equal(items(givenUpAt + EXPIRED_GAP_NOTICE_MS - 1).length, 1, "still shown just under a day later");
+  assert.deepEqual(items(givenUpAt + EXPIRED_GAP_NOTICE_MS), [], "gone a day later");
+  const open = { ...s, sources: [zk, { ...db, lateRows: { ...lateRows, expiredIds: 0, lastExpiredAt: null } }] };
+  assert.deepEqual(
+    attention(open, new Map(), givenUpAt).filter((a) => a.subject === db.sourceId),
+    [],
+    "ids still looked for are not a problem",
+  );
+
+  const text = formatStatus({ ...s, attention: attention(s, new Map(), givenUpAt) });
+  assert.match(text, /\n {4}late rows: 3 missing id\(s\) looked for; 2 given up, last at 2026-12-01T08:00:00\.000Z\n/);
+  assert.doesNotMatch(formatStatus(base), /late rows/, "no line for a source without gaps");
 });

@@ -11,6 +11,8 @@ export interface SourceLimits {
 }
 
 const STALE_OUTBOX_MS = 10 * 60_000;
+/** How long a given-up row id stays on the page: long enough to be seen on the next working day's first look. */
+export const EXPIRED_GAP_NOTICE_MS = 24 * 3_600_000;
 
 /**
  * The fix for a config that was not applied, by cause: only a config that decrypted but did not validate is the
@@ -42,6 +44,7 @@ export function configFix(code: string): string {
 export function attention(
   s: Omit<ConnectorStatus, "attention">,
   limits: ReadonlyMap<string, SourceLimits>,
+  now: number,
 ): Attention[] {
   const out: Attention[] = [];
   const add = (severity: Attention["severity"], subject: string, message: string, fix: string) =>
@@ -138,6 +141,16 @@ export function attention(
             ? "Punch on the terminal to test it; check it records attendance and was not just cleared."
             : "Check table, filter and preset with bioapi doctor.",
         );
+    }
+    const late = w.lateRows;
+    const expiredAt = late?.lastExpiredAt ? Date.parse(late.lastExpiredAt) : Number.NaN;
+    if (late && now - expiredAt < EXPIRED_GAP_NOTICE_MS) {
+      add(
+        "warning",
+        w.sourceId,
+        `${late.expiredIds} row id(s) below rows already read never appeared, the last given up at ${late.lastExpiredAt}: rolled-back inserts, or rows committed later than lateRowWindowMs, which are not read.`,
+        'The log names the ids; rolled-back inserts need nothing. If those ids are in the table now, they were committed late: raise lateRowWindowMs past your longest import or transaction (docs/operations.md, "Row ids given up").',
+      );
     }
     const drift = w.device?.clockDriftMs;
     if (drift !== undefined && limit?.maxClockDriftMs !== undefined && Math.abs(drift) >= limit.maxClockDriftMs) {

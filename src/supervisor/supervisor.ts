@@ -6,7 +6,7 @@ import { formatDuration } from "../core/duration.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { spawnTask, type TaskHandle } from "../core/task.ts";
-import type { Backlog, DeviceStatus, Source, SourceProgress } from "../sources/source.ts";
+import type { Backlog, DeviceStatus, LateRows, Source, SourceProgress } from "../sources/source.ts";
 import type { ConnectorMetrics } from "../status/metrics.ts";
 import type { CursorValue, Store } from "../store/store.ts";
 
@@ -31,6 +31,8 @@ export interface WorkerStatus {
   readonly device: DeviceStatus | null;
   /** A catch-up in progress (first read of a large log or table), or null. */
   readonly backlog: BacklogStatus | null;
+  /** Database id cursors: ids missing below the cursor, looked for or given up; null for other sources. */
+  readonly lateRows: LateRows | null;
 }
 
 export interface BacklogStatus extends Backlog {
@@ -115,6 +117,7 @@ interface Worker {
   quarantined: number;
   lastError: { code: string; message: string; at: string } | null;
   backlog: BacklogTracker | null;
+  lateRows: LateRows | null;
 }
 
 export interface ApplyResult {
@@ -189,6 +192,7 @@ export class Supervisor {
       quarantined: 0,
       lastError: null,
       backlog: null,
+      lateRows: null,
       done: Promise.resolve(),
     };
     const metrics = this.#o.metrics;
@@ -229,6 +233,7 @@ export class Supervisor {
           if (update.backlog !== undefined) this.#backlog(worker, update.backlog, logger);
           if (update.lastPunchTime !== undefined) worker.lastPunchTime = update.lastPunchTime;
           if (update.device !== undefined) worker.device = update.device;
+          if (update.lateRows !== undefined) worker.lateRows = update.lateRows;
           if (update.lastPollAt !== undefined) worker.lastError = null;
         },
       });
@@ -318,6 +323,7 @@ export class Supervisor {
       cursor: cursors.get(w.config.id) ?? {},
       device: w.device,
       backlog: w.backlog ? w.backlog.status(this.#o.clock.now()) : null,
+      lateRows: w.lateRows,
     }));
   }
 

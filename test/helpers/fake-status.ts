@@ -18,6 +18,7 @@ export function fakeStatus(n: number, overrides: Partial<ConnectorStatus> = {}):
     cursor: { [`SN${i}`]: i },
     device: i % 2 === 0 ? { serial: `SN${i}`, address: "10.0.0.1:4370/tcp", records: 10, clockDriftMs: 2000 } : null,
     backlog: i === 0 ? { done: 40, total: 100, ratePerSec: 20, etaSeconds: 3 } : null,
+    lateRows: null,
     delivered: 10,
     lagMs: 1000,
   }));

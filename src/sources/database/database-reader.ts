@@ -82,6 +82,14 @@ export interface PageResult {
   readonly next: readonly Scalar[] | undefined;
 }
 
+export interface SweepPage {
+  readonly rows: SqlRow[];
+  /** Every integer id the page covered, ascending, including rows the filter left out. */
+  readonly ids: number[];
+  /** The page was full: there may be more above it. */
+  readonly full: boolean;
+}
+
 export interface Lookups {
   readonly devices: ReadonlyMap<string, string>;
   readonly users: ReadonlyMap<string, string> | undefined;
@@ -275,6 +283,78 @@ export class DatabaseReader {
       ? order.map((col, i) => (i === 0 && c.kind === "time" ? bindable(last[col]) : (last[col] as Scalar)))
       : undefined;
     return { rows, next: nextKey };
+  }
+
+  /**
+   * Id cursors, table-wide: the next rows above `from` in id order, and every id seen on the way (filtered-out rows
+   * included, so that they are not taken for late rows). Without a filter this is one query; with one, the ids come
+   * first, unfiltered, then the rows in that id range that meet the filter.
+   */
+  async sweep(t: ResolvedTable, from: number, limit: number): Promise<SweepPage> {
+    const id = t.col(this.plan.cursor.column);
+    const above: Condition = { column: id, op: "gt", value: from };
+    const filter = this.#filter(t);
+    if (filter.length === 0) {
+      const rows = await this.client.select(
+        { table: t.name, columns: t.select, where: [above], orderBy: [id], limit },
+        this.#opts,
+      );
+      return { rows, ids: integerIds(rows, id), full: rows.length >= limit };
+    }
+    const idRows = await this.client.select(
+      { table: t.name, columns: [id], where: [above], orderBy: [id], limit },
+      this.#opts,
+    );
+    const ids = integerIds(idRows, id);
+    const top = ids.at(-1);
+    if (top === undefined) return { rows: [], ids, full: idRows.length >= limit };
+    const rows = await this.client.select(
+      {
+        table: t.name,
+        columns: t.select,
+        where: [above, { column: id, op: "lte", value: top }, ...filter],
+        orderBy: [id],
+      },
+      this.#opts,
+    );
+    return { rows, ids, full: idRows.length >= limit };
+  }
+
+  /**
+   * The rows that turned up in open id gaps, in one query over all of them (ranges as BETWEEN, single ids as =), and
+   * which ids were found (filtered-out rows close their gap too, without becoming a punch).
+   */
+  async gapRows(
+    t: ResolvedTable,
+    gaps: readonly { lo: number; hi: number }[],
+  ): Promise<{ rows: SqlRow[]; found: number[] }> {
+    if (gaps.length === 0) return { rows: [], found: [] };
+    const id = t.col(this.plan.cursor.column);
+    const anyOf: Condition[] = gaps.map((g) =>
+      g.lo === g.hi ? { column: id, op: "eq", value: g.lo } : { column: id, op: "between", value: [g.lo, g.hi] },
+    );
+    const filter = this.#filter(t);
+    if (filter.length === 0) {
+      const rows = await this.client.select({ table: t.name, columns: t.select, anyOf, orderBy: [id] }, this.#opts);
+      return { rows, found: integerIds(rows, id) };
+    }
+    const found = integerIds(
+      await this.client.select({ table: t.name, columns: [id], anyOf, orderBy: [id] }, this.#opts),
+      id,
+    );
+    if (found.length === 0) return { rows: [], found };
+    const rows = await this.client.select(
+      { table: t.name, columns: t.select, where: [{ column: id, op: "in", value: found }, ...filter], orderBy: [id] },
+      this.#opts,
+    );
+    return { rows, found };
+  }
+
+  /** Rows (within the filter) with ids above `from`: the whole catch-up ahead of a table-wide sweep. */
+  async countAbove(t: ResolvedTable, from: number): Promise<number> {
+    const where = [...this.#filter(t), { column: t.col(this.plan.cursor.column), op: "gt" as const, value: from }];
+    const [row] = await this.client.select({ table: t.name, aggregate: { count: true }, where }, this.#opts);
+    return Number(row?.n ?? 0);
   }
 
   /**
@@ -551,6 +631,18 @@ function calendarFault(value: unknown): string | undefined {
 }
 
 const NUMERIC_TYPE = /int|long|byte|numeric|decimal|serial|number/;
+
+/** The ids of rows that are integers, ascending (2.5 and 'abc' are a bad row's business, never a position). */
+function integerIds(rows: readonly SqlRow[], column: string): number[] {
+  const out: number[] = [];
+  for (const row of rows) {
+    const raw = row[column];
+    if (raw === null || raw === "" || typeof raw === "boolean") continue;
+    const n = Number(raw);
+    if (Number.isSafeInteger(n)) out.push(n);
+  }
+  return out.sort((a, b) => a - b);
+}
 
 /**
  * Partition values travel as text (cursor keys); they are bound in the column's own type, because comparing a text

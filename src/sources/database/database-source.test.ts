@@ -11,7 +11,7 @@ import {
   databaseConnectionSchema,
   databaseSourceSchema,
 } from "../../config/config-schema.ts";
-import { createLogger, Redactor } from "../../core/logger.ts";
+import { createLogger, type Logger, Redactor, silentLogger } from "../../core/logger.ts";
 import { DatabaseSource, targetFingerprint } from "./database-source.ts";
 import { checkIdentifier } from "./identifier.ts";
 import { openSqlClient } from "./open-client.ts";
@@ -412,24 +412,150 @@ test("rows without a serial are counted and named in one warning", async () => {
   db.close();
 });
 
-test("the lookback window is lookbackRows ids: a straggler just inside is collected, one just outside is not", async () => {
+test("a row that commits late is found by time, however many rows other serials wrote after it", async () => {
   await using dir = await tempDir();
   const db = new AttendanceDb(join(dir.path, "att.db"));
-  const ids = Array.from({ length: 30 }, (_, i) => i + 1).filter((id) => id !== 20 && id !== 21);
+  // S1's transaction took id 20 and has not committed; 1,000 rows of other serials and one of S1 commit after it.
+  const ids = Array.from({ length: 30 }, (_, i) => i + 1).filter((id) => id !== 20);
   db.insert(
     ids.map((id) => ({ id, sn: "S1", pin: `u${id}`, time: `2026-11-26 08:00:${String(id).padStart(2, "0")}` })),
   );
   await using h = sourceHarness(dir.path);
   await h.run([sourceConfig(db.path, { lookbackRows: 10 })]);
   await waitFor("cursor at 30", () => h.store.cursors("att").get("S1") === 30);
-  // Two transactions that took ids 20 and 21 commit late: the window re-reads ids above 30 - 10 = 20.
-  db.insert([
-    { id: 21, sn: "S1", pin: "inside", time: "2026-11-26 08:00:21" },
-    { id: 20, sn: "S1", pin: "outside", time: "2026-11-26 08:00:20" },
-  ]);
-  await waitFor("the straggler inside the window", () => h.userIds().some((p) => p.userId === "inside"));
-  await new Promise((r) => setTimeout(r, 400));
-  assert.ok(!h.userIds().some((p) => p.userId === "outside"), "id 20 is below the window");
-  assert.equal(h.store.outboxStats().depth, 29);
+  db.insertMany(1000, ["S2", "S3", "S4"], Date.UTC(2026, 10, 26, 9));
+  db.insert([{ id: 1031, sn: "S1", pin: "after", time: "2026-11-26 09:30:00" }]);
+  await waitFor("the rows after it", () => h.store.cursors("att").get("S1") === 1031);
+  db.insert([{ id: 20, sn: "S1", pin: "late", time: "2026-11-26 08:00:20" }]);
+  await waitFor("the late row", () => h.userIds().some((p) => p.userId === "late"));
+  assert.equal(h.store.outboxStats().depth, 29 + 1000 + 1 + 1);
+  // The cursor stays the device's newest id; the gap is closed.
+  assert.equal(h.store.cursors("att").get("S1"), 1031);
+  await waitFor("no open gap", () => h.supervisor.status()[0]?.lateRows?.openIds === 0);
+  db.close();
+});
+
+test("a gap that outlives lateRowWindowMs is given up: counted, logged once, and shown in status", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert([1, 2, 5, 6].map((id) => ({ id, sn: "S1", pin: `u${id}`, time: `2026-11-26 08:00:0${id}` })));
+  const warnings: string[] = [];
+  const logger = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (m: string) => warnings.push(m),
+    error: () => undefined,
+    child: () => logger,
+  } as unknown as Logger;
+  await using h = sourceHarness(dir.path, { logger });
+  await h.run([sourceConfig(db.path, { lateRowWindowMs: 1000 })]);
+  await waitFor("ids 3-4 open", () => h.supervisor.status()[0]?.lateRows?.openIds === 2);
+  await waitFor("ids 3-4 given up", () => h.supervisor.status()[0]?.lateRows?.expiredIds === 2);
+  const status = h.supervisor.status()[0]?.lateRows;
+  assert.equal(status?.openIds, 0);
+  assert.ok(status?.lastExpiredAt && Date.parse(status.lastExpiredAt) > 0);
+  // Give it more polls: the warning is not repeated.
+  const polled = h.supervisor.status()[0]?.lastPollAt;
+  await waitFor("more polls", () => h.supervisor.status()[0]?.lastPollAt !== polled);
+  const about = warnings.filter((w) => /never appeared/.test(w));
+  assert.equal(about.length, 1, warnings.join(" | "));
+  assert.match(
+    about[0] ?? "",
+    /^2 row id\(s\) of att_log below ids already read never appeared \(not there after 1 s\): 3–4\./,
+  );
+  // The count survives a restart (it is kept with the cursors).
+  await h.supervisor.stop();
+  await using again = sourceHarness(dir.path);
+  h.store.close();
+  await again.run([sourceConfig(db.path, { lateRowWindowMs: 1000 })]);
+  await waitFor("counted after restart", () => again.supervisor.status()[0]?.lateRows?.expiredIds === 2);
+  db.close();
+});
+
+test("upgrade from per-device cursors: each device resumes at its own cursor; nothing below is sent again", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  // STALE's last rows are the table's first; S1 (even ids from 4) and S2 (odd ids from 5) were read up to 899 and
+  // 1000 by the old per-device reader.
+  db.insert([1, 2, 3].map((id) => ({ id, sn: "STALE", pin: `s${id}`, time: `2020-01-01 08:00:0${id}` })));
+  db.insertMany(1200, ["S1", "S2"], Date.UTC(2026, 10, 26, 6));
+  await using h = sourceHarness(dir.path);
+  const config = sourceConfig(db.path, { lookbackRows: 50, batchSize: 100 });
+  h.store.emit("att", [], { "#target": targetFingerprint(config), STALE: 3, S1: 899, S2: 1000 });
+  await h.run([config]);
+  await waitFor("S1 at the end", () => h.store.cursors("att").get("S1") === 1202);
+  await waitFor("S2 at the end", () => h.store.cursors("att").get("S2") === 1203);
+  const rows = h.userIds();
+  // S1: ids 900, 902, …, 1202; S2: 1001, 1003, …, 1203.
+  assert.equal(rows.filter((p) => p.deviceSerial === "S1").length, 152);
+  assert.equal(rows.filter((p) => p.deviceSerial === "S2").length, 102);
+  assert.equal(rows.filter((p) => p.deviceSerial === "STALE").length, 0);
+  assert.equal(h.store.cursors("att").get("STALE"), 3);
+  db.close();
+});
+
+test("an idle poll costs a fixed number of queries, whatever the number of devices; new rows are all it reads", async () => {
+  await using dir = await tempDir();
+  const db = new AttendanceDb(join(dir.path, "att.db"));
+  db.insert([{ sn: "DECOMMISSIONED", pin: "1", time: "2019-05-01 08:00:00" }]);
+  const serials = Array.from({ length: 500 }, (_, i) => `S${i}`);
+  db.insertMany(5000, serials);
+  let queries = 0;
+  let rowsRead = 0;
+  const connect = async (...args: Parameters<typeof openSqlClient>) => {
+    const client = await openSqlClient(...args);
+    return {
+      ...client,
+      engine: client.engine,
+      dialect: client.dialect,
+      close: () => client.close(),
+      describe: client.describe.bind(client),
+      tables: client.tables.bind(client),
+      indexes: client.indexes.bind(client),
+      select: async (...a: Parameters<typeof client.select>) => {
+        queries++;
+        const rows = await client.select(...a);
+        rowsRead += rows.length;
+        return rows;
+      },
+    };
+  };
+  const controller = new AbortController();
+  let polls = 0;
+  let emitted = 0;
+  const source = new DatabaseSource({
+    config: sourceConfig(db.path, { pollIntervalMs: 100, batchSize: 1000 }),
+    connect,
+  });
+  const run = source.run({
+    sourceId: "att",
+    cursors: new Map(),
+    signal: controller.signal,
+    logger: silentLogger,
+    clock: { now: () => Date.now() },
+    emit: async (punches: readonly unknown[]) => {
+      emitted += punches.length;
+      return { enqueued: punches.length, duplicates: 0, quarantined: 0 };
+    },
+    waitUntilActive: async () => undefined,
+    progress: (p: { lastPollAt?: number }) => {
+      if (p.lastPollAt !== undefined) polls++;
+    },
+  } as unknown as Parameters<DatabaseSource["run"]>[0]);
+  await waitFor("caught up", () => emitted === 5001 && polls >= 2);
+  const at = { polls, queries, rowsRead };
+  await waitFor("ten idle polls", () => polls >= at.polls + 10);
+  const idle = { polls: polls - at.polls, queries: queries - at.queries, rows: rowsRead - at.rowsRead };
+  // Per idle poll: the sweep above the mark and the newest-id check; lookups are none for this preset.
+  assert.ok(idle.queries <= idle.polls * 2 + 2, JSON.stringify(idle));
+  assert.equal(idle.rows, idle.queries - idle.polls, "idle polls read no rows (the max-id answer is one row)");
+  db.insertMany(25, serials.slice(0, 25), Date.UTC(2026, 10, 27, 6));
+  const before = { queries, rowsRead, polls };
+  await waitFor("the new rows", () => emitted === 5026);
+  await waitFor("a poll after them", () => polls >= before.polls + 2);
+  const read = rowsRead - before.rowsRead;
+  assert.ok(read >= 25 && read <= 25 + (polls - before.polls) * 1, `rows read ${read}`);
+  controller.abort();
+  await run;
   db.close();
 });

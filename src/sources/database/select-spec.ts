@@ -14,7 +14,19 @@ export interface TimeValue {
 
 export type Scalar = string | number | boolean | null | TimeValue;
 
-export type ConditionOp = "eq" | "ne" | "lt" | "lte" | "gt" | "gte" | "in" | "notIn" | "isNull" | "notNull";
+export type ConditionOp =
+  | "eq"
+  | "ne"
+  | "lt"
+  | "lte"
+  | "gt"
+  | "gte"
+  | "in"
+  | "notIn"
+  | "isNull"
+  | "notNull"
+  /** `value` is [low, high], both included. */
+  | "between";
 
 export interface Condition {
   readonly column: string;
@@ -30,6 +42,8 @@ export interface SelectSpec {
   readonly aggregate?: { readonly count: true } | { readonly max: string };
   readonly distinct?: boolean;
   readonly where?: readonly Condition[];
+  /** Rows must also meet at least one of these (ignored when empty): the open id gaps, checked in one query. */
+  readonly anyOf?: readonly Condition[];
   readonly orderBy?: readonly string[];
   readonly descending?: boolean;
   /** Keyset: rows strictly after these values of `orderBy` (ascending order only). */
@@ -86,6 +100,8 @@ export function renderSelect(d: SqlDialect, spec: SelectSpec): RenderedSelect {
   }
   const where: string[] = [];
   for (const c of spec.where ?? []) where.push(renderCondition(c, q, bind));
+  if (spec.anyOf && spec.anyOf.length > 0)
+    where.push(`(${spec.anyOf.map((c) => renderCondition(c, q, bind)).join(" OR ")})`);
   const order = spec.orderBy ?? [];
   if (spec.after) {
     if (spec.after.length !== order.length || order.length === 0 || spec.descending) {
@@ -123,6 +139,10 @@ function renderCondition(c: Condition, q: (c: string) => string, bind: (v: Scala
       const list = Array.isArray(c.value) ? (c.value as readonly Scalar[]) : [c.value as Scalar];
       return `${col} ${c.op === "in" ? "IN" : "NOT IN"} (${list.map(bind).join(", ")})`;
     }
+    case "between": {
+      const [low, high] = betweenBounds(c);
+      return `${col} BETWEEN ${bind(low)} AND ${bind(high)}`;
+    }
     default:
       return `${col} ${OPS[c.op]} ${bind(c.value as Scalar)}`;
   }
@@ -148,6 +168,12 @@ function renderKeyset(
   return columns.length === 1 ? build(0) : `${lead} AND ${build(0)}`;
 }
 
+function betweenBounds(c: Condition): [Scalar, Scalar] {
+  const v = c.value;
+  if (!Array.isArray(v) || v.length !== 2) throw new BioError("USAGE", `"between" on ${c.column} needs [low, high].`);
+  return [v[0] as Scalar, v[1] as Scalar];
+}
+
 /** Maps driver rows keyed by alias back to the names the spec asked for. */
 export function renameRows(
   rows: readonly Record<string, unknown>[],
@@ -164,7 +190,7 @@ export function renameRows(
 export function checkSpecIdentifiers(spec: SelectSpec): void {
   checkIdentifier(spec.table);
   for (const c of spec.columns ?? []) checkIdentifier(c);
-  for (const c of spec.where ?? []) checkIdentifier(c.column);
+  for (const c of [...(spec.where ?? []), ...(spec.anyOf ?? [])]) checkIdentifier(c.column);
   for (const c of spec.orderBy ?? []) checkIdentifier(c);
   if (spec.aggregate && "max" in spec.aggregate) checkIdentifier(spec.aggregate.max);
 }
@@ -207,6 +233,11 @@ function matches(row: Record<string, unknown>, c: Condition): boolean {
       const found = list.some((item) => compareValues(v, item) === 0);
       return c.op === "in" ? found : !found;
     }
+    case "between": {
+      if (v === null || v === undefined) return false;
+      const [low, high] = betweenBounds(c);
+      return compareValues(v, low) >= 0 && compareValues(v, high) <= 0;
+    }
     default: {
       // SQL: a comparison with NULL is never true.
       if (v === null || v === undefined || c.value === null || c.value === undefined) return false;
@@ -228,7 +259,10 @@ function matches(row: Record<string, unknown>, c: Condition): boolean {
 
 export function evaluateSelect(rows: readonly Record<string, unknown>[], spec: SelectSpec): Record<string, unknown>[] {
   const order = spec.orderBy ?? [];
-  let out = rows.filter((row) => (spec.where ?? []).every((c) => matches(row, c)));
+  const any = spec.anyOf ?? [];
+  let out = rows.filter(
+    (row) => (spec.where ?? []).every((c) => matches(row, c)) && (any.length === 0 || any.some((c) => matches(row, c))),
+  );
   if (spec.after) {
     const after = spec.after;
     out = out.filter((row) => {

@@ -196,6 +196,37 @@ for (const engine of ENGINES) {
 }
 
 for (const engine of ENGINES) {
+  test(`${engine}: a row committed 20 s late, after 1,000 other rows and a later row of its own device, is delivered once`, async (t) => {
+    await using s = await scratch(engine);
+    if (!s) return t.skip(`${engine} absent`);
+    await s.createBiotime();
+    await using dir = await tempDir();
+    await using h = sourceHarness(dir.path);
+    await h.run([source(s, { pollIntervalMs: 100, batchSize: 200 })]);
+    const slow = await s.writer();
+    try {
+      await slow.exec("BEGIN");
+      // The id is taken now and becomes visible only at COMMIT, like a long import's first row.
+      await s.insertBiotime([{ sn: "A", pin: "late", time: time(0) }], slow);
+      const others = Array.from({ length: 1000 }, (_, i) => ({ sn: `B${i % 50}`, pin: `o${i}`, time: time(1 + i) }));
+      await s.insertBiotime([...others, { sn: "A", pin: "after", time: time(2000) }]);
+      await waitFor("the 1,001 committed rows", () => h.store.outboxStats().depth === 1001, 30_000);
+      const [held] = await s.exec("SELECT min(id) AS id FROM iclock_transaction WHERE emp_code = 'after'");
+      assert.ok(Number(h.store.cursors("db").get("A")) >= Number(held?.id), "device A's cursor passed the open row");
+      await new Promise((r) => setTimeout(r, 20_000));
+      await slow.exec("COMMIT");
+    } finally {
+      await slow.close();
+    }
+    await waitFor("the late row", () => h.userIds().some((p) => p.userId === "late"), 30_000);
+    const got = h.userIds().map((p) => p.userId);
+    assert.equal(got.length, 1002, "each row once");
+    assert.equal(got.filter((u) => u === "late").length, 1);
+    assert.equal(h.supervisor.status()[0]?.lateRows?.expiredIds, 0, "nothing given up");
+  });
+}
+
+for (const engine of ENGINES) {
   test(`${engine}: a query past its timeout is cancelled on the server; an unreachable server is DB_CONNECT`, async (t) => {
     await using s = await scratch(engine);
     if (!s) return t.skip(`${engine} absent`);
