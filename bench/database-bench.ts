@@ -5,7 +5,8 @@
  * Then the steady state (a new row → the cloud) and the poll query's plan. Prints a table and JSON.
  *
  * BENCH_DB_ROWS: backlog size (default 1,000,000). BENCH_DB_ENGINES: "postgres,mysql" (default both).
- * BENCH_LATENCY_SAMPLES: steady-state samples per engine (default 40).
+ * BENCH_LATENCY_SAMPLES: steady-state samples per engine (default 40). Then the idle poll on a large multi-device
+ * table (bench/idle-poll-bench.ts; BENCH_DB_IDLE=0 skips it).
  */
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -21,6 +22,7 @@ import { type EngineName, type Scratch, scratch } from "../test/helpers/sql-serv
 import { tempDir } from "../test/helpers/temp-dir.ts";
 import { waitFor } from "../test/helpers/wait-for.ts";
 import { cloudIngestAlone, log, peakRssMb, percentile, SERIALS } from "./bench-kit.ts";
+import { idlePollBench } from "./idle-poll-bench.ts";
 
 const ROWS = Number(process.env.BENCH_DB_ROWS ?? 1_000_000);
 const ENGINES = (process.env.BENCH_DB_ENGINES ?? "postgres,mysql").split(",").filter(Boolean) as EngineName[];
@@ -54,20 +56,18 @@ async function createBacklog(s: Scratch, rows: number): Promise<void> {
   }
 }
 
-function pageSpec(serial: string, after: number): SelectSpec {
+/** The page an id-cursor source reads: table-wide, above the high-water mark, split by device afterwards. */
+function pageSpec(after: number): SelectSpec {
   return {
     table: "iclock_transaction",
     columns: COLUMNS,
-    where: [
-      { column: "terminal_sn", op: "eq", value: serial },
-      { column: "id", op: "gt", value: after },
-    ],
+    where: [{ column: "id", op: "gt", value: after }],
     orderBy: ["id"],
     limit: PAGE,
   };
 }
 
-/** Baseline 1: the same rows, same driver, the same keyset pages the source reads (per serial, PAGE rows). */
+/** Baseline 1: the same rows, same driver, the same keyset pages the source reads (table-wide, PAGE rows). */
 async function rawRead(s: Scratch): Promise<{ rows: number; seconds: number; plan: string }> {
   const c = s.connection as {
     host: string;
@@ -105,7 +105,7 @@ async function rawRead(s: Scratch): Promise<{ rows: number; seconds: number; pla
   }
   // The plan of the poll query itself, at the start of the backlog and at its tail (where steady-state polls run).
   const explain = async (after: number) => {
-    const probe = renderSelect(dialect, pageSpec(SERIALS[0] as string, after));
+    const probe = renderSelect(dialect, pageSpec(after));
     return (await run(`EXPLAIN ${probe.sql}`, probe.params))
       .map((r) =>
         s.engine === "postgres" ? String(r["QUERY PLAN"]).trim() : `key=${r.key} type=${r.type} rows=${r.rows}`,
@@ -115,15 +115,13 @@ async function rawRead(s: Scratch): Promise<{ rows: number; seconds: number; pla
   const plan = `backlog: ${await explain(0)} || tail: ${await explain(Math.max(0, ROWS - 500))}`;
   const t0 = performance.now();
   let rows = 0;
-  for (const serial of SERIALS) {
-    let after = 0;
-    for (;;) {
-      const q = renderSelect(dialect, pageSpec(serial, after));
-      const got = await run(q.sql, q.params);
-      rows += got.length;
-      if (got.length < PAGE) break;
-      after = Number(got.at(-1)?.c0 ?? after);
-    }
+  let after = 0;
+  for (;;) {
+    const q = renderSelect(dialect, pageSpec(after));
+    const got = await run(q.sql, q.params);
+    rows += got.length;
+    if (got.length < PAGE) break;
+    after = Number(got.at(-1)?.c0 ?? after);
   }
   const seconds = (performance.now() - t0) / 1000;
   await close();
@@ -185,15 +183,16 @@ async function benchEngine(
     const latencies: number[] = [];
     for (let i = 0; i < LATENCY_SAMPLES; i++) {
       const before = cloud.count(node.nodeId);
-      const local = new Date(Date.UTC(2027, 0, 1) + i * 1000).toISOString().slice(0, 19).replace("T", " ");
+      // Recent, not ahead: a time more than a day in the future is quarantined.
+      const local = new Date(Date.now() - 3_600_000 + i * 1000).toISOString().slice(0, 19).replace("T", " ");
       const at = performance.now();
       await s.insertBiotime([{ sn: SERIALS[i % SERIALS.length] as string, pin: "9999", time: `${local}+05:30` }]);
       await waitFor("the new row in the cloud", () => cloud.count(node.nodeId) > before, 30_000, 2);
       latencies.push(performance.now() - at);
       await new Promise((r) => setTimeout(r, 37 + Math.random() * 200));
     }
-    // A bounded index range either way: the (terminal_sn, id) index, or the primary key when the id range alone is
-    // narrower (PostgreSQL's choice at the tail). Never a full scan.
+    // A bounded range of the id's index (the primary key), from the start of the backlog and at its tail. Never a
+    // full scan.
     const indexUsed = !/Seq Scan|type=ALL/.test(raw.plan) && /Index|key=\w/.test(raw.plan);
     return {
       engine,
@@ -227,6 +226,7 @@ async function main(): Promise<void> {
   log(`cloud ingest alone: ${Math.round(ingestRate).toLocaleString()} punches/s`);
   const results = [];
   for (const engine of ENGINES) results.push(await benchEngine(engine, cloud, dir.path, ingestRate));
+  const idle = process.env.BENCH_DB_IDLE === "0" ? null : await idlePollBench(cloud, dir.path);
 
   const table: Array<[string, string, string]> = [
     ["cloud ingest alone", `${Math.round(ingestRate).toLocaleString()} punches/s`, "baseline"],
@@ -252,13 +252,29 @@ async function main(): Promise<void> {
       ],
     );
   }
+  if (idle) {
+    const b = idle.baselinePerDevicePoll;
+    table.push(
+      [
+        `idle poll, ${idle.rows.toLocaleString()} rows, ${idle.serials} serials: per-device (before)`,
+        `${b.scans} scans, ${b.rowsTouched.toLocaleString()} rows`,
+        `baseline (${b.ms} ms per poll)`,
+      ],
+      [
+        "idle poll: table-wide (now)",
+        `${idle.perIdlePoll.scans} scans, ${idle.perIdlePoll.rowsTouched.toLocaleString()} rows`,
+        `${idle.scansRatio}× the scans, ${idle.rowsRatio}× the rows; constant ${idle.perIdlePoll.scans <= 4 ? "PASS" : "FAIL"}`,
+      ],
+      ["idle poll: connector CPU", `${idle.connectorIdleCpuPercent}% of a core`, `over ${idle.idleSeconds} s`],
+    );
+  }
   const width = Math.max(...table.map((r) => r[0].length));
   const valueWidth = Math.max(...table.map((r) => r[1].length));
   process.stdout.write(
     `\n${table.map(([a, b, c]) => `${a.padEnd(width)}  ${b.padStart(valueWidth)}  ${c}`).join("\n")}\n\n`,
   );
   process.stdout.write(
-    `${JSON.stringify({ rows: ROWS, cloudIngestPunchesPerSec: Math.round(ingestRate), targetRatio: 0.5, engines: results }, null, 2)}\n`,
+    `${JSON.stringify({ rows: ROWS, cloudIngestPunchesPerSec: Math.round(ingestRate), targetRatio: 0.5, engines: results, idlePoll: idle }, null, 2)}\n`,
   );
 }
 

@@ -11,7 +11,7 @@ import { main } from "./main.ts";
 test("bioapi doctor on a PostgreSQL BioTime source: table, count, newest rows, start cursor; exit 1 on a wrong table", async (t) => {
   await using s = await scratch("postgres");
   if (!s) return t.skip("postgres absent");
-  await s.createBiotime({ index: false });
+  await s.createBiotime({ primaryKey: false });
   await s.insertBiotime([
     { sn: "CKJ1", pin: "7", time: "2026-11-26 08:00:00+05:30" },
     { sn: "CKJ1", pin: "8", time: "2026-11-26 08:05:00+05:30", state: "1" },
@@ -39,7 +39,10 @@ test("bioapi doctor on a PostgreSQL BioTime source: table, count, newest rows, s
     text,
     /starts from: CKJ1=the beginning {2}CKJ2=the beginning|starts from: CKJ2=the beginning {2}CKJ1=the beginning/,
   );
-  assert.match(text, /No index on \(terminal_sn, id\).*CREATE INDEX/);
+  assert.match(
+    text,
+    /No index on \(id\) of iclock_transaction.*CREATE INDEX bioapi_iclock_transaction_cursor ON iclock_transaction \(id\)/,
+  );
   assert.ok(!text.includes("never-shown-pw"));
 
   await writeFile(file, JSON.stringify({ ...source, table: "iclock_transactionz" }));

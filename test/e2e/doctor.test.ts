@@ -41,7 +41,7 @@ const find = (r: FullReport, subject: RegExp, check: string) =>
 
 test("bioapi doctor end to end: one finding per problem, each with its fix, exit 1", async (t) => {
   await using pg = await scratch("postgres");
-  await pg?.createBiotime({ index: false });
+  await pg?.createBiotime({ primaryKey: false });
   await pg?.insertBiotime([{ sn: "CKJ1", pin: "7", time: "2026-11-26 08:00:00+05:30" }]);
   await using locked = await terminal({ records: 12, commKey: 1111 });
   await using fast = await terminal({ records: 30, clockOffsetMs: 10 * 60_000, serial: "CKJ-FAST" });
@@ -127,7 +127,7 @@ test("bioapi doctor end to end: one finding per problem, each with its fix, exit
     const f = find(report, /^database bt /, "index");
     assert.equal(f?.status, "warn");
     assert.match(f?.fix ?? "", /CREATE INDEX/);
-    assert.match(text, /WARN index: No index on \(terminal_sn, id\)/);
+    assert.match(text, /WARN index: No index on \(id\) of iclock_transaction/);
   });
 });
 

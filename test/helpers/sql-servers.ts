@@ -26,7 +26,7 @@ export interface Scratch extends AsyncDisposable {
   /** A separate session, like the attendance software's own. */
   writer(): Promise<Writer>;
   /** BioTime's iclock_transaction (the columns the preset reads and a few it doesn't), with its cursor index. */
-  createBiotime(options?: { index?: boolean }): Promise<void>;
+  createBiotime(options?: { index?: boolean; primaryKey?: boolean }): Promise<void>;
   insertBiotime(
     rows: ReadonlyArray<{ sn: string | null; pin: string; time: string; state?: string }>,
     w?: Writer,
@@ -82,7 +82,7 @@ async function pgScratch(): Promise<Scratch> {
     },
     async createBiotime(options = {}) {
       await exec(`CREATE TABLE ${schema}.iclock_transaction (
-        id serial PRIMARY KEY, emp_code varchar(20) NOT NULL, punch_time timestamptz NOT NULL,
+        id serial${options.primaryKey === false ? "" : " PRIMARY KEY"}, emp_code varchar(20) NOT NULL, punch_time timestamptz NOT NULL,
         punch_state varchar(5) NOT NULL, verify_type int NOT NULL, work_code varchar(20), terminal_sn varchar(50),
         terminal_alias varchar(50), upload_time timestamptz DEFAULT now())`);
       if (options.index !== false) {
@@ -137,7 +137,7 @@ async function mysqlScratch(): Promise<Scratch> {
     },
     async createBiotime(options = {}) {
       await exec(`CREATE TABLE iclock_transaction (
-        id int AUTO_INCREMENT PRIMARY KEY, emp_code varchar(20) NOT NULL, punch_time datetime(6) NOT NULL,
+        id int AUTO_INCREMENT ${options.primaryKey === false ? ", KEY (id)" : "PRIMARY KEY"}, emp_code varchar(20) NOT NULL, punch_time datetime(6) NOT NULL,
         punch_state varchar(5) NOT NULL, verify_type int NOT NULL, work_code varchar(20), terminal_sn varchar(50),
         terminal_alias varchar(50), upload_time datetime(6) DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`);
       if (options.index !== false)

@@ -51,7 +51,10 @@ export interface ReadPlan {
   stateCode(raw: unknown): number | undefined;
   /** The serial a punch carries, from the partition value and the lookups. */
   serial(partition: string, row: Readonly<Record<string, unknown>>, devices: ReadonlyMap<string, string>): string;
-  /** The index each poll needs: its leading columns. */
+  /**
+   * The index each poll needs: its leading columns. An id cursor reads the table by id alone (one keyset query
+   * above the high-water mark, and the open gaps), so its index is the id's, usually the primary key.
+   */
   readonly index: readonly string[];
 }
 
@@ -133,7 +136,7 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
         filter,
         stateCode: numericState,
         serial: (p) => p,
-        index: ["terminal_sn", "id"],
+        index: ["id"],
       };
     }
     case "att2000":
@@ -181,7 +184,7 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
           return numericState(text);
         },
         serial: (p, _row, devices) => devices.get(p) ?? `device-${p}`,
-        index: ["DeviceId", "DeviceLogId"],
+        index: ["DeviceLogId"],
       };
     case "zkbiosecurity":
       return {
@@ -219,7 +222,7 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
         filter,
         stateCode: numericState,
         serial: (p) => p,
-        index: [columns.deviceSerial, columns.id ?? columns.time],
+        index: columns.id ? [columns.id] : [columns.deviceSerial, columns.time],
       };
     }
   }

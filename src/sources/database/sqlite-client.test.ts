@@ -22,7 +22,7 @@ test("a slow query is abandoned at its timeout while the main thread keeps runni
   const started = performance.now();
   await assert.rejects(client.query(SLOW, [], { signal: new AbortController().signal, timeoutMs: 300 }), {
     code: "DB_QUERY",
-    message: /took longer than 300 ms; abandoned.*index on \(serial, id\)/,
+    message: /took longer than 300 ms; abandoned.*the index bioapi doctor names/,
   });
   clearInterval(ticker);
   const elapsed = performance.now() - started;
@@ -66,7 +66,29 @@ test("opening a missing database names the path and the fix; the database is nev
     info?.columns.map((c) => c.name),
     ["id", "sn", "pin", "punch_time", "status", "verify"],
   );
-  assert.deepEqual(await client.indexes("att_log", opts), [{ name: "att_log_sn_id", columns: ["sn", "id"] }]);
+  assert.deepEqual(await client.indexes("att_log", opts), [
+    { name: "rowid", columns: ["id"] },
+    { name: "att_log_sn_id", columns: ["sn", "id"] },
+  ]);
   await client.close();
   db.close();
+});
+
+test("an INTEGER PRIMARY KEY counts as the id's index; a composite key or a text key does not", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "keys.db");
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(path);
+  db.exec(`CREATE TABLE a (id INTEGER PRIMARY KEY, sn TEXT);
+    CREATE TABLE b (id INTEGER, sn TEXT, PRIMARY KEY (sn, id));
+    CREATE TABLE c (id TEXT PRIMARY KEY, sn TEXT);
+    CREATE INDEX a_sn ON a (sn, id);`);
+  db.close();
+  const client = await SqliteClient.open(path, 1000);
+  const o = { signal: new AbortController().signal, timeoutMs: 3000 };
+  const cols = async (t: string) => (await client.indexes(t, o)).map((ix) => ix.columns.join(","));
+  assert.deepEqual(await cols("a"), ["id", "sn,id"]);
+  assert.deepEqual(await cols("b"), ["sn,id"], "the composite key's own autoindex, no rowid alias");
+  assert.deepEqual(await cols("c"), ["id"], "a text key has its autoindex");
+  await client.close();
 });

@@ -124,7 +124,7 @@ export class SqliteClient implements SqlClient {
               `SQLite query on ${this.#path} took longer than ${options.timeoutMs} ms; abandoned.`,
               {
                 retriable: true,
-                hint: "Check that the table has an index on (serial, id), or raise queryTimeoutMs.",
+                hint: "Check that the table has the index bioapi doctor names for this source, or raise queryTimeoutMs.",
               },
             ),
           ),
@@ -184,7 +184,14 @@ export class SqliteClient implements SqlClient {
       cols.push(String(r.col));
       out.set(String(r.idx), cols);
     }
-    return [...out].map(([name, columns]) => ({ name, columns }));
+    // An INTEGER PRIMARY KEY is the rowid itself: the table's own order, listed by no pragma_index_list.
+    const rowid = await this.query(
+      "SELECT name FROM pragma_table_info(?) WHERE pk = 1 AND upper(type) = 'INTEGER' AND (SELECT count(*) FROM pragma_table_info(?) WHERE pk > 0) = 1",
+      [table, table],
+      options,
+    );
+    const indexes = [...out].map(([name, columns]) => ({ name, columns }));
+    return rowid[0] ? [{ name: "rowid", columns: [String(rowid[0].name)] }, ...indexes] : indexes;
   }
 
   async close(): Promise<void> {
