@@ -8,6 +8,20 @@ import { Store } from "../../src/store/store.ts";
 import { Supervisor } from "../../src/supervisor/supervisor.ts";
 
 /** A real store and supervisor with the gate open: sources run exactly as in the connector, minus the cloud. */
+/** A logger that keeps its warnings, in order, for tests of what a source tells the operator. */
+export function warningsLogger(): Logger & { readonly warnings: string[] } {
+  const warnings: string[] = [];
+  const logger = {
+    warnings,
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (m: string) => void warnings.push(m),
+    error: () => undefined,
+    child: () => logger,
+  };
+  return logger;
+}
+
 export function sourceHarness(dir: string, options: { clock?: Clock; logger?: Logger } = {}) {
   const store = Store.open(join(dir, "connector.db"));
   const supervisor = new Supervisor({

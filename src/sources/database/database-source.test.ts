@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ATT_LOG_COLUMNS, AttendanceDb } from "../../../test/helpers/attendance-db.ts";
-import { sourceHarness } from "../../../test/helpers/run-source.ts";
+import { sourceHarness, warningsLogger } from "../../../test/helpers/run-source.ts";
 import { tempDir } from "../../../test/helpers/temp-dir.ts";
 import { waitFor } from "../../../test/helpers/wait-for.ts";
 import {
@@ -11,7 +11,7 @@ import {
   databaseConnectionSchema,
   databaseSourceSchema,
 } from "../../config/config-schema.ts";
-import { createLogger, type Logger, Redactor, silentLogger } from "../../core/logger.ts";
+import { createLogger, Redactor, silentLogger } from "../../core/logger.ts";
 import { DatabaseSource, targetFingerprint } from "./database-source.ts";
 import { checkIdentifier } from "./identifier.ts";
 import { openSqlClient } from "./open-client.ts";
@@ -379,14 +379,8 @@ test("rows without a serial are counted and named in one warning", async () => {
     { sn: null as unknown as string, pin: "2", time: "2026-11-26 08:00:01" },
     { sn: "", pin: "3", time: "2026-11-26 08:00:02" },
   ]);
-  const warnings: string[] = [];
-  const logger = {
-    debug: () => undefined,
-    info: () => undefined,
-    warn: (m: string) => warnings.push(m),
-    error: () => undefined,
-    child: () => logger,
-  };
+  const logger = warningsLogger();
+  const { warnings } = logger;
   const controller = new AbortController();
   const source = new DatabaseSource({ config: sourceConfig(db.path), connect: openSqlClient });
   let emitted = 0;
@@ -439,14 +433,8 @@ test("a gap that outlives lateRowWindowMs is given up: counted, logged once, and
   await using dir = await tempDir();
   const db = new AttendanceDb(join(dir.path, "att.db"));
   db.insert([1, 2, 5, 6].map((id) => ({ id, sn: "S1", pin: `u${id}`, time: `2026-11-26 08:00:0${id}` })));
-  const warnings: string[] = [];
-  const logger = {
-    debug: () => undefined,
-    info: () => undefined,
-    warn: (m: string) => warnings.push(m),
-    error: () => undefined,
-    child: () => logger,
-  } as unknown as Logger;
+  const logger = warningsLogger();
+  const { warnings } = logger;
   await using h = sourceHarness(dir.path, { logger });
   await h.run([sourceConfig(db.path, { lateRowWindowMs: 1000 })]);
   await waitFor("ids 3-4 open", () => h.supervisor.status()[0]?.lateRows?.openIds === 2);
