@@ -1,7 +1,8 @@
-import { chmod, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, readFile, rm } from "node:fs/promises";
 import { ConfigChannel } from "../config/config-channel.ts";
 import { type ConnectorConfig, connectorConfigSchema, type SourceConfig } from "../config/config-schema.ts";
 import { Notifier, sleep } from "../core/abort.ts";
+import { atomicWrite } from "../core/atomic-write.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { BioError } from "../core/errors.ts";
 import type { Logger, Redactor } from "../core/logger.ts";
@@ -258,12 +259,9 @@ export class Connector {
       pid: process.pid,
       startedAt: new Date(this.#startedAt).toISOString(),
     };
-    // Written aside and renamed: a reader never sees half a file, and a file left by a crash cannot keep wider
-    // permissions than 0600 (the token opens the status API).
-    const tmp = `${this.#statusFile}.${process.pid}.tmp`;
-    await writeFile(tmp, `${JSON.stringify(endpoint)}\n`, { mode: 0o600 });
-    await chmod(tmp, 0o600);
-    await rename(tmp, this.#statusFile);
+    // Atomic and 0600: a reader never sees half a file, and nothing left at the path lends it a wider mode (the
+    // token opens the status API).
+    await atomicWrite(this.#statusFile, `${JSON.stringify(endpoint)}\n`);
     // The monitor's private line (unix socket / named pipe): responsive and making progress, or not.
     this.#health = await HealthChannel.start({
       path: healthChannelPath(options.dataDir),
@@ -450,8 +448,7 @@ async function statusToken(path: string): Promise<string> {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
   const token = newStatusToken();
-  await writeFile(path, `${token}\n`, { mode: 0o600 });
-  await chmod(path, 0o600);
+  await atomicWrite(path, `${token}\n`);
   return token;
 }
 

@@ -1,5 +1,6 @@
-import { open as openFile, readFile, rename } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { atomicWrite } from "../core/atomic-write.ts";
 import type { RestartHistory } from "./restart-policy.ts";
 
 /**
@@ -53,15 +54,9 @@ async function readJson<T>(path: string): Promise<T | undefined> {
   }
 }
 
+/** 0600 like the rest of the data directory: the record quotes the connector's last output lines. */
 async function writeJson(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  const handle = await openFile(tmp, "w", 0o644);
-  try {
-    await handle.writeFile(`${JSON.stringify(value, null, 2)}\n`);
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
+  await atomicWrite(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export const readMonitorRecord = (dataDir: string) => readJson<MonitorRecord>(monitorFile(dataDir));

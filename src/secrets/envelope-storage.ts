@@ -1,4 +1,5 @@
-import { open as openFile, readFile, rename } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { atomicWrite } from "../core/atomic-write.ts";
 import type { RegistryPort } from "./registry.ts";
 
 /** Where the envelope document lives. It is ciphertext plus the wrapped data key: never plaintext. */
@@ -9,7 +10,7 @@ export interface EnvelopeStorage {
   write(text: string): Promise<void>;
 }
 
-/** A 0600 file, replaced atomically (temp file, fsync, rename). */
+/** A 0600 file, replaced atomically ({@link atomicWrite}: exclusive random temp file, fsync, rename). */
 export class FileEnvelopeStorage implements EnvelopeStorage {
   readonly where: string;
 
@@ -27,15 +28,7 @@ export class FileEnvelopeStorage implements EnvelopeStorage {
   }
 
   async write(text: string): Promise<void> {
-    const tmp = `${this.where}.tmp`;
-    const handle = await openFile(tmp, "w", 0o600);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, this.where);
+    await atomicWrite(this.where, text);
   }
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { chmod, open as openFile, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import { atomicWrite } from "../core/atomic-write.ts";
 import { BioError } from "../core/errors.ts";
 import { open, seal } from "./envelope.ts";
 import type { KeyProtector } from "./secret-store.ts";
@@ -54,15 +55,9 @@ export class KeyFileProtector implements KeyProtector {
       }
     }
     const key = randomBytes(KEY_BYTES);
-    // "wx": never overwrite a key another process just created.
-    const handle = await openFile(this.#path, "wx", 0o600);
-    try {
-      await handle.writeFile(key);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await chmod(this.#path, 0o600);
+    // "create": never overwrite a key another process just created (use that one), and never leave a short key
+    // behind a crash: the file appears whole or not at all.
+    if (!(await atomicWrite(this.#path, key, { existing: "create" }))) return this.#kek(false);
     return key;
   }
 

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { atomicWrite } from "../core/atomic-write.ts";
 import { BioError } from "../core/errors.ts";
 
 type Koffi = typeof import("koffi");
@@ -49,9 +50,8 @@ async function unpackFromExecutable(): Promise<void> {
   const intact = existsSync(file) && createHash("sha256").update(readFileSync(file)).digest("hex") === digest;
   if (!intact) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, bytes, { mode: 0o500 });
-    renameSync(tmp, file);
+    // Read and execute for the owner only; no write bit, so a stray write cannot patch the loaded module.
+    await atomicWrite(file, bytes, { mode: 0o500 });
   }
   // koffi's loader also searches <resourcesPath>/koffi/<triplet>/koffi.node (a path meant for Electron apps).
   (process as { resourcesPath?: string }).resourcesPath = root;

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { atomicWrite } from "../../core/atomic-write.ts";
 import { BioError } from "../../core/errors.ts";
 import type { Exec } from "../exec.ts";
 import type { Step } from "../windows/install.ts";
@@ -112,7 +113,8 @@ export async function installSystemd(
       else {
         undo.push(() => rm(path, { force: true }));
         wrote.push(path);
-        await writeFile(path, text, { mode: 0o644 });
+        // Whole or not at all: systemd may reload between our writes. 0644: systemd and `systemctl cat` read it.
+        await atomicWrite(path, text, { mode: 0o644 });
       }
     }
     const user = dryRun ? { code: 0 } : await exec("id", ["-u", SERVICE_USER]).catch(() => ({ code: -1 }));
