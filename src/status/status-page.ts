@@ -2,8 +2,8 @@ import { formatDuration } from "../core/duration.ts";
 
 /**
  * The status page: one HTML document with its CSS, script and chart inline, so it works on a machine without
- * internet and the Content-Security-Policy can forbid every other origin. It polls /v1/status (same origin, the
- * cookie set from the token) every two seconds and renders with textContent only: nothing from the status is ever
+ * internet and the Content-Security-Policy can forbid every other origin. It polls /v1/status (same origin, with the
+ * session cookie the server set when the page was opened with the token) every two seconds and renders with textContent only: nothing from the status is ever
  * parsed as HTML.
  */
 export const STATUS_PAGE_CSP =
@@ -26,11 +26,12 @@ th{font-size:12px;color:var(--mute)} td.num{text-align:right;font-variant-numeri
 .att{border-left:4px solid var(--warn);padding:4px 8px;margin:4px 0;background:#fff8c5}
 .att.error{border-color:var(--err);background:#ffebe9} .fix{color:var(--mute)}
 .bar{height:6px;background:var(--line);border-radius:3px;width:120px} .bar i{display:block;height:6px;background:var(--ok);border-radius:3px}
-.err{color:var(--err)} #stale{display:none;color:#fff;background:var(--err);padding:4px 8px;border-radius:4px}
+.err{color:var(--err)} #stale,#expired{display:none;color:#fff;background:var(--err);padding:4px 8px;border-radius:4px}
 svg text{font-size:10px;fill:var(--mute)}
 </style></head>
 <body>
 <div id="stale">The connector is not answering: the figures below are from <span id="stale-at"></span>.</div>
+<div id="expired">This page's session expired: the figures below are from <span id="expired-at"></span>. Open the address printed by <code>bioapi status --url</code> again.</div>
 <h1>Cams Bio API connector <span id="conn" class="badge" data-k="connectivity"></span></h1>
 <div class="mute">node <span data-k="node"></span> · version <span data-k="version"></span> · pid <span data-k="pid"></span> · since <span data-k="started"></span> · config version <span data-k="config-version"></span> applied <span data-k="config-applied"></span></div>
 <div id="attention"></div>
@@ -121,11 +122,18 @@ let last = null;
 async function tick() {
   try {
     const r = await fetch("/v1/status", { credentials: "same-origin", cache: "no-store", signal: AbortSignal.timeout(5000) });
+    if (r.status === 401) {
+      // Polling on cannot help: only a new address from bioapi status --url opens a new session.
+      $("#expired-at").textContent = last ? last.toLocaleTimeString() : "never"; $("#expired").style.display = "block";
+      $("#stale").style.display = "none"; document.body.dataset.expired = "true";
+      return;
+    }
     if (!r.ok) throw new Error("HTTP " + r.status);
     render(await r.json()); last = new Date(); $("#stale").style.display = "none";
   } catch {
     $("#stale-at").textContent = last ? last.toLocaleTimeString() : "never"; $("#stale").style.display = "block";
-  } finally { setTimeout(tick, 2000); }
+  }
+  setTimeout(tick, 2000);
 }
 tick();
 </script></body></html>`;

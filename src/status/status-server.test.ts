@@ -6,7 +6,7 @@ import { fakeStatus } from "../../test/helpers/fake-status.ts";
 import { silentLogger } from "../core/logger.ts";
 import { ConnectorMetrics, MAX_LABELLED_SOURCES, OTHER_SOURCES } from "./metrics.ts";
 import type { ConnectorStatus } from "./status-api.ts";
-import { StatusServer } from "./status-server.ts";
+import { SESSION_LIFETIME_MS, StatusServer } from "./status-server.ts";
 
 /** Raw HTTP, so the test controls the Host header (fetch would not let it). */
 function get(
@@ -47,6 +47,7 @@ test("the page, the status API and /metrics need the token; the URL's token beco
   assert.equal(redirect.headers.location, "/", "the token leaves the address bar");
   const cookie = String(redirect.headers["set-cookie"]).split(";")[0] as string;
   assert.match(String(redirect.headers["set-cookie"]), /HttpOnly; SameSite=Strict/);
+  assert.equal(String(redirect.headers["set-cookie"]).includes(server.token), false, "the token is never a cookie");
   const page = await get(`${server.url}/`, { cookie });
   assert.equal(page.status, 200);
   assert.match(String(page.headers["content-security-policy"]), /default-src 'none'/);
@@ -128,4 +129,67 @@ test("/metrics parses as Prometheus text; 500 sources stay within the label boun
   const after = parsePrometheusTextFormat(await metrics.text());
   const left = after.flatMap((f) => f.metrics.filter((m) => m.labels?.source === "gate-0"));
   assert.deepEqual(left, []);
+});
+
+test("the page's cookie is a session of its own: not the token, page and status only, gone when it expires", async () => {
+  let now = Date.parse("2026-12-03T09:00:00Z");
+  const clock = { now: () => now };
+  const server = await StatusServer.start({
+    host: "127.0.0.1",
+    port: 0,
+    status: () => fakeStatus(1),
+    logger: silentLogger,
+    metrics: new ConnectorMetrics({ defaultMetrics: false }),
+    clock,
+  });
+  await using _ = Object.assign(server, { [Symbol.asyncDispose]: () => server.close() });
+  const open = async () => {
+    const r = await get(`${server.url}/?token=${server.token}`);
+    assert.equal(r.status, 303);
+    return String(r.headers["set-cookie"]);
+  };
+  const setCookie = await open();
+  const [pair] = setCookie.split(";") as [string];
+  const [name, value] = pair.split("=") as [string, string];
+  assert.equal(name, `bioapi_status_${new URL(server.url).port}`);
+  assert.match(value, /^[A-Za-z0-9_-]{43}$/, "256 random bits");
+  assert.notEqual(value, server.token);
+  assert.match(setCookie, /; HttpOnly; SameSite=Strict; Path=\/; Max-Age=43200$/, "12 h");
+  assert.notEqual((await open()).split(";")[0], pair, "each opening is a new session");
+
+  // The token as a cookie (what earlier versions set) opens nothing.
+  for (const path of ["/", "/v1/status", "/metrics"])
+    assert.equal((await get(`${server.url}${path}`, { cookie: `${name}=${server.token}` })).status, 401, path);
+  assert.equal((await get(`${server.url}/`, { cookie: pair })).status, 200);
+  assert.equal((await get(`${server.url}/v1/status`, { cookie: pair })).status, 200);
+  assert.equal((await get(`${server.url}/metrics`, { cookie: pair })).status, 401, "scrapers send the token");
+
+  now += SESSION_LIFETIME_MS - 1;
+  assert.equal((await get(`${server.url}/v1/status`, { cookie: pair })).status, 200, "alive until its last ms");
+  now += 1;
+  const expired = await get(`${server.url}/v1/status`, { cookie: pair });
+  assert.equal(expired.status, 401);
+  assert.equal((JSON.parse(expired.body) as { error: string }).error, "session_expired");
+  assert.match(String(expired.headers["set-cookie"]), /^bioapi_status_\d+=; .*Max-Age=0$/, "the browser drops it");
+  const page = await get(`${server.url}/`, { cookie: pair });
+  assert.equal(page.status, 401);
+  assert.match(page.body, /session expired\. Open the address printed by `bioapi status --url`/);
+  // The bearer token is untouched by sessions.
+  assert.equal((await get(`${server.url}/v1/status`, { authorization: `Bearer ${server.token}` })).status, 200);
+});
+
+test("sessions are bounded: a loop of page opens keeps the newest 64", async () => {
+  await using server = await serve(() => fakeStatus(0));
+  const cookies: string[] = [];
+  for (let i = 0; i < 65; i++)
+    cookies.push(
+      String((await get(`${server.url}/?token=${server.token}`)).headers["set-cookie"]).split(";")[0] as string,
+    );
+  assert.equal(
+    (await get(`${server.url}/v1/status`, { cookie: cookies[0] as string })).status,
+    401,
+    "the oldest gave way",
+  );
+  assert.equal((await get(`${server.url}/v1/status`, { cookie: cookies[1] as string })).status, 200);
+  assert.equal((await get(`${server.url}/v1/status`, { cookie: cookies[64] as string })).status, 200);
 });

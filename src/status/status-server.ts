@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { type Clock, systemClock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ConnectorMetrics } from "./metrics.ts";
 import type { ConnectorStatus } from "./status-api.ts";
@@ -14,7 +15,16 @@ export interface StatusServerOptions {
   readonly metrics?: ConnectorMetrics;
   /** Default: 32 random bytes, base64url. */
   readonly token?: string;
+  /** How long a browser session opened with the token lasts. Default {@link SESSION_LIFETIME_MS}. */
+  readonly sessionLifetimeMs?: number;
+  /** Decides when sessions expire; injectable so tests can move it. */
+  readonly clock?: Clock;
 }
+
+/** A working day: long enough to keep the page open through a shift, short enough that a copied cookie dies. */
+export const SESSION_LIFETIME_MS = 12 * 60 * 60 * 1000;
+/** Each use of the token opens one; the oldest give way so a loop of page opens cannot grow memory. */
+const MAX_SESSIONS = 64;
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
@@ -27,9 +37,13 @@ const digest = (value: string) => createHash("sha256").update(value, "utf8").dig
 
 /**
  * Loopback-only HTTP (invariant 8): the page at `/`, `GET /v1/status` and `GET /metrics`, all behind one token.
- * The token comes as `Authorization: Bearer`, or once as `/?token=` from the URL `bioapi status --url` prints, which
- * turns into an HttpOnly SameSite=Strict cookie and a redirect so it leaves the address bar and history. The Host
- * header must name loopback, so a web page elsewhere cannot reach this server through DNS rebinding.
+ * The token comes as `Authorization: Bearer`, or once as `/?token=` from the URL `bioapi status --url` prints. That
+ * opens a browser session: a fresh random value, kept here with its expiry, set as an HttpOnly SameSite=Strict cookie,
+ * and a redirect so the token leaves the address bar and history. The token itself is never a cookie: cookies are
+ * not isolated by port, so every other server on this machine's loopback (another user's, on a shared RDP host)
+ * receives them. What such a server can learn is a session that opens only the page and its status document, and
+ * only until it expires. The Host header must name loopback, so a web page elsewhere cannot reach this server
+ * through DNS rebinding.
  */
 export class StatusServer {
   readonly #server: Server;
@@ -49,6 +63,26 @@ export class StatusServer {
     const expected = digest(token);
     // Hashing first gives equal lengths, so the comparison takes the same time whatever the guess.
     const matches = (given: string | undefined) => given !== undefined && timingSafeEqual(digest(given), expected);
+    const clock = options.clock ?? systemClock;
+    const lifetimeMs = options.sessionLifetimeMs ?? SESSION_LIFETIME_MS;
+    // Keyed by the value's digest: a heap dump shows no live cookie, and the lookup compares digests, not guesses.
+    const sessions = new Map<string, number>();
+    const openSession = (): string => {
+      const now = clock.now();
+      for (const [key, expires] of sessions) if (expires <= now) sessions.delete(key);
+      while (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);
+      const value = randomBytes(32).toString("base64url");
+      sessions.set(digest(value).toString("hex"), now + lifetimeMs);
+      return value;
+    };
+    const session = (given: string | undefined): "valid" | "expired" | "none" => {
+      if (given === undefined) return "none";
+      const key = digest(given).toString("hex");
+      const expires = sessions.get(key);
+      if (expires === undefined) return "none";
+      // Kept until the next session opens (pruned there), so every poll of an open page hears "expired".
+      return expires > clock.now() ? "valid" : "expired";
+    };
     let port = 0;
     const cookieName = () => `bioapi_status_${port}`;
     const server = createServer((req, res) => {
@@ -75,25 +109,38 @@ export class StatusServer {
       if (url.pathname === "/" && queryToken !== undefined && matches(queryToken)) {
         res.writeHead(303, {
           location: "/",
-          "set-cookie": `${cookieName()}=${token}; HttpOnly; SameSite=Strict; Path=/`,
+          "set-cookie": `${cookieName()}=${openSession()}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.max(1, Math.ceil(lifetimeMs / 1000))}`,
           "cache-control": "no-store",
           "referrer-policy": "no-referrer",
         });
         res.end();
         return;
       }
-      if (!matches(bearer) && !matches(cookie)) {
+      // A session opens what the page needs, nothing more; /metrics is for scrapers, which send the token.
+      const sessionScope = url.pathname === "/" || url.pathname === "/v1/status";
+      const bySession = sessionScope ? session(cookie) : "none";
+      if (!matches(bearer) && bySession !== "valid") {
+        const expired = bySession === "expired";
+        const again =
+          "Open the address printed by `bioapi status --url` (run it as the service account or an administrator).";
         send(
           res,
           401,
           url.pathname === "/" ? "text/plain; charset=utf-8" : "application/json",
           url.pathname === "/"
-            ? "Open the address printed by `bioapi status --url` (run it as the service account or an administrator).\n"
-            : JSON.stringify({
-                error: "unauthorized",
-                message: "Send Authorization: Bearer <token>; the token is in status.json in the data directory.",
-              }),
-          { "www-authenticate": "Bearer" },
+            ? `${expired ? "This page's session expired. " : ""}${again}\n`
+            : JSON.stringify(
+                expired
+                  ? { error: "session_expired", message: `The page's session expired. ${again}` }
+                  : {
+                      error: "unauthorized",
+                      message: "Send Authorization: Bearer <token>; the token is in status.json in the data directory.",
+                    },
+              ),
+          {
+            "www-authenticate": "Bearer",
+            ...(expired ? { "set-cookie": `${cookieName()}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` } : {}),
+          },
         );
         return;
       }
