@@ -94,6 +94,9 @@ test("status page in Chromium matches the status API; cloud nodes page; no secre
     });
     await page.goto(pageUrl);
     assert.equal(page.url(), `${endpoint.url}/`, "the token left the address bar");
+    const cookies = await browser.cookies(endpoint.url);
+    assert.equal(cookies.length, 1);
+    assert.notEqual(cookies[0]?.value, endpoint.token, "the page's cookie is a session, not the bearer token");
     await page.waitForSelector("body[data-loaded=true]", { timeout: 10_000 });
     // Wait for a render of the settled state: the drift and the error are reported after the first polls.
     await page.waitForFunction(
