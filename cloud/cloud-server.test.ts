@@ -649,3 +649,40 @@ test("ingest keeps up: 20,000 gzip punches in batches of 1,000", async (t) => {
   assert.equal(cloud.stats(node.nodeId).total, 20_000);
   t.diagnostic(`${Math.round(20_000 / seconds)} punches/s`);
 });
+
+/** Raw HTTP, so the test sets the Host header (fetch would not let it). */
+function getWithHost(url: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { host }, timeout: 5000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        body += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+test("the nodes page answers to loopback host names only: a rebound name is refused", async (t) => {
+  const cloud = await cloudFor(t);
+  cloud.addNode();
+  const port = cloud.port;
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`]) {
+    const ok = await getWithHost(`${cloud.url}/nodes`, host);
+    assert.equal(ok.status, 200, host);
+    assert.match(ok.body, /<table/);
+  }
+  // DNS rebinding: a page at evil.example, re-pointed at 127.0.0.1, sends its own name; so would a wrong port.
+  for (const host of [`evil.example:${port}`, "evil.example", `127.0.0.1:${port + 1}`]) {
+    const refused = await getWithHost(`${cloud.url}/nodes`, host);
+    assert.equal(refused.status, 421, host);
+    const body = JSON.parse(refused.body) as { error: string; message: string };
+    assert.equal(body.error, "misdirected");
+    assert.match(body.message, new RegExp(`open http://127\\.0\\.0\\.1:${port}/nodes`));
+    assert.doesNotMatch(refused.body, /<table/, "nothing of the page");
+  }
+});

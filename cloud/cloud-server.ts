@@ -440,7 +440,10 @@ class Cloud implements CloudServer {
 
   /**
    * The operator's view of every node. It lists node ids, sources and errors, so only a browser on the cloud's own
-   * machine may see it; a real cloud puts this behind its login.
+   * machine may see it; a real cloud puts this behind its login. A loopback peer is not enough: a web page whose
+   * name an attacker re-points at 127.0.0.1 (DNS rebinding) runs in that very browser, and could read the page as
+   * its own origin. Its requests carry its own name as Host, so the Host must be a loopback name or the configured
+   * host, with the cloud's port.
    */
   #nodesPage(req: IncomingMessage, res: ServerResponse): void {
     const from = req.socket.remoteAddress ?? "";
@@ -449,6 +452,21 @@ class Cloud implements CloudServer {
         403,
         "forbidden",
         "the nodes page is served to loopback only; open it on the cloud's machine",
+      );
+    }
+    const host = (req.headers.host ?? "").toLowerCase();
+    const names = new Set([
+      "127.0.0.1",
+      "localhost",
+      "[::1]",
+      this.#host.includes(":") ? `[${this.#host}]` : this.#host,
+    ]);
+    const hosts = new Set([...names].flatMap((n) => [`${n}:${this.#port}`, ...(this.#port === 80 ? [n] : [])]));
+    if (!hosts.has(host)) {
+      throw new HttpError(
+        421,
+        "misdirected",
+        `the nodes page answers to ${[...names].join(", ")} on port ${this.#port} only, not to the host name ${JSON.stringify(host)}; open ${this.url}/nodes`,
       );
     }
     const rows = this.#store.nodes().map((n) => ({ ...n, punches: this.#store.count(n.nodeId) }));
