@@ -77,9 +77,10 @@ async function createTemp(dir: string, name: string, mode: number): Promise<{ ha
 }
 
 /**
- * Makes the rename durable. Windows cannot open a directory as a file (EISDIR/EPERM), and NTFS journals the rename's
- * metadata itself, so there is nothing to call there. A file system that cannot fsync a directory (EINVAL: some
- * network and FUSE mounts) has already done all it can once the rename returned.
+ * Makes the rename durable. Skipped on Windows: Node cannot open a directory there (EISDIR; that needs
+ * FILE_FLAG_BACKUP_SEMANTICS), so there is no handle to flush, and NTFS's metadata journal already keeps the rename
+ * all-or-nothing across a crash. A file system that cannot fsync a directory (EINVAL: some network and FUSE mounts)
+ * has done all it can once the rename returned.
  */
 async function syncDirectory(dir: string): Promise<void> {
   if (process.platform === "win32") return;
