@@ -15,8 +15,6 @@ export interface StatusServerOptions {
   readonly metrics?: ConnectorMetrics;
   /** Default: 32 random bytes, base64url. */
   readonly token?: string;
-  /** How long a browser session opened with the token lasts. Default {@link SESSION_LIFETIME_MS}. */
-  readonly sessionLifetimeMs?: number;
   /** Decides when sessions expire; injectable so tests can move it. */
   readonly clock?: Clock;
 }
@@ -64,15 +62,14 @@ export class StatusServer {
     // Hashing first gives equal lengths, so the comparison takes the same time whatever the guess.
     const matches = (given: string | undefined) => given !== undefined && timingSafeEqual(digest(given), expected);
     const clock = options.clock ?? systemClock;
-    const lifetimeMs = options.sessionLifetimeMs ?? SESSION_LIFETIME_MS;
-    // Keyed by the value's digest: a heap dump shows no live cookie, and the lookup compares digests, not guesses.
+    // Keyed by the value's digest: a heap dump shows no live cookie, and a lookup's timing tells nothing of the value.
     const sessions = new Map<string, number>();
     const openSession = (): string => {
       const now = clock.now();
       for (const [key, expires] of sessions) if (expires <= now) sessions.delete(key);
       while (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);
       const value = randomBytes(32).toString("base64url");
-      sessions.set(digest(value).toString("hex"), now + lifetimeMs);
+      sessions.set(digest(value).toString("hex"), now + SESSION_LIFETIME_MS);
       return value;
     };
     const session = (given: string | undefined): "valid" | "expired" | "none" => {
@@ -109,7 +106,7 @@ export class StatusServer {
       if (url.pathname === "/" && queryToken !== undefined && matches(queryToken)) {
         res.writeHead(303, {
           location: "/",
-          "set-cookie": `${cookieName()}=${openSession()}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.max(1, Math.ceil(lifetimeMs / 1000))}`,
+          "set-cookie": `${cookieName()}=${openSession()}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_LIFETIME_MS / 1000}`,
           "cache-control": "no-store",
           "referrer-policy": "no-referrer",
         });
