@@ -5,10 +5,10 @@ import { DpapiKeyProtector } from "../secrets/dpapi.ts";
 import { EnvelopeSecretStore } from "../secrets/envelope-secret-store.ts";
 import { RegistryEnvelopeStorage } from "../secrets/envelope-storage.ts";
 import { KeyFileProtector } from "../secrets/key-file-protector.ts";
-import { RegExeRegistry, secureRegistryKey } from "../secrets/registry.ts";
+import { Win32Registry } from "../secrets/registry.ts";
 import type { SecretStore } from "../secrets/secret-store.ts";
 import { SystemdCredsProtector, systemdCredsAvailable } from "../secrets/systemd-creds-protector.ts";
-import { execTool } from "../service/exec.ts";
+import { KoffiRegistryApi } from "../service/windows/koffi-registry-api.ts";
 import { KoffiDpapi } from "../service/windows/win32.ts";
 
 /** The files of a connector's data directory. Nothing in it holds a secret in plaintext. */
@@ -43,6 +43,11 @@ export function ensureDataDir(root: string): DataDirLayout {
 /** Where Windows keeps the connector's secrets: one REG_BINARY value under an administrators-only key. */
 export const WINDOWS_SECRETS_KEY = "HKLM\\SOFTWARE\\CamsBioApi";
 export const WINDOWS_SECRETS_VALUE = "Secrets";
+/**
+ * The data-key generation Windows requires. 2: the first data key that never crossed reg.exe's command line (versions
+ * before it wrote the envelope through reg.exe, so process-creation audit logs may hold the old wrapped key).
+ */
+export const WINDOWS_KEY_GENERATION = 2;
 
 export const SECRET_BACKENDS = ["auto", "key-file", "systemd-creds", "dpapi-registry"] as const;
 export type SecretBackend = (typeof SECRET_BACKENDS)[number];
@@ -70,10 +75,13 @@ export function openSecretStore(layout: DataDirLayout, env: NodeJS.ProcessEnv = 
   switch (backend) {
     case "dpapi-registry":
       return new EnvelopeSecretStore(
-        new RegistryEnvelopeStorage(new RegExeRegistry(execTool), WINDOWS_SECRETS_KEY, WINDOWS_SECRETS_VALUE, () =>
-          secureRegistryKey(execTool, WINDOWS_SECRETS_KEY),
+        new RegistryEnvelopeStorage(
+          new Win32Registry(new KoffiRegistryApi()),
+          WINDOWS_SECRETS_KEY,
+          WINDOWS_SECRETS_VALUE,
         ),
         new DpapiKeyProtector(new KoffiDpapi()),
+        { keyGeneration: WINDOWS_KEY_GENERATION },
       );
     case "systemd-creds":
       return new EnvelopeSecretStore(layout.secrets, new SystemdCredsProtector({ env }));

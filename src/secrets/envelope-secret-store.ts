@@ -9,8 +9,24 @@ interface EnvelopeFile {
   readonly v: 1;
   readonly protector: string;
   readonly wrappedKey: string;
+  /**
+   * How many times a forced rotation has replaced the data key; absent means 1 (documents from before the field).
+   * Older versions ignore the field, so a downgrade still reads the document.
+   */
+  readonly keyGeneration?: number;
   readonly entries: Record<string, string>;
 }
+
+export interface EnvelopeSecretStoreOptions {
+  /**
+   * The data-key generation this build requires. A document below it is re-encrypted under a fresh data key on the
+   * first use of the store, before anything else is read or written. Windows sets it because envelopes written by
+   * earlier versions went through reg.exe's command line, where process-creation auditing may have recorded them.
+   */
+  readonly keyGeneration?: number;
+}
+
+const generationOf = (file: EnvelopeFile): number => file.keyGeneration ?? 1;
 
 /**
  * Envelope encryption in one document (a file, or a registry value on Windows): each secret is sealed with a random data key (AES-256-GCM, the secret's name as
@@ -20,12 +36,15 @@ interface EnvelopeFile {
 export class EnvelopeSecretStore implements SecretStore {
   readonly #storage: EnvelopeStorage;
   readonly #protector: KeyProtector;
+  readonly #keyGeneration: number | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  #upgraded: Promise<void> | undefined;
 
   /** A path means a file beside the data (Linux, development); Windows passes the registry storage. */
-  constructor(storage: string | EnvelopeStorage, protector: KeyProtector) {
+  constructor(storage: string | EnvelopeStorage, protector: KeyProtector, options: EnvelopeSecretStoreOptions = {}) {
     this.#storage = typeof storage === "string" ? new FileEnvelopeStorage(storage) : storage;
     this.#protector = protector;
+    this.#keyGeneration = options.keyGeneration;
   }
 
   get backend(): string {
@@ -67,7 +86,44 @@ export class EnvelopeSecretStore implements SecretStore {
     return next;
   }
 
+  /**
+   * Once per store: a document below the required key generation gets a fresh data key first. A failure (say, a
+   * non-elevated prompt that may read but not write) is thrown to the caller and retried on the next call.
+   */
+  #upgrade(): Promise<void> {
+    const target = this.#keyGeneration;
+    if (target === undefined) return Promise.resolve();
+    this.#upgraded ??= this.#exclusive(async () => {
+      const file = await this.#read();
+      if (file && generationOf(file) < target) await this.#write(await this.#rotated(file, target));
+    }).catch((error: unknown) => {
+      this.#upgraded = undefined;
+      throw error;
+    });
+    return this.#upgraded;
+  }
+
+  /** Every entry re-sealed under a fresh data key; the old wrapped key is not kept anywhere. */
+  async #rotated(file: EnvelopeFile, generation: number): Promise<EnvelopeFile> {
+    const oldKey = await this.#dataKey(file);
+    const newKey = randomBytes(32);
+    const entries: Record<string, string> = {};
+    for (const [name, blob] of Object.entries(file.entries)) {
+      const aad = `cams-bioapi/secret\n${name}`;
+      entries[name] = seal(newKey, open(oldKey, Buffer.from(blob, "base64"), aad, `secret "${name}"`), aad).toString(
+        "base64",
+      );
+    }
+    return {
+      ...file,
+      wrappedKey: (await this.#protector.protect(newKey)).toString("base64"),
+      keyGeneration: generation,
+      entries,
+    };
+  }
+
   async get(name: string): Promise<Buffer | undefined> {
+    await this.#upgrade();
     const file = await this.#read();
     const entry = file?.entries[name];
     if (!file || entry === undefined) return undefined;
@@ -79,7 +135,8 @@ export class EnvelopeSecretStore implements SecretStore {
     );
   }
 
-  set(name: string, value: Uint8Array): Promise<void> {
+  async set(name: string, value: Uint8Array): Promise<void> {
+    await this.#upgrade();
     return this.#exclusive(async () => {
       let file = await this.#read();
       if (!file) {
@@ -89,6 +146,7 @@ export class EnvelopeSecretStore implements SecretStore {
           v: 1,
           protector: this.#protector.name,
           wrappedKey: (await this.#protector.protect(dataKey)).toString("base64"),
+          ...(this.#keyGeneration !== undefined ? { keyGeneration: this.#keyGeneration } : {}),
           entries: {},
         };
       }
@@ -98,7 +156,8 @@ export class EnvelopeSecretStore implements SecretStore {
     });
   }
 
-  delete(name: string): Promise<void> {
+  async delete(name: string): Promise<void> {
+    await this.#upgrade();
     return this.#exclusive(async () => {
       const file = await this.#read();
       if (!file || !(name in file.entries)) return;
@@ -108,20 +167,12 @@ export class EnvelopeSecretStore implements SecretStore {
   }
 
   /** Re-encrypts every secret under a fresh data key (key rotation); the old wrapped key is gone afterwards. */
-  rotate(): Promise<void> {
+  async rotate(): Promise<void> {
+    await this.#upgrade();
     return this.#exclusive(async () => {
       const file = await this.#read();
       if (!file) return;
-      const oldKey = await this.#dataKey(file);
-      const newKey = randomBytes(32);
-      const entries: Record<string, string> = {};
-      for (const [name, blob] of Object.entries(file.entries)) {
-        const aad = `cams-bioapi/secret\n${name}`;
-        entries[name] = seal(newKey, open(oldKey, Buffer.from(blob, "base64"), aad, `secret "${name}"`), aad).toString(
-          "base64",
-        );
-      }
-      await this.#write({ ...file, wrappedKey: (await this.#protector.protect(newKey)).toString("base64"), entries });
+      await this.#write(await this.#rotated(file, Math.max(generationOf(file), this.#keyGeneration ?? 1)));
     });
   }
 }

@@ -33,22 +33,21 @@ export class FileEnvelopeStorage implements EnvelopeStorage {
 }
 
 /**
- * One REG_BINARY value under an HKLM key whose ACL admits only SYSTEM and Administrators. A registry value write
- * is atomic, so no temp-and-rename dance is needed. `ensureKey` creates the key with that ACL before the first write.
+ * One REG_BINARY value under an HKLM key whose owner and access list admit only SYSTEM and Administrators. A
+ * registry value write is atomic, so no temp-and-rename dance is needed. The key is created and its access list set
+ * once per process, before the first write.
  */
 export class RegistryEnvelopeStorage implements EnvelopeStorage {
   readonly where: string;
   readonly #registry: RegistryPort;
   readonly #key: string;
   readonly #value: string;
-  readonly #ensureKey: () => Promise<void>;
   #keyReady = false;
 
-  constructor(registry: RegistryPort, key: string, value: string, ensureKey: () => Promise<void>) {
+  constructor(registry: RegistryPort, key: string, value: string) {
     this.#registry = registry;
     this.#key = key;
     this.#value = value;
-    this.#ensureKey = ensureKey;
     this.where = `${key}\\${value}`;
   }
 
@@ -58,10 +57,10 @@ export class RegistryEnvelopeStorage implements EnvelopeStorage {
 
   async write(text: string): Promise<void> {
     if (!this.#keyReady) {
-      await this.#ensureKey();
+      await this.#registry.secureKey(this.#key);
       this.#keyReady = true;
     }
-    // Compact JSON: reg.exe carries it as hex on a command line of limited length.
+    // Compact JSON: registry values are meant to stay small (the envelope is about 1 KB).
     await this.#registry.setBinary(this.#key, this.#value, Buffer.from(JSON.stringify(JSON.parse(text)), "utf8"));
   }
 }

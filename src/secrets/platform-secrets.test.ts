@@ -2,71 +2,23 @@ import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { FakeWindows } from "../../test/helpers/fake-windows.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
+import { WINDOWS_KEY_GENERATION } from "../app/data-dir.ts";
 import { execTool } from "../service/exec.ts";
+import { secureKeyScript } from "../service/windows/secure-key-script.ts";
 import { APP_ENTROPY, DpapiKeyProtector, FakeDpapi } from "./dpapi.ts";
+import { open } from "./envelope.ts";
 import { EnvelopeSecretStore } from "./envelope-secret-store.ts";
 import { RegistryEnvelopeStorage } from "./envelope-storage.ts";
-import {
-  parseRegQuery,
-  REG_EXE_MAX_BYTES,
-  RegExeRegistry,
-  regArgs,
-  secureKeyScript,
-  secureRegistryKey,
-} from "./registry.ts";
+import { MemoryRegistryApi } from "./memory-registry-api.ts";
+import { Win32Registry } from "./registry.ts";
+import { SECRETS_KEY_SDDL } from "./registry-api.ts";
 import { CREDENTIAL_NAME, SystemdCredsProtector } from "./systemd-creds-protector.ts";
 
-const fixture = (name: string) => readFile(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
 const KEY = "HKLM\\SOFTWARE\\CamsBioApi";
 
-describe("reg.exe", () => {
-  test("argument builder: 64-bit view, REG_BINARY as upper-case hex, no prompt", () => {
-    assert.deepEqual(regArgs.add(KEY, "Secrets", Buffer.from([0x7b, 0x0a, 0xff])), [
-      "add",
-      KEY,
-      "/v",
-      "Secrets",
-      "/t",
-      "REG_BINARY",
-      "/d",
-      "7B0AFF",
-      "/f",
-      "/reg:64",
-    ]);
-    assert.deepEqual(regArgs.query(KEY, "Secrets"), ["query", KEY, "/v", "Secrets", "/reg:64"]);
-    assert.deepEqual(regArgs.deleteValue(KEY, "Secrets"), ["delete", KEY, "/v", "Secrets", "/f", "/reg:64"]);
-  });
-
-  test("output parser against fixtures: binary, string, empty, other names", async () => {
-    assert.deepEqual(parseRegQuery(await fixture("reg-query-binary.txt"), "Secrets"), {
-      type: "REG_BINARY",
-      data: "7B2276223A317D",
-    });
-    assert.deepEqual(parseRegQuery(await fixture("reg-query-string.txt"), "secrets"), {
-      type: "REG_SZ",
-      data: "hello world",
-    });
-    assert.deepEqual(parseRegQuery(await fixture("reg-query-empty.txt"), "Empty"), { type: "REG_BINARY", data: "" });
-    assert.equal(parseRegQuery(await fixture("reg-query-binary.txt"), "Other"), undefined);
-  });
-
-  test("missing value is undefined; access denied names elevation; wrong type and oversize are refused", async () => {
-    const win = new FakeWindows();
-    const reg = new RegExeRegistry(win.exec);
-    assert.equal(await reg.getBinary(KEY, "Secrets"), undefined);
-    await reg.setBinary(KEY, "Secrets", Buffer.from('{"v":1}'));
-    assert.equal((await reg.getBinary(KEY, "Secrets"))?.toString(), '{"v":1}');
-    win.values.set(`${KEY.toUpperCase()}\\SZ`, { type: "REG_SZ", data: "x" });
-    await assert.rejects(reg.getBinary(KEY, "SZ"), { code: "SECRET_CORRUPT", message: /expected REG_BINARY/ });
-    await assert.rejects(reg.setBinary(KEY, "Big", Buffer.alloc(REG_EXE_MAX_BYTES + 1)), /too large for reg\.exe/);
-    win.denied.add(KEY);
-    await assert.rejects(reg.getBinary(KEY, "Secrets"), { code: "SECRET_ACCESS", message: /Run as administrator/ });
-    await assert.rejects(reg.setBinary(KEY, "Secrets", Buffer.from("x")), { code: "SECRET_ACCESS" });
-  });
-
-  test("the ACL script admits only SYSTEM and Administrators by SID, inheritance off", () => {
+describe("installer ACL script", () => {
+  test("admits only SYSTEM and Administrators by SID, inheritance off", () => {
     const script = secureKeyScript(KEY);
     assert.match(script, /\$path = 'HKLM:\\SOFTWARE\\CamsBioApi'/);
     assert.match(script, /SetAccessRuleProtection\(\$true, \$false\)/);
@@ -78,35 +30,95 @@ describe("reg.exe", () => {
 describe("Windows secret store (registry + DPAPI) on fakes", () => {
   const SECRET = "node-secret-that-must-never-appear";
 
-  function store(win: FakeWindows, dpapi = new FakeDpapi()) {
+  function store(
+    api: MemoryRegistryApi,
+    dpapi = new FakeDpapi(),
+    keyGeneration: number | null = WINDOWS_KEY_GENERATION,
+  ) {
     return new EnvelopeSecretStore(
-      new RegistryEnvelopeStorage(new RegExeRegistry(win.exec), KEY, "Secrets", () => secureRegistryKey(win.exec, KEY)),
+      new RegistryEnvelopeStorage(new Win32Registry(api), KEY, "Secrets"),
       new DpapiKeyProtector(dpapi),
+      keyGeneration === null ? {} : { keyGeneration },
     );
   }
 
-  test("the key is secured once before the first write; argv and the registry hold only ciphertext", async () => {
-    const win = new FakeWindows();
-    const s = store(win);
+  const stored = (api: MemoryRegistryApi) => {
+    return api.query("SOFTWARE\\CamsBioApi", "Secrets").then((r) => {
+      assert.ok(r.ok);
+      return JSON.parse(r.value.data.toString("utf8"));
+    });
+  };
+
+  test("the key gets the administrators-only SDDL once, before the first write; the value holds only ciphertext", async () => {
+    const api = new MemoryRegistryApi();
+    const s = store(api);
     await s.set("enrollment", Buffer.from(SECRET));
     await s.set("other", Buffer.from("x"));
-    assert.deepEqual([...win.securedKeys], [KEY]);
-    assert.equal(win.calls.filter((c) => c.file === "powershell.exe").length, 1);
-    const everything = JSON.stringify(win.calls) + JSON.stringify([...win.values.values()]);
+    assert.equal(api.calls.filter((c) => c.op === "createKey").length, 1);
+    assert.equal(api.sddlOf("SOFTWARE\\CamsBioApi"), SECRETS_KEY_SDDL);
+    const r = await api.query("SOFTWARE\\CamsBioApi", "Secrets");
+    assert.ok(r.ok);
+    const raw = r.value.data.toString("latin1");
     for (const spelling of [SECRET, Buffer.from(SECRET).toString("hex"), Buffer.from(SECRET).toString("base64")])
-      assert.equal(everything.toUpperCase().includes(spelling.toUpperCase()), false, spelling);
+      assert.equal(raw.toUpperCase().includes(spelling.toUpperCase()), false, spelling);
     assert.equal((await s.get("enrollment"))?.toString(), SECRET);
-    const doc = JSON.parse(Buffer.from(win.values.get(`${KEY.toUpperCase()}\\SECRETS`)?.data ?? "", "hex").toString());
+    const doc = await stored(api);
     assert.equal(doc.protector, "dpapi-machine");
+    assert.equal(doc.keyGeneration, WINDOWS_KEY_GENERATION, "a new envelope is born at the current generation");
   });
 
   test("a registry value restored on another machine does not open (DPAPI is machine-bound)", async () => {
-    const win = new FakeWindows();
-    await store(win).set("enrollment", Buffer.from(SECRET));
-    await assert.rejects(store(win, new FakeDpapi()).get("enrollment"), {
+    const api = new MemoryRegistryApi();
+    await store(api).set("enrollment", Buffer.from(SECRET));
+    await assert.rejects(store(api, new FakeDpapi()).get("enrollment"), {
       code: "SECRET_CORRUPT",
       message: /DPAPI could not unwrap.*enroll here again/,
     });
+  });
+
+  test("first start after the upgrade: a generation-1 envelope gets a fresh data key; the old one opens nothing new", async () => {
+    const api = new MemoryRegistryApi();
+    const dpapi = new FakeDpapi();
+    // null: no required generation, as in a version before the fix. What it wrote is what process-creation auditing
+    // recorded from reg.exe's command line.
+    await store(api, dpapi, null).set("enrollment", Buffer.from(SECRET));
+    await store(api, dpapi, null).set("other", Buffer.from("x"));
+    const captured = await stored(api);
+    assert.equal(captured.keyGeneration, undefined);
+
+    const upgraded = store(api, dpapi);
+    assert.equal((await upgraded.get("enrollment"))?.toString(), SECRET, "secrets still read after the rotation");
+    assert.equal((await upgraded.get("other"))?.toString(), "x");
+    const now = await stored(api);
+    assert.equal(now.keyGeneration, WINDOWS_KEY_GENERATION);
+    assert.notEqual(now.wrappedKey, captured.wrappedKey);
+    assert.notEqual(now.entries.enrollment, captured.entries.enrollment);
+
+    // Whoever holds the captured envelope can unwrap its data key (machine-scope DPAPI), but that key opens none of
+    // today's entries.
+    const oldKey = await dpapi.unprotect(Buffer.from(captured.wrappedKey, "base64"), APP_ENTROPY);
+    for (const name of ["enrollment", "other"]) {
+      assert.throws(() => open(oldKey, Buffer.from(now.entries[name], "base64"), `cams-bioapi/secret\n${name}`, name), {
+        code: "SECRET_CORRUPT",
+      });
+    }
+
+    // Once only: later starts (new store instances) leave the data key alone.
+    await store(api, dpapi).get("enrollment");
+    await store(api, dpapi).set("third", Buffer.from("3"));
+    assert.equal((await stored(api)).wrappedKey, now.wrappedKey);
+  });
+
+  test("an upgrade that cannot write (not elevated) fails clearly and is tried again on the next call", async () => {
+    const api = new MemoryRegistryApi();
+    const dpapi = new FakeDpapi();
+    await store(api, dpapi, null).set("enrollment", Buffer.from(SECRET));
+    const upgraded = store(api, dpapi);
+    api.failNext("setBinary", 5);
+    await assert.rejects(upgraded.get("enrollment"), { code: "SECRET_ACCESS", message: /Run as administrator/ });
+    assert.equal((await stored(api)).keyGeneration, undefined);
+    assert.equal((await upgraded.get("enrollment"))?.toString(), SECRET);
+    assert.equal((await stored(api)).keyGeneration, WINDOWS_KEY_GENERATION);
   });
 
   test("DPAPI port contract: round trip, entropy bound, tamper evident", async () => {

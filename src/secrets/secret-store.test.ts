@@ -2,16 +2,17 @@ import assert from "node:assert/strict";
 import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { FakeWindows } from "../../test/helpers/fake-windows.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { execTool } from "../service/exec.ts";
+import { KoffiRegistryApi } from "../service/windows/koffi-registry-api.ts";
 import { KoffiDpapi } from "../service/windows/win32.ts";
 import { DpapiKeyProtector, FakeDpapi } from "./dpapi.ts";
 import { EnvelopeSecretStore } from "./envelope-secret-store.ts";
 import { RegistryEnvelopeStorage } from "./envelope-storage.ts";
 import { KeyFileProtector, MemoryKeyProtector } from "./key-file-protector.ts";
+import { MemoryRegistryApi } from "./memory-registry-api.ts";
 import { MemorySecretStore } from "./memory-secret-store.ts";
-import { RegExeRegistry, secureRegistryKey } from "./registry.ts";
+import { Win32Registry } from "./registry.ts";
 import type { SecretStore } from "./secret-store.ts";
 import { SystemdCredsProtector } from "./systemd-creds-protector.ts";
 
@@ -22,14 +23,17 @@ function credsEnv(dir: string): NodeJS.ProcessEnv {
   return { ...process.env, SYSTEMD_CREDENTIAL_SECRET: join(dir, "host.secret") };
 }
 
-/** Windows: the same store over the real Win32 calls when on Windows, else over the fakes of reg.exe and DPAPI. */
+/** Windows: the same store over the real Win32 calls when on Windows, else over the in-memory registry and DPAPI. */
 function windowsStore(dir: string, real = process.platform === "win32"): SecretStore {
   const key = `HKLM\\SOFTWARE\\CamsBioApiTest\\${dir.replace(/[^A-Za-z0-9]/g, "").slice(-12)}`;
-  const fake = new FakeWindows();
-  const exec = real ? execTool : fake.exec;
   return new EnvelopeSecretStore(
-    new RegistryEnvelopeStorage(new RegExeRegistry(exec), key, "Secrets", () => secureRegistryKey(exec, key)),
+    new RegistryEnvelopeStorage(
+      new Win32Registry(real ? new KoffiRegistryApi() : new MemoryRegistryApi()),
+      key,
+      "Secrets",
+    ),
     new DpapiKeyProtector(real ? new KoffiDpapi() : new FakeDpapi()),
+    { keyGeneration: 2 },
   );
 }
 
@@ -38,8 +42,9 @@ const backends: Record<string, (dir: string) => SecretStore> = {
   "envelope+key-file": (dir) =>
     new EnvelopeSecretStore(join(dir, "secrets.json"), new KeyFileProtector(join(dir, "master.key"))),
   "envelope+memory": (dir) => new EnvelopeSecretStore(join(dir, "secrets.json"), new MemoryKeyProtector()),
-  [process.platform === "win32" ? "registry+dpapi (Windows)" : "registry+dpapi (fake reg.exe, fake DPAPI)"]: (dir) =>
-    windowsStore(dir),
+  [process.platform === "win32" ? "registry+dpapi (Windows)" : "registry+dpapi (in-memory registry, fake DPAPI)"]: (
+    dir,
+  ) => windowsStore(dir),
   ...(hasSystemdCreds
     ? {
         "envelope+systemd-creds": (dir: string) =>

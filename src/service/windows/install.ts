@@ -1,7 +1,7 @@
 import { win32 } from "node:path";
-import { POWERSHELL_ARGS, secureKeyScript } from "../../secrets/registry.ts";
 import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "./connector-service.ts";
 import { binPath, type ServiceDefinition, sc, WIN32 } from "./sc.ts";
+import { POWERSHELL_ARGS, secureKeyScript } from "./secure-key-script.ts";
 
 export interface Step {
   readonly file: string;
