@@ -435,7 +435,7 @@ fi
 # they run the same code as `bioapi run` above.
 if [ "$STANDIN_LIVE" = 1 ]; then
   if [ -s "$REG_LOG" ]; then
-    record "no reg.exe" FAILED "the stand-in reg.exe was called: $(head -c 300 "$REG_LOG" | tr -d '\r')"
+    record "no reg.exe" FAILED "the stand-in reg.exe was called: $(wc -l <"$REG_LOG") call(s), first: $(head -n 1 "$REG_LOG" | tr -d '\r' | cut -c1-240)"
   else
     record "no reg.exe" proved "the stand-in reg.exe, first on the search path of every bioapi step, was never called (enroll, doctor ×4, restart read-back, run's rotation, service commands)"
   fi

@@ -4,8 +4,8 @@ import type { ScmPort } from "./service-host.ts";
 import type { ServiceStatusReport } from "./service-state.ts";
 
 /*
- * The Win32 calls, through koffi (prebuilt N-API module; no compiler on the build machine). Only this file knows
- * about FFI types; everything it feeds is tested on Linux through the ports. Verified under Wine only by the
+ * The Win32 calls, through koffi (prebuilt N-API module; no compiler on the build machine). Only this file and
+ * koffi-registry-api.ts know about FFI types; everything they feed is tested on Linux through the ports. Verified under Wine only by the
  * research spike; see docs/operations.md for what still needs a real Windows machine.
  */
 
