@@ -4,7 +4,7 @@ import { type ConnectorConfig, connectorConfigSchema, type SourceConfig } from "
 import { Notifier, sleep } from "../core/abort.ts";
 import { atomicWrite } from "../core/atomic-write.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
-import { BioError } from "../core/errors.ts";
+import { BioError, isDiskFullError } from "../core/errors.ts";
 import type { Logger, Redactor } from "../core/logger.ts";
 import { spawnTask, type TaskHandle } from "../core/task.ts";
 import { VERSION } from "../core/version.ts";
@@ -23,6 +23,7 @@ import { attention, type SourceLimits } from "../status/attention.ts";
 import { ConnectorMetrics } from "../status/metrics.ts";
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
 import { newStatusToken, StatusServer } from "../status/status-server.ts";
+import { DiskSpace } from "../store/disk-space.ts";
 import { InstanceLock } from "../store/instance-lock.ts";
 import { Store } from "../store/store.ts";
 import { Connectivity } from "../supervisor/connectivity.ts";
@@ -83,6 +84,7 @@ export class Connector {
   readonly #metrics: ConnectorMetrics;
   readonly #lock: InstanceLock;
   readonly #deliveredBySource: Map<string, number>;
+  readonly #space: DiskSpace;
   #applying: Promise<void> = Promise.resolve();
   #stopped = false;
 
@@ -101,7 +103,9 @@ export class Connector {
     metrics: ConnectorMetrics;
     lock: InstanceLock;
     deliveredBySource: Map<string, number>;
+    space: DiskSpace;
   }) {
+    this.#space = args.space;
     this.#metrics = args.metrics;
     this.#lock = args.lock;
     this.#deliveredBySource = args.deliveredBySource;
@@ -122,24 +126,42 @@ export class Connector {
 
   static async start(options: ConnectorOptions): Promise<Connector> {
     const layout = ensureDataDir(options.dataDir);
-    // Before anything in the directory is read or written: a second connector must leave the first one's store,
-    // status.json and health channel alone.
-    const lock = InstanceLock.acquire(layout.root, "run");
+    const space = new DiskSpace({
+      dir: layout.root,
+      clock: options.clock ?? systemClock,
+      logger: options.logger.child("disk"),
+    });
+    // A start on a full disk ends in one line that says so, before anything is written or logged.
+    const refused = space.tryWrite();
+    if (isDiskFullError(refused)) throw space.startError(refused);
     try {
-      return await Connector.#start(options, layout, lock);
+      // Before anything in the directory is read or written: a second connector must leave the first one's store,
+      // status.json and health channel alone.
+      const lock = InstanceLock.acquire(layout.root, "run");
+      try {
+        return await Connector.#start(options, layout, lock, space);
+      } catch (error) {
+        lock.release();
+        throw error;
+      }
     } catch (error) {
-      lock.release();
-      throw error;
+      // The disk filled between the probe and a write of the start (status.json, the store, the lock's label).
+      throw isDiskFullError(error) ? space.startError(error) : error;
     }
   }
 
-  static async #start(options: ConnectorOptions, layout: DataDirLayout, lock: InstanceLock): Promise<Connector> {
+  static async #start(
+    options: ConnectorOptions,
+    layout: DataDirLayout,
+    lock: InstanceLock,
+    space: DiskSpace,
+  ): Promise<Connector> {
     const clock = options.clock ?? systemClock;
     const logger = options.logger;
     const enrollment = await loadEnrollment(options.secrets);
     options.redactor.add(enrollment.nodeSecret);
     const keys = deriveNodeKeys(enrollment.nodeSecret);
-    const store = Store.open(layout.store, { clock });
+    const store = Store.open(layout.store, { clock, space });
     const client = new CloudClient({ baseUrl: enrollment.cloudUrl, nodeId: enrollment.nodeId, keys, clock });
     const outboxChanged = new Notifier();
     const metrics = new ConnectorMetrics({ now: () => clock.now() });
@@ -156,6 +178,8 @@ export class Connector {
     });
     const gate: ActivityGate = {
       blockedBy: () => {
+        // Nothing read could be committed; what is not read stays safe in the device or database.
+        if (space.isFull) return "paused";
         const { connectivity: c, outbox } = config();
         if (!connectivity.isOnline && c.policy === "pause") return "paused";
         return store.depth >= (connectivity.isOnline ? outbox.highWater : outbox.maxDepth) ? "throttled" : null;
@@ -182,6 +206,7 @@ export class Connector {
     });
     const shipper = new Shipper({
       store,
+      space,
       sink,
       connectivity,
       clock,
@@ -225,11 +250,13 @@ export class Connector {
       metrics,
       lock,
       deliveredBySource,
+      space,
     });
     try {
       await connector.#run(client, options);
     } catch (error) {
-      await connector.stop();
+      // Not "Connector stopped.": it never started, and the caller reports why.
+      await connector.#shutdown(10_000, false);
       throw error;
     }
     return connector;
@@ -272,6 +299,7 @@ export class Connector {
     const spawn = (name: string, loop: (s: AbortSignal) => Promise<void>) =>
       this.#tasks.push(spawnTask(name, loop, { logger: logger.child(name), signal }));
     spawn("connectivity", (s) => this.#connectivity.run(s));
+    spawn("disk", (s) => this.#space.run(s, () => this.#store.reclaimSpace()));
     spawn("config", (s) =>
       this.#channel.run(
         s,
@@ -327,8 +355,13 @@ export class Connector {
 
   async #pruneLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      const removed = this.#store.pruneDelivered(DELIVERED_RETENTION_MS);
-      if (removed > 0) this.#logger.debug("Pruned delivered ids past retention.", { removed });
+      try {
+        const removed = this.#store.pruneDelivered(DELIVERED_RETENTION_MS);
+        if (removed > 0) this.#logger.debug("Pruned delivered ids past retention.", { removed });
+      } catch (error) {
+        // A full disk is the disk task's to report; pruning waits for the next hour like everything else waits.
+        if (!isDiskFullError(error)) throw error;
+      }
       await sleep(3600_000, signal);
     }
   }
@@ -387,6 +420,7 @@ export class Connector {
         quarantined: this.#store.quarantineCount(),
       },
       shipper: { ...shipper, lastError: scrubError(shipper.lastError) },
+      disk: this.#space.status(),
       sources: this.#supervisor.status().map((w) => ({
         ...w,
         lastError: scrubError(w.lastError),
@@ -402,6 +436,10 @@ export class Connector {
    * transaction), background loops end, the status endpoint closes, the store closes last.
    */
   async stop(boundMs = 10_000): Promise<void> {
+    await this.#shutdown(boundMs, true);
+  }
+
+  async #shutdown(boundMs: number, log: boolean): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     const deadline = this.#clock.now() + boundMs;
@@ -417,7 +455,7 @@ export class Connector {
     await removeIfOurs(this.#statusFile);
     this.#store.close();
     this.#lock.release();
-    this.#logger.info("Connector stopped.", { clean });
+    if (log) this.#logger.info("Connector stopped.", { clean });
   }
 }
 
@@ -487,6 +525,7 @@ export function heartbeatBody(s: ConnectorStatus) {
       oldestAgeMs: s.outbox.oldestUnsentAgeMs,
       quarantined: s.outbox.quarantined,
     },
+    disk: { state: s.disk.state, since: s.disk.since, freeBytes: s.disk.freeBytes },
     attention: s.attention.map((a) => ({ severity: a.severity, subject: a.subject, message: a.message })),
   };
 }

@@ -100,6 +100,13 @@ export function formatStatus(s: ConnectorStatus): string {
     `outbox: ${s.outbox.depth} pending, oldest ${age(s.outbox.oldestUnsentAgeMs)}; delivered ${s.shipper.delivered} this run; quarantined ${s.outbox.quarantined}${s.shipper.lastError ? `  ! ${s.shipper.lastError.message}` : ""}`,
     `sources (${s.sources.length}):`,
   ];
+  // Older connectors answer without it.
+  if (s.disk?.state === "full")
+    lines.splice(
+      4,
+      0,
+      `disk: FULL since ${s.disk.since ?? "-"} on ${s.disk.volume}; ${s.disk.freeBytes ?? "?"} bytes free${s.shipper.unsaved ? `; ${s.shipper.unsaved} acknowledgements held in memory` : ""}`,
+    );
   for (const w of s.sources) {
     const entries = Object.entries(w.cursor).filter(([k]) => !k.startsWith("#"));
     const cursor = entries

@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   "IDENTIFIER_INVALID",
   "ROW_INVALID",
   "STORE",
+  "STORE_FULL",
   "DATA_DIR_IN_USE",
   "TIMEOUT",
   "ABORTED",
@@ -72,6 +73,7 @@ export class BioError extends Error {
 export function describeError(error: unknown): { code: string; message: string; retriable: boolean } {
   if (error instanceof BioError) return { code: error.code, message: error.message, retriable: error.retriable };
   if (error instanceof Error) {
+    if (isDiskFullError(error)) return { code: "STORE_FULL", message: error.message, retriable: true };
     if (error.name === "AbortError") return { code: "ABORTED", message: error.message, retriable: true };
     if (error.name === "TimeoutError") return { code: "TIMEOUT", message: error.message, retriable: true };
     return { code: "INTERNAL", message: error.message, retriable: true };
@@ -83,4 +85,25 @@ export function isAbortError(error: unknown): boolean {
   return (
     error instanceof Error && (error.name === "AbortError" || (error instanceof BioError && error.code === "ABORTED"))
   );
+}
+
+/** errno codes of a write refused for want of room: the volume is full, or the account's quota is spent. */
+const NO_ROOM_ERRNO: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT"]);
+/** SQLITE_FULL: the primary result code SQLite gives when a write finds the disk (or its page limit) full. */
+const SQLITE_FULL = 13;
+
+/**
+ * Whether `error` (or an error it wraps) is a write that failed for want of space: ENOSPC or EDQUOT from the file
+ * system, SQLITE_FULL from SQLite, or a STORE_FULL already named. Nothing else is: a disk that is read-only or
+ * failing is a different problem with a different fix.
+ */
+export function isDiskFullError(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && typeof e === "object" && depth < 8; depth++) {
+    if (e instanceof BioError && e.code === "STORE_FULL") return true;
+    const { code, errcode } = e as { code?: unknown; errcode?: unknown };
+    if (typeof code === "string" && NO_ROOM_ERRNO.has(code)) return true;
+    if (typeof errcode === "number" && (errcode & 0xff) === SQLITE_FULL) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }

@@ -46,6 +46,8 @@ export function healthChannelPath(dataDir: string, platform: NodeJS.Platform = p
 export function assessProgress(status: ConnectorStatus, now: number, stallMs: number): Progress {
   const startedAt = Date.parse(status.startedAt);
   if (now - startedAt < stallMs) return { progressing: true, reason: null };
+  // A full data disk holds everything on purpose, and a restart could not write either: waiting is the progress.
+  if (status.disk?.state === "full") return { progressing: true, reason: null };
   for (const source of status.sources) {
     if (source.state !== "running") continue;
     const last = Date.parse(source.lastPollAt ?? source.startedAt);

@@ -11,6 +11,7 @@ import { silentLogger } from "../core/logger.ts";
 import { makePunch } from "../core/punch.ts";
 import type { CloudClient } from "../link/cloud-client.ts";
 import type { Sink, SinkResult } from "../sinks/sink.ts";
+import { DiskSpace } from "../store/disk-space.ts";
 import type { OutboxEntry } from "../store/store.ts";
 import { Store } from "../store/store.ts";
 import { Connectivity } from "../supervisor/connectivity.ts";
@@ -111,6 +112,7 @@ for (const seed of [1, 2, 3]) {
     const config = shipperSchema.parse({ batchSize: 100, lingerMs: 0, maxInFlight: 3, maxBackoffMs: 100 });
     const shipper = new Shipper({
       store,
+      space: new DiskSpace({ dir: dir.path, clock: systemClock, logger: silentLogger }),
       sink,
       connectivity,
       clock: systemClock,

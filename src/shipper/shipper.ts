@@ -2,17 +2,23 @@ import type { ShipperConfig } from "../config/config-schema.ts";
 import { type Notifier, sleep } from "../core/abort.ts";
 import { Backoff } from "../core/backoff.ts";
 import type { Clock } from "../core/clock.ts";
-import { BioError, describeError, isAbortError } from "../core/errors.ts";
+import { BioError, describeError, isAbortError, isDiskFullError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Sink, SinkResult } from "../sinks/sink.ts";
+import type { DiskSpace } from "../store/disk-space.ts";
 import type { OutboxEntry, Store } from "../store/store.ts";
 import type { Connectivity } from "../supervisor/connectivity.ts";
 
 /** A Retry-After beyond this is treated as this: a misconfigured proxy must not park delivery for days. */
 const MAX_RETRY_AFTER_MS = 15 * 60_000;
 
+/** What the shipper does with the store: read the outbox in order, and settle what the cloud answered. */
+export type Outbox = Pick<Store, "peek" | "ack" | "quarantineOutbox" | "recordAttempt">;
+
 export interface ShipperOptions {
-  readonly store: Store;
+  readonly store: Outbox;
+  /** The data disk: while it is full nothing is sent, because no acknowledgement could be committed. */
+  readonly space: Pick<DiskSpace, "isFull" | "waitRoom">;
   readonly sink: Sink;
   readonly connectivity: Connectivity;
   readonly clock: Clock;
@@ -39,6 +45,8 @@ export interface ShipperStatus {
   readonly lastDeliveryAt: string | null;
   readonly lastError: { code: string; message: string } | null;
   readonly retryAt: string | null;
+  /** Punches the cloud acknowledged whose acknowledgement waits in memory for room on the data disk. */
+  readonly unsaved: number;
 }
 
 /**
@@ -56,6 +64,12 @@ export class Shipper {
   #retryAt: number | null = null;
   /** Shrinks while isolating a poisoned batch; reset after a success. */
   #limit: number | undefined;
+  /**
+   * What the cloud settled but the full disk would not let us commit: acknowledged ids, and permanent rejections
+   * with their reason. Kept until there is room, so a batch the cloud already has is never sent again for it.
+   */
+  readonly #unsavedAcks = new Set<string>();
+  readonly #unsavedRejections = new Map<string, string>();
 
   constructor(options: ShipperOptions) {
     this.#o = options;
@@ -74,6 +88,7 @@ export class Shipper {
       lastDeliveryAt: this.#lastDeliveryAt ? new Date(this.#lastDeliveryAt).toISOString() : null,
       lastError: this.#lastError,
       retryAt: this.#retryAt ? new Date(this.#retryAt).toISOString() : null,
+      unsaved: this.#unsavedAcks.size + this.#unsavedRejections.size,
     };
   }
 
@@ -83,7 +98,7 @@ export class Shipper {
    * reading restarts from the oldest unacknowledged punch (a retry may land after newer batches; ids make that safe).
    */
   async run(signal: AbortSignal): Promise<void> {
-    const { store, connectivity, wake, clock } = this.#o;
+    const { store, connectivity, wake, clock, space } = this.#o;
     const inflight = new Set<Promise<void>>();
     let after = 0;
     let dirty = false;
@@ -91,6 +106,14 @@ export class Shipper {
     try {
       while (!signal.aborted) {
         if (failure !== undefined) throw failure;
+        if (space.isFull || this.#hasUnsaved()) {
+          // Nothing more goes out: every answer would be one more acknowledgement we cannot commit.
+          await Promise.allSettled([...inflight]);
+          await this.#commitUnsaved(signal);
+          after = 0;
+          dirty = false;
+          continue;
+        }
         await connectivity.waitOnline(signal);
         const config = this.#o.config();
         if (dirty) {
@@ -135,12 +158,105 @@ export class Shipper {
       }
     } finally {
       await Promise.allSettled([...inflight]);
+      this.#saveOnStop();
+    }
+  }
+
+  #hasUnsaved(): boolean {
+    return this.#unsavedAcks.size > 0 || this.#unsavedRejections.size > 0;
+  }
+
+  /** Commits the answers held in memory once the disk has room; waits (and keeps them) while it has none. */
+  async #commitUnsaved(signal: AbortSignal): Promise<void> {
+    const { space, logger } = this.#o;
+    if (space.isFull) {
+      this.#lastError = {
+        code: "STORE_FULL",
+        message: "The data disk is full: delivery is held until there is room.",
+      };
+    }
+    while (!signal.aborted) {
+      await space.waitRoom(signal);
+      if (this.#trySaveUnsaved()) break;
+      // Refused while the disk state says there is room (a store not wired to it): never spin.
+      if (!space.isFull) await sleep(this.#nextBackoff(), signal);
+    }
+    if (this.#lastError?.code === "STORE_FULL") this.#lastError = null;
+    logger.debug("Delivery resumes: the data disk has room.");
+  }
+
+  /** True when nothing is left in memory; false when the disk refused again (it is full again). */
+  #trySaveUnsaved(): boolean {
+    const { store } = this.#o;
+    try {
+      if (this.#unsavedAcks.size > 0) {
+        store.ack([...this.#unsavedAcks]);
+        this.#unsavedAcks.clear();
+      }
+      if (this.#unsavedRejections.size > 0) {
+        store.quarantineOutbox([...this.#unsavedRejections].map(([id, reason]) => ({ id, reason })));
+        this.#unsavedRejections.clear();
+      }
+      return true;
+    } catch (error) {
+      if (!isDiskFullError(error)) throw error;
+      return false;
+    }
+  }
+
+  /** A stop while answers wait in memory: one last try, else say what the next start will send again. */
+  #saveOnStop(): void {
+    if (!this.#hasUnsaved()) return;
+    const held = this.#unsavedAcks.size + this.#unsavedRejections.size;
+    let saved = false;
+    try {
+      saved = this.#trySaveUnsaved();
+    } catch (error) {
+      this.#o.logger.warn("Acknowledgements could not be committed at stop.", { error });
+    }
+    if (!saved)
+      this.#o.logger.warn(
+        `${held} acknowledged punches could not be committed (the data disk is full); the next start sends them again and the cloud counts each once.`,
+        { unsaved: held },
+      );
+  }
+
+  /**
+   * Commits what the cloud settled. On a full disk the answers stay in memory (they are committed when there is
+   * room) and false is returned: the loop then holds delivery instead of sending the same punches again.
+   */
+  #settle(acked: readonly string[], permanent: ReadonlyArray<{ id: string; reason: string }>): boolean {
+    const { store } = this.#o;
+    let saved = true;
+    try {
+      store.ack(acked);
+    } catch (error) {
+      if (!isDiskFullError(error)) throw error;
+      for (const id of acked) this.#unsavedAcks.add(id);
+      saved = false;
+    }
+    try {
+      store.quarantineOutbox(permanent);
+    } catch (error) {
+      if (!isDiskFullError(error)) throw error;
+      for (const r of permanent) this.#unsavedRejections.set(r.id, r.reason);
+      saved = false;
+    }
+    return saved;
+  }
+
+  /** Counts a failed attempt for status; on a full disk the count is skipped, it is not worth holding delivery. */
+  #recordAttempt(batch: readonly OutboxEntry[]): void {
+    try {
+      this.#o.store.recordAttempt(batch.map((e) => e.id));
+    } catch (error) {
+      if (!isDiskFullError(error)) throw error;
     }
   }
 
   /** Sends one batch and settles it; false when something is left to retry (after the backoff has run). */
   async #deliver(batch: OutboxEntry[], signal: AbortSignal): Promise<boolean> {
-    const { store, sink, connectivity, clock, logger } = this.#o;
+    const { sink, connectivity, clock, logger } = this.#o;
     let result: SinkResult;
     const sendStarted = performance.now();
     try {
@@ -156,8 +272,7 @@ export class Shipper {
     const acked = [...new Set(result.acked.filter((id) => ids.has(id)))];
     const ackedSet = new Set(acked);
     const permanent = result.rejected.filter((r) => r.permanent && ids.has(r.id) && !ackedSet.has(r.id));
-    store.ack(acked);
-    store.quarantineOutbox(permanent);
+    const saved = this.#settle(acked, permanent);
     logger.debug("Batch delivered.", {
       size: batch.length,
       acked: acked.length,
@@ -170,6 +285,7 @@ export class Shipper {
     this.#quarantined += permanent.length;
     this.#o.onSettled?.(countBySource(batch, ackedSet), countBySource(batch, new Set(permanent.map((r) => r.id))));
     if (acked.length > 0) this.#lastDeliveryAt = clock.now();
+    if (!saved) return false;
     const unsettled = batch.length - acked.length - new Set(permanent.map((r) => r.id)).size;
     if (result.retryAfterMs !== undefined || unsettled > 0) {
       const retryAfter =
@@ -192,10 +308,10 @@ export class Shipper {
   }
 
   async #failed(batch: OutboxEntry[], error: unknown, signal: AbortSignal): Promise<boolean> {
-    const { store, connectivity, logger } = this.#o;
+    const { connectivity, logger } = this.#o;
     const d = describeError(error);
     this.#lastError = { code: d.code, message: d.message };
-    store.recordAttempt(batch.map((e) => e.id));
+    this.#recordAttempt(batch);
     if (error instanceof BioError && error.code === "CLOUD_TOO_LARGE") {
       await this.#isolate(batch, error, signal);
       return false;
@@ -219,7 +335,7 @@ export class Shipper {
   async #isolate(batch: OutboxEntry[], error: BioError, signal: AbortSignal): Promise<void> {
     const [first] = batch;
     if (batch.length === 1 && first) {
-      this.#o.store.quarantineOutbox([{ id: first.id, reason: error.message }]);
+      this.#settle([], [{ id: first.id, reason: error.message }]);
       this.#quarantined++;
       this.#o.onSettled?.(new Map(), new Map([[first.sourceId, 1]]));
       this.#o.logger.warn("Punch refused by the cloud; moved to quarantine.", { punchId: first.id, error });

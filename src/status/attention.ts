@@ -29,6 +29,8 @@ export function configFix(code: string): string {
       return "The config was sealed for another node or secret: publish it again for this node id, or re-enroll if the node was re-added in the cloud.";
     case "CLOUD_AUTH":
       return "Check this machine's clock (within 5 minutes of real time) and that the node secret is current (bioapi enroll).";
+    case "STORE_FULL":
+      return "The data disk is full, so the new config cannot be kept; it is applied once there is room (see the disk item).";
     case "CONFIG_FETCH":
       return "The cloud refused the config fetch (the message names why); check the cloud URL and that a config is published for this node. The fetch is retried by itself.";
     default:
@@ -50,6 +52,16 @@ export function attention(
   const add = (severity: Attention["severity"], subject: string, message: string, fix: string) =>
     out.push({ severity, subject, message, fix });
 
+  if (s.disk.state === "full") {
+    const waiting = Math.max(0, s.outbox.depth - s.shipper.unsaved).toLocaleString("en-US");
+    const holds = s.disk.volume === s.disk.dataDir ? "" : ` (it holds ${s.disk.dataDir})`;
+    add(
+      "error",
+      "disk",
+      `The data disk is full: ${waiting} punches waiting; free space on ${s.disk.volume}${holds}.`,
+      "Delete or move files on that volume, or grow it. Until then sources are paused and nothing is sent; the connector checks by itself, resumes once there is room, and loses nothing.",
+    );
+  }
   if (s.connectivity.state === "offline") {
     const since = s.connectivity.history.at(-1);
     add(
@@ -76,7 +88,7 @@ export function attention(
       `Version ${s.config.version} keeps running. ${configFix(s.config.lastError.code)}`,
     );
   }
-  if (s.shipper.lastError && s.outbox.depth > 0) {
+  if (s.shipper.lastError && s.outbox.depth > 0 && s.disk.state !== "full") {
     add(
       "error",
       "outbox",

@@ -1,5 +1,6 @@
 import type { ConfigChannelStatus } from "../config/config-channel.ts";
 import type { ShipperStatus } from "../shipper/shipper.ts";
+import type { DiskSpaceStatus } from "../store/disk-space.ts";
 import type { ConnectivityChange, ConnectivityState } from "../supervisor/connectivity.ts";
 import type { WorkerStatus } from "../supervisor/supervisor.ts";
 
@@ -23,6 +24,8 @@ export interface ConnectorStatus {
     readonly quarantined: number;
   };
   readonly shipper: ShipperStatus;
+  /** The data disk: `full` (STORE_FULL) pauses the sources and holds delivery until there is room. */
+  readonly disk: DiskSpaceStatus;
   readonly sources: readonly SourceStatus[];
   /** Punches read from sources and delivered to the cloud per minute over the last hour, oldest first. */
   readonly throughput: ReadonlyArray<{ readonly at: string; readonly read: number; readonly delivered: number }>;

@@ -1,7 +1,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Clock } from "../core/clock.ts";
 import { systemClock } from "../core/clock.ts";
-import { BioError } from "../core/errors.ts";
+import { BioError, isDiskFullError } from "../core/errors.ts";
 import type { Punch } from "../core/punch.ts";
 import { MIGRATIONS } from "./migrations.ts";
 
@@ -68,21 +68,45 @@ export interface CachedConfig {
   readonly appliedAt: number;
 }
 
+/** Told of every failed write, so a full disk becomes the connector's state; returns the error to throw. */
+export interface WriteFailures {
+  fail(error: unknown): unknown;
+}
+
 export interface StoreOptions {
   readonly clock?: Clock;
+  readonly space?: WriteFailures;
 }
+
+/** 256 pages of 4 KiB. */
+const WAL_CHECKPOINT_PAGES = 256;
+const WAL_SIZE_LIMIT_BYTES = 1024 * 1024;
+
+/** Without a DiskSpace to tell: a full disk is still named STORE_FULL, never a bare SQLite error. */
+const namedOnly: WriteFailures = {
+  fail: (error) =>
+    isDiskFullError(error) && !(error instanceof BioError)
+      ? new BioError("STORE_FULL", `The data disk is full (STORE_FULL): ${(error as Error).message}.`, {
+          cause: error,
+          retriable: true,
+          hint: "Free space on the volume holding the data directory.",
+        })
+      : error,
+};
 
 export class Store {
   readonly #db: DatabaseSync;
   readonly #clock: Clock;
   readonly #stmts: ReturnType<typeof prepare>;
+  readonly #space: WriteFailures;
   /** Outbox depth kept in memory: count(*) scans the table, and status asks often. */
   #depth: number;
   #closed = false;
 
-  private constructor(db: DatabaseSync, clock: Clock) {
+  private constructor(db: DatabaseSync, clock: Clock, space: WriteFailures) {
     this.#db = db;
     this.#clock = clock;
+    this.#space = space;
     this.#stmts = prepare(db);
     this.#depth = (this.#stmts.depth.get() as { depth: number }).depth;
   }
@@ -97,15 +121,21 @@ export class Store {
       // from the source, and a rolled-back ack is a re-delivery the cloud absorbs by id: nothing is lost, and
       // we avoid an fsync per batch.
       db.exec("PRAGMA synchronous = NORMAL");
+      // The write-ahead log checkpoints at ~1 MiB (not SQLite's 4 MiB) and is cut back to that size after a
+      // checkpoint: on a small or nearly full volume the log alone must not be what fills it.
+      db.exec(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+      db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       db.exec("PRAGMA foreign_keys = ON");
       migrate(db);
     } catch (error) {
+      const space = options.space ?? namedOnly;
+      if (isDiskFullError(error)) throw space.fail(error);
       throw new BioError("STORE", `Cannot open the local store at ${path}: ${(error as Error).message}.`, {
         cause: error,
-        hint: "Check that the data directory exists, is writable by the service account, and the disk is not full.",
+        hint: "Check that the data directory exists and is writable by the service account.",
       });
     }
-    return new Store(db, options.clock ?? systemClock);
+    return new Store(db, options.clock ?? systemClock, options.space ?? namedOnly);
   }
 
   /**
@@ -131,22 +161,27 @@ export class Store {
         { hint: "Start the connector of this version once (it migrates the store), then run this again." },
       );
     }
-    return new Store(db, options.clock ?? systemClock);
+    return new Store(db, options.clock ?? systemClock, namedOnly);
   }
 
   get schemaVersion(): number {
     return (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
   }
 
+  /** Every write goes through here: a write refused for want of room is the connector's STORE_FULL state. */
   #transaction<T>(fn: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
     try {
-      const result = fn();
-      this.#db.exec("COMMIT");
-      return result;
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const result = fn();
+        this.#db.exec("COMMIT");
+        return result;
+      } catch (error) {
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+        throw error;
+      }
     } catch (error) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw error;
+      throw this.#space.fail(error);
     }
   }
 
@@ -279,6 +314,14 @@ export class Store {
     });
   }
 
+  /**
+   * Gives back the space the write-ahead log holds: its pages are copied into the database (in place where they
+   * fit) and the log is truncated. Used while the disk is full; a log that cannot be emptied yet stays as it is.
+   */
+  reclaimSpace(): void {
+    this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+
   /** Punches waiting for acknowledgement. */
   get depth(): number {
     return this.#depth;
@@ -324,7 +367,7 @@ export class Store {
 
   /** Forgets delivered ids older than `retentionMs`; they are then outside every lookback window. */
   pruneDelivered(retentionMs: number): number {
-    return Number(this.#stmts.prune.run(this.#clock.now() - retentionMs).changes);
+    return this.#transaction(() => Number(this.#stmts.prune.run(this.#clock.now() - retentionMs).changes));
   }
 
   cachedConfig(): CachedConfig | undefined {
@@ -337,12 +380,14 @@ export class Store {
   }
 
   saveConfig(config: Omit<CachedConfig, "appliedAt">): void {
-    this.#db
-      .prepare(
-        "INSERT INTO config_cache (slot, version, iv, ciphertext, applied_at) VALUES ('current', ?, ?, ?, ?) " +
-          "ON CONFLICT(slot) DO UPDATE SET version = excluded.version, iv = excluded.iv, ciphertext = excluded.ciphertext, applied_at = excluded.applied_at",
-      )
-      .run(config.version, config.iv, config.ciphertext, this.#clock.now());
+    this.#transaction(() =>
+      this.#db
+        .prepare(
+          "INSERT INTO config_cache (slot, version, iv, ciphertext, applied_at) VALUES ('current', ?, ?, ?, ?) " +
+            "ON CONFLICT(slot) DO UPDATE SET version = excluded.version, iv = excluded.iv, ciphertext = excluded.ciphertext, applied_at = excluded.applied_at",
+        )
+        .run(config.version, config.iv, config.ciphertext, this.#clock.now()),
+    );
   }
 
   close(): void {

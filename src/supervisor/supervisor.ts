@@ -245,7 +245,8 @@ export class Supervisor {
       restartMaxMs: 60_000,
       onError: (error) => {
         const d = describeError(error);
-        worker.state = "backoff";
+        // A full disk is the connector's state, not this source's fault: it waits at the gate like a paused one.
+        worker.state = d.code === "STORE_FULL" ? "paused" : "backoff";
         worker.restarts++;
         worker.lastError = { code: d.code, message: d.message, at: new Date(clock.now()).toISOString() };
         metrics?.error(config.id, d.code);
