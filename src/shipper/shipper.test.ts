@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { waitFor } from "../../test/helpers/wait-for.ts";
@@ -15,7 +16,7 @@ import { DiskSpace } from "../store/disk-space.ts";
 import type { OutboxEntry } from "../store/store.ts";
 import { Store } from "../store/store.ts";
 import { Connectivity } from "../supervisor/connectivity.ts";
-import { Shipper } from "./shipper.ts";
+import { type Outbox, Shipper } from "./shipper.ts";
 
 /** Deterministic PRNG (mulberry32) so a failing seed can be replayed. */
 function prng(seed: number): () => number {
@@ -144,3 +145,114 @@ for (const seed of [1, 2, 3]) {
     store.close();
   });
 }
+
+/** A real SQLITE_FULL, as the store meets it on a full disk: a database held to two pages by max_page_count. */
+function sqliteFull(): Error {
+  const db = new DatabaseSync(":memory:");
+  try {
+    db.exec("PRAGMA max_page_count = 2; CREATE TABLE t (x TEXT)");
+    db.exec(`INSERT INTO t VALUES ('${"x".repeat(10_000)}')`);
+  } catch (error) {
+    return error as Error;
+  } finally {
+    db.close();
+  }
+  throw new Error("SQLite accepted the write");
+}
+
+test("an acknowledgement the full disk refuses is held in memory and committed when there is room, never earned again by re-sending", async () => {
+  await using dir = await tempDir();
+  const store = Store.open(join(dir.path, "s.db"));
+  let full = false;
+  const space = new DiskSpace({
+    dir: dir.path,
+    clock: systemClock,
+    logger: silentLogger,
+    write: () => {
+      if (full) throw sqliteFull();
+    },
+  });
+  // The store on that disk: while it is full, what the shipper commits is refused as the real store refuses it.
+  const outbox: Outbox = {
+    peek: (limit, after) => store.peek(limit, after),
+    recordAttempt: (ids) => store.recordAttempt(ids),
+    ack: (ids) => {
+      if (full) throw space.fail(sqliteFull());
+      store.ack(ids);
+    },
+    quarantineOutbox: (rejections) => {
+      if (full) throw space.fail(sqliteFull());
+      store.quarantineOutbox(rejections);
+    },
+  };
+  const punches = Array.from({ length: 100 }, (_, i) =>
+    makePunch({
+      deviceSerial: "S1",
+      userId: String(i),
+      local: "2026-11-26T08:00:00",
+      iso: "2026-11-26T08:00:00+00:00",
+      stateCode: 0,
+      verifyCode: 1,
+      source: "database",
+      collectedAt: "2026-11-26T08:00:01.000Z",
+    }),
+  );
+  const poisoned = punches[7]?.id ?? "";
+  const deliveries = new Map<string, number>();
+  let sends = 0;
+  const sink: Sink = {
+    name: "cloud",
+    send: async (batch) => {
+      sends++;
+      for (const e of batch) deliveries.set(e.id, (deliveries.get(e.id) ?? 0) + 1);
+      // The disk fills while the batch is on its way: the cloud has it, but its answer cannot be committed.
+      full = true;
+      return {
+        acked: batch.filter((e) => e.id !== poisoned).map((e) => e.id),
+        rejected: [{ id: poisoned, reason: "userId refused", permanent: true }],
+      };
+    },
+  };
+  const connectivity = new Connectivity({
+    client: {} as CloudClient,
+    clock: systemClock,
+    logger: silentLogger,
+    config: () => ({ probeIntervalMs: 1000, probeTimeoutMs: 1000, failuresBeforeOffline: 1000, policy: "pause" }),
+  });
+  connectivity.reportSuccess();
+  const wake = new Notifier();
+  const config = shipperSchema.parse({ batchSize: 100, lingerMs: 0, maxInFlight: 2, maxBackoffMs: 100 });
+  const shipper = new Shipper({
+    store: outbox,
+    space,
+    sink,
+    connectivity,
+    clock: systemClock,
+    logger: silentLogger,
+    config: () => config,
+    wake,
+    backoffInitialMs: 5,
+  });
+  store.emit("src", punches, null);
+  const controller = new AbortController();
+  const running = shipper.run(controller.signal);
+  await waitFor("the answers held in memory", () => shipper.status().unsaved === 100);
+  assert.equal(space.isFull, true, "the refused commit made the disk full for the whole connector");
+  assert.equal(shipper.status().lastError?.code, "STORE_FULL");
+  assert.equal(store.depth, 100, "nothing is committed yet");
+
+  full = false;
+  assert.equal(space.probe(), true);
+  await waitFor("the held answers committed", () => store.depth === 0);
+  assert.equal(shipper.status().unsaved, 0);
+  assert.equal(shipper.status().lastError, null);
+  assert.deepEqual(
+    store.quarantine().map((q) => q.punchId),
+    [poisoned],
+  );
+  controller.abort(new DOMException("done", "AbortError"));
+  await running.catch(() => undefined);
+  assert.equal(sends, 1, "the batch was sent once");
+  assert.ok([...deliveries.values()].every((n) => n === 1));
+  store.close();
+});

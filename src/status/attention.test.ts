@@ -91,3 +91,36 @@ test("row ids given up are a warning for a day after the last one, and a line in
   assert.match(text, /\n {4}late rows: 3 missing id\(s\) looked for; 2 given up, last at 2026-12-01T08:00:00\.000Z\n/);
   assert.doesNotMatch(formatStatus(base), /late rows/, "no line for a source without gaps");
 });
+
+test("a full data disk says so, with the punches waiting and where to free space; not as a delivery retry", () => {
+  const base = fakeStatus(1);
+  const full = {
+    ...base,
+    outbox: { ...base.outbox, depth: 1234 },
+    shipper: {
+      ...base.shipper,
+      unsaved: 34,
+      lastError: { code: "STORE_FULL", message: "The data disk is full: delivery is held until there is room." },
+    },
+    disk: { ...base.disk, state: "full" as const, since: "2026-12-03T12:00:00.000Z", freeBytes: 0 },
+  };
+  const items = attention(full, new Map(), Date.now());
+  const disk = items.filter((a) => a.subject === "disk");
+  assert.equal(disk.length, 1);
+  assert.equal(disk[0]?.severity, "error");
+  // The 34 the cloud already acknowledged are not waiting for delivery; they wait only to be committed.
+  assert.equal(
+    disk[0]?.message,
+    "The data disk is full: 1,200 punches waiting; free space on /var/lib (it holds /var/lib/bioapi).",
+  );
+  assert.match(disk[0]?.fix ?? "", /resumes once there is room/);
+  assert.equal(
+    items.some((a) => a.subject === "outbox" && /retries by itself with backoff/.test(a.fix)),
+    false,
+    "no 'retries with backoff' advice for a full disk",
+  );
+  assert.equal(
+    attention(base, new Map(), Date.now()).some((a) => a.subject === "disk"),
+    false,
+  );
+});
