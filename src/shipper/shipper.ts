@@ -158,7 +158,8 @@ export class Shipper {
       }
     } finally {
       await Promise.allSettled([...inflight]);
-      this.#saveOnStop();
+      // A loop restarted after a failure keeps what it holds; only a stop must try to put it on disk.
+      if (signal.aborted) this.#saveOnStop();
     }
   }
 

@@ -42,6 +42,7 @@ export interface DiskSpaceOptions {
 }
 
 export const PROBE_BYTES = 1024 * 1024;
+const PROBE_FILE = ".disk-probe";
 /** A disk that stayed usable this long after a resume starts its probe backoff afresh when it fills again. */
 const BACKOFF_RESET_MS = 60_000;
 
@@ -157,7 +158,8 @@ export class DiskSpace {
 
   #tryWrite(): unknown {
     try {
-      this.#write(join(this.#o.dir, `.disk-probe-${process.pid}`), this.#o.probeBytes ?? PROBE_BYTES);
+      // One fixed name: a probe cut short by a kill leaves at most one file, which the next probe overwrites.
+      this.#write(join(this.#o.dir, PROBE_FILE), this.#o.probeBytes ?? PROBE_BYTES);
       return undefined;
     } catch (error) {
       return error ?? new Error("probe failed");

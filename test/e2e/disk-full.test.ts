@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -8,17 +8,19 @@ import { type TestContext, test } from "node:test";
 import { startCloud } from "../../cloud/cloud-server.ts";
 import { Connector } from "../../src/app/connector.ts";
 import { ensureDataDir, openSecretStore } from "../../src/app/data-dir.ts";
-import { fetchStatus } from "../../src/cli/status-command.ts";
+import { fetchStatus, readEndpoint, statusPageUrl } from "../../src/cli/status-command.ts";
 import { createLogger, Redactor } from "../../src/core/logger.ts";
 import { saveEnrollment } from "../../src/secrets/enrollment.ts";
 import type { ConnectorStatus } from "../../src/status/status-api.ts";
 import { AttendanceDb } from "../helpers/attendance-db.ts";
+import { CHROMIUM, chromiumBrowser } from "../helpers/browser.ts";
 import { ConnectorProcess, runBioapi } from "../helpers/connector-process.ts";
 import { fastConfig } from "../helpers/e2e-harness.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 const BATCH = 500;
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 /** The background writer's share; the test adds more while the disk is full and after. */
 const WRITER_CAP = 4000;
 
@@ -214,7 +216,7 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
     assert.match(
       line.message,
       new RegExp(
-        `^The data disk is full: [\\d,]+ punches waiting; free space on ${volume} \\(it holds ${layout.root}\\)\\.$`,
+        `^The data disk is full: [\\d,]+ punches waiting; free space on ${literal(volume)} \\(it holds ${literal(layout.root)}\\)\\.$`,
       ),
     );
     assert.equal(line.severity, "error");
@@ -229,11 +231,24 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
     const api = await fetchStatus(layout.root);
     assert.equal(api.disk.state, "full");
     assert.match(status(api)?.message ?? "", /^The data disk is full: [\d,]+ punches waiting; free space on /);
+    if (existsSync(CHROMIUM) || process.env.CI === "true") {
+      await using browser = await chromiumBrowser(t);
+      const page = await browser?.newPage();
+      if (page) {
+        await page.goto(statusPageUrl(await readEndpoint(layout.root)));
+        const item = page.locator('#attention .att[data-subject="disk"]');
+        await item.waitFor({ timeout: 15_000 });
+        assert.match(
+          (await item.textContent()) ?? "",
+          new RegExp(`^disk: The data disk is full: [\\d,]+ punches waiting; free space on ${literal(volume)} `),
+        );
+      }
+    } else console.error(`!!! The status page part of the full-disk test needs ${CHROMIUM}; skipped.`);
     const cli = await runBioapi(["status", "--data-dir", layout.root]);
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(
       cli.stdout,
-      new RegExp(`!! disk: The data disk is full: [\\d,]+ punches waiting; free space on ${volume}`),
+      new RegExp(`!! disk: The data disk is full: [\\d,]+ punches waiting; free space on ${literal(volume)}`),
     );
     const beat = await waitFor("a heartbeat saying the disk is full", () => {
       const last = cloud.lastStatus(node.nodeId) as
