@@ -1,4 +1,4 @@
-import { BioError, describeError } from "../core/errors.ts";
+import { BioError, describeError, EXIT_STORE_FULL } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
 import { detectSelf } from "../service/self.ts";
 import { type CliIo, processIo } from "./cli-io.ts";
@@ -48,6 +48,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   } catch (error) {
     const d = describeError(error);
     io.err(`bioapi ${command}: ${d.message}`);
+    if (error instanceof BioError && error.code === "STORE_FULL") return EXIT_STORE_FULL;
     const usage = error instanceof BioError ? error.code === "USAGE" : isParseArgsError(error);
     return usage ? 2 : 1;
   }

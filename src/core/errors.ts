@@ -87,6 +87,12 @@ export function isAbortError(error: unknown): boolean {
   );
 }
 
+/**
+ * The exit code of a command that failed because the data disk is full (sysexits' EX_TEMPFAIL): trying again later
+ * can succeed, so the monitor keeps restarting it instead of counting a crash loop.
+ */
+export const EXIT_STORE_FULL = 75;
+
 /** errno codes of a write refused for want of room: the volume is full, or the account's quota is spent. */
 const NO_ROOM_ERRNO: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT"]);
 /** SQLITE_FULL: the primary result code SQLite gives when a write finds the disk (or its page limit) full. */

@@ -106,6 +106,22 @@ test("crash loop under a service manager: restarts, gives up with Event Log ids 
   assert.ok(record?.actions.some((a) => a.action === "give-up"));
 });
 
+test("a connector that cannot start on a full disk (exit 75) is restarted for as long as it takes, never given up", async () => {
+  await using dir = await tempDir();
+  for (const exit of ["exit code 75", "exit-code (status 75)", "service exit code 75"]) {
+    const manager = new FakeManager({ state: "stopped", pid: null, stoppedCleanly: false, exit });
+    const m = await monitorWith(dir.path, manager);
+    try {
+      // maxRestarts is 2: a crash loop would have given up after the second start.
+      await waitFor(`five starts after ${exit}`, () => manager.starts >= 5, 5_000, 5);
+      assert.notEqual(m.monitor.state, "gave-up");
+      assert.ok(m.lines.some((l) => l.includes("the data disk is full (STORE_FULL")));
+    } finally {
+      await m.stop();
+    }
+  }
+});
+
 test("an orderly stop or an administrator's intent is left alone", async () => {
   await using dir = await tempDir();
   const manager = new FakeManager({ state: "stopped", pid: null, stoppedCleanly: true, exit: null });

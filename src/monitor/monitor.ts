@@ -1,6 +1,6 @@
 import { sleep } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
-import { describeError } from "../core/errors.ts";
+import { describeError, EXIT_STORE_FULL } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { EVENT_IDS, type EventLog } from "../service/event-log.ts";
 import { probeHealth } from "./health-channel.ts";
@@ -14,6 +14,12 @@ import {
 } from "./monitor-state.ts";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy.ts";
 import type { ServiceController } from "./service-controller.ts";
+
+/**
+ * How the service managers report the connector's EX_TEMPFAIL: "exit code 75" (a process), "exit-code (status 75)"
+ * (systemd), "service exit code 75" (the Windows SCM).
+ */
+const TEMPORARY_EXIT = new RegExp(`(?:exit code|status) ${EXIT_STORE_FULL}\\)?$`);
 
 export interface MonitorOptions {
   readonly dataDir: string;
@@ -141,7 +147,15 @@ export class Monitor {
         this.#set("stopped-by-admin", "the connector stopped in an orderly way; start it with: bioapi service start");
         return;
       }
-      await this.#failure(signal, `the connector exited (${snap.exit ?? "unknown reason"})`, false);
+      const temporary = snap.exit !== null && TEMPORARY_EXIT.test(snap.exit);
+      await this.#failure(
+        signal,
+        temporary
+          ? `the connector could not start: the data disk is full (STORE_FULL, ${snap.exit})`
+          : `the connector exited (${snap.exit ?? "unknown reason"})`,
+        false,
+        temporary,
+      );
       return;
     }
 
@@ -172,10 +186,10 @@ export class Monitor {
     if (this.#strikes >= this.#o.strikes) await this.#failure(signal, `${problem} (${this.#strikes} checks)`, true);
   }
 
-  async #failure(signal: AbortSignal, reason: string, running: boolean): Promise<void> {
+  async #failure(signal: AbortSignal, reason: string, running: boolean, temporary = false): Promise<void> {
     const { controller, logger, eventLog } = this.#o;
     this.#strikes = 0;
-    const decision = this.#policy.onFailure();
+    const decision = temporary ? this.#policy.onTemporaryFailure() : this.#policy.onFailure();
     if (decision.action === "give-up") {
       if (running) await controller.kill(signal).catch(() => undefined);
       const minutes = Math.round(decision.windowMs / 60_000);

@@ -72,3 +72,20 @@ test("jitter stays within ±20 %; history survives a monitor restart", () => {
   revived.reset();
   assert.equal(revived.onFailure().action, "restart");
 });
+
+test("a start refused by a full disk is retried with the backoff for as long as it lasts, and is no crash loop", () => {
+  const clock = fakeClock();
+  const policy = new RestartPolicy(options, clock);
+  const delays: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const d = policy.onTemporaryFailure();
+    assert.equal(d.action, "restart");
+    delays.push(d.delayMs);
+    clock.advance(d.delayMs);
+  }
+  assert.deepEqual(delays.slice(0, 6), [10_000, 20_000, 40_000, 80_000, 160_000, 300_000]);
+  assert.equal(Math.max(...delays), 300_000, "at most 5 min between tries: room is noticed within that");
+  // Real crashes afterwards are still judged as a crash loop of their own.
+  for (let i = 0; i < 5; i++) assert.equal(policy.onFailure().action, "restart");
+  assert.equal(policy.onFailure().action, "give-up");
+});

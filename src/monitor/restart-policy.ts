@@ -69,6 +69,18 @@ export class RestartPolicy {
     return { action: "restart", delayMs: Math.round(base * jitter), attempt: this.#attempt };
   }
 
+  /**
+   * The service could not start for a reason that passes by itself (the data disk is full): restart with the
+   * backoff, but never give up on it, and do not let it count towards a crash loop.
+   */
+  onTemporaryFailure(): RestartDecision & { readonly action: "restart" } {
+    this.#healthySince = null;
+    const base = Math.min(this.#o.maxDelayMs, this.#o.initialDelayMs * 2 ** this.#attempt);
+    const jitter = 1 + this.#o.jitter * (2 * this.#o.random() - 1);
+    this.#attempt++;
+    return { action: "restart", delayMs: Math.round(base * jitter), attempt: this.#attempt };
+  }
+
   /** The service answered and made progress. After `resetAfterMs` of that, the backoff starts afresh. */
   onHealthy(): void {
     const now = this.#clock.now();

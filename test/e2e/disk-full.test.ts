@@ -298,14 +298,14 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
     assert.equal(after.shipper.unsaved, 0);
     assert.ok(logs.some((l) => l.includes("The data disk has room again: resuming.")));
 
-    // A start on a full disk: one line, naming STORE_FULL and the volume, and a non-zero exit.
+    // A start on a full disk: one line, naming STORE_FULL and the volume, and exit code 75 (try again later).
     await connector.stop();
     connector = undefined;
     fill(filler);
     const p = new ConnectorProcess(layout.root);
     const exit = await p.exited;
     const output = p.output.join("").trim();
-    assert.equal(exit.code, 1, output);
+    assert.equal(exit.code, 75, `EX_TEMPFAIL, so the monitor keeps trying: ${output}`);
     assert.equal(output.split("\n").length, 1, `one line, not:\n${output}`);
     assert.match(output, /STORE_FULL/);
     assert.ok(output.includes(`Free space on ${volume}`), output);

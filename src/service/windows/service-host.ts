@@ -1,4 +1,4 @@
-import { describeError } from "../../core/errors.ts";
+import { describeError, EXIT_STORE_FULL } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { ServiceStateMachine, type ServiceStatusReport } from "./service-state.ts";
 
@@ -94,8 +94,10 @@ export async function hostWindowsService(options: ServiceHostOptions): Promise<n
         return undefined;
       })
       .catch((error: unknown) => {
-        logger.error("The service failed to start.", { error: describeError(error) });
-        finish(2);
+        const d = describeError(error);
+        logger.error("The service failed to start.", { error: d });
+        // A full data disk passes by itself: the monitor reads this code and keeps restarting without giving up.
+        finish(d.code === "STORE_FULL" ? EXIT_STORE_FULL : 2);
       });
   };
 
