@@ -36,6 +36,7 @@ export class ConnectorMetrics {
   readonly #outboxAge: Gauge;
   readonly #quarantineRows: Gauge;
   readonly #cloudUp: Gauge;
+  readonly #diskFull: Gauge;
   readonly #configVersion: Gauge;
   readonly #info: Gauge<"version">;
   /** Punches read and delivered per minute, newest last, for the status page's chart. */
@@ -90,6 +91,11 @@ export class ConnectorMetrics {
     this.#outboxAge = gauge("bioapi_outbox_oldest_age_seconds", "Age of the oldest unsent punch (0 when empty).", []);
     this.#quarantineRows = gauge("bioapi_quarantine_rows", "Rows held in the local quarantine table.", []);
     this.#cloudUp = gauge("bioapi_cloud_up", "1 when the cloud answers, else 0.", []);
+    this.#diskFull = gauge(
+      "bioapi_disk_full",
+      "1 while the data disk is full (STORE_FULL: sources paused, delivery held), else 0.",
+      [],
+    );
     this.#configVersion = gauge("bioapi_config_version", "The applied config version (0: none yet).", []);
     this.#info = gauge("bioapi_info", "Always 1; the version is a label.", ["version"]);
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: "bioapi_" });
@@ -167,6 +173,7 @@ export class ConnectorMetrics {
     this.#outboxAge.set((s.outbox.oldestUnsentAgeMs ?? 0) / 1000);
     this.#quarantineRows.set(s.outbox.quarantined);
     this.#cloudUp.set(s.connectivity.state === "online" ? 1 : 0);
+    this.#diskFull.set(s.disk.state === "full" ? 1 : 0);
     this.#configVersion.set(s.config.version ?? 0);
     const live = new Set(s.sources.map((w) => w.sourceId));
     for (const id of [...this.#slots]) {

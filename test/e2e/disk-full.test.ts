@@ -244,6 +244,10 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
         );
       }
     } else console.error(`!!! The status page part of the full-disk test needs ${CHROMIUM}; skipped.`);
+    const endpoint = await readEndpoint(layout.root);
+    const metrics = async () =>
+      (await fetch(`${endpoint.url}/metrics`, { headers: { authorization: `Bearer ${endpoint.token}` } })).text();
+    assert.match(await metrics(), /^bioapi_disk_full 1$/m);
     const cli = await runBioapi(["status", "--data-dir", layout.root]);
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(
@@ -296,6 +300,7 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
     );
     assert.ok(after.sources.every((w) => w.state === "running"));
     assert.equal(after.shipper.unsaved, 0);
+    assert.match(await metrics(), /^bioapi_disk_full 0$/m);
     assert.ok(logs.some((l) => l.includes("The data disk has room again: resuming.")));
 
     // A start on a full disk: one line, naming STORE_FULL and the volume, and exit code 75 (try again later).
