@@ -299,7 +299,7 @@ export class Connector {
     const spawn = (name: string, loop: (s: AbortSignal) => Promise<void>) =>
       this.#tasks.push(spawnTask(name, loop, { logger: logger.child(name), signal }));
     spawn("connectivity", (s) => this.#connectivity.run(s));
-    spawn("disk", (s) => this.#space.run(s, () => this.#store.reclaimSpace()));
+    spawn("disk", (s) => this.#space.run(s));
     spawn("config", (s) =>
       this.#channel.run(
         s,

@@ -211,22 +211,17 @@ export class DiskSpace {
   }
 
   /**
-   * The probe loop, started through spawnTask: idle while there is room, probing with backoff while full. Before
-   * each probe `reclaim` gives back what the connector itself can (the store's write-ahead log), so a volume the
-   * store filled alone does not stay full for good.
+   * The probe loop, started through spawnTask: idle while there is room, probing with backoff while full. The probe
+   * does not first give back the store's own write-ahead log: that room would be taken again by the next commits,
+   * and the connector would flap between full and resumed on a disk nobody freed (the log is kept near 1 MiB).
    */
-  async run(signal: AbortSignal, reclaim?: () => void): Promise<void> {
+  async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       if (!this.isFull) {
         await this.#changed.wait(60_000, signal);
         continue;
       }
       await sleep(this.#backoff.next(), signal);
-      try {
-        reclaim?.();
-      } catch (error) {
-        this.#o.logger.debug("Reclaiming space failed; probing anyway.", { error });
-      }
       this.probe();
     }
   }

@@ -314,14 +314,6 @@ export class Store {
     });
   }
 
-  /**
-   * Gives back the space the write-ahead log holds: its pages are copied into the database (in place where they
-   * fit) and the log is truncated. Used while the disk is full; a log that cannot be emptied yet stays as it is.
-   */
-  reclaimSpace(): void {
-    this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  }
-
   /** Punches waiting for acknowledgement. */
   get depth(): number {
     return this.#depth;

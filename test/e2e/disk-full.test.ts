@@ -149,6 +149,8 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
   await using tmp = await tempDir("bioapi-diskfull-");
   const volume = join(tmp.path, "vol");
   if (!mountVolume(t, volume)) return;
+  // Disposed before the temp dir, and whatever happens below: the volume never outlives the test.
+  await using _mounted = { [Symbol.asyncDispose]: async () => unmount(volume) };
   const cloud = await startCloud({ dataDir: join(tmp.path, "cloud") });
   const proxy = await holdingProxy(cloud.url);
   const db = new AttendanceDb(join(tmp.path, "att.db"));
@@ -333,6 +335,5 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
     await proxy.close();
     await cloud.close();
     db.close();
-    unmount(volume);
   }
 });
