@@ -201,15 +201,21 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
     // usually unable to commit (unless SQLite still had room inside its log file). Either way it must not be earned
     // again by sending the batch again: that was 4,500 duplicate deliveries before.
     proxy.hold();
-    await waitFor("a batch stored by the cloud, its answer held", () => proxy.held > 0);
+    await waitFor("a batch stored by the cloud, its answer held", () => proxy.held > 0, 60_000);
     const filler = join(volume, "filler");
     const filled = fill(filler);
     assert.ok(filled > 0, "the filler took the volume's free space");
+    // New rows, whether or not the background writer is still going: the source has something to commit.
+    insert(100);
     const status = (s: ConnectorStatus) => s.attention.find((a) => a.subject === "disk");
-    const full = await waitFor("the connector to find the disk full", () => {
-      const s = connector?.status();
-      return s?.disk.state === "full" && s.sources.every((w) => w.state === "paused") ? s : undefined;
-    });
+    const full = await waitFor(
+      "the connector to find the disk full",
+      () => {
+        const s = connector?.status();
+        return s?.disk.state === "full" && s.sources.every((w) => w.state === "paused") ? s : undefined;
+      },
+      60_000,
+    );
     proxy.release();
     assert.equal(full.disk.volume, volume);
     assert.equal(full.disk.dataDir, layout.root);
@@ -227,6 +233,7 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
     await waitFor(
       "the held answers taken in",
       () => (connector?.status().shipper.delivered ?? 0) > full.shipper.delivered,
+      60_000,
     );
     const heldAt = cloud.requests.byRoute.punches;
     // The same words over the status API (what the page renders), from `bioapi status`, and in the heartbeat.
@@ -239,7 +246,7 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
       if (page) {
         await page.goto(statusPageUrl(await readEndpoint(layout.root)));
         const item = page.locator('#attention .att[data-subject="disk"]');
-        await item.waitFor({ timeout: 15_000 });
+        await item.waitFor({ timeout: 60_000 });
         assert.match(
           (await item.textContent()) ?? "",
           new RegExp(`^disk: The data disk is full: [\\d,]+ punches waiting; free space on ${literal(volume)} `),
@@ -256,12 +263,16 @@ test("a 4 MiB data volume filling up: nothing lost, under one batch sent twice, 
       cli.stdout,
       new RegExp(`!! disk: The data disk is full: [\\d,]+ punches waiting; free space on ${literal(volume)}`),
     );
-    const beat = await waitFor("a heartbeat saying the disk is full", () => {
-      const last = cloud.lastStatus(node.nodeId) as
-        | { disk?: { state: string }; attention?: Array<{ subject: string; message: string }> }
-        | undefined;
-      return last?.disk?.state === "full" ? last : undefined;
-    });
+    const beat = await waitFor(
+      "a heartbeat saying the disk is full",
+      () => {
+        const last = cloud.lastStatus(node.nodeId) as
+          | { disk?: { state: string }; attention?: Array<{ subject: string; message: string }> }
+          | undefined;
+        return last?.disk?.state === "full" ? last : undefined;
+      },
+      60_000,
+    );
     assert.match(
       beat.attention?.find((a) => a.subject === "disk")?.message ?? "",
       /^The data disk is full: [\d,]+ punches waiting; free space on /,
