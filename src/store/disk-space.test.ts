@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, openSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
@@ -204,4 +204,15 @@ test("the volume is the mount point holding the directory", () => {
   assert.equal(volumeOf("/"), "/");
   const volume = volumeOf(process.cwd());
   assert.ok(process.cwd().startsWith(volume));
+});
+
+test("the probe never writes through a link or into a file left at its name", { skip: !linux }, async () => {
+  await using dir = await tempDir();
+  const precious = join(dir.path, "precious.db");
+  writeFileSync(precious, "rows");
+  symlinkSync(precious, join(dir.path, ".disk-probe"));
+  const space = new DiskSpace({ dir: dir.path, clock: { now: () => 0 }, logger: createLogger({ write: () => {} }) });
+  assert.equal(space.tryWrite(), undefined, "the probe found room");
+  assert.equal(readFileSync(precious, "utf8"), "rows", "the link's target is untouched");
+  assert.equal(existsSync(join(dir.path, ".disk-probe")), false, "and the probe file is gone");
 });

@@ -47,7 +47,10 @@ const PROBE_FILE = ".disk-probe";
 const BACKOFF_RESET_MS = 60_000;
 
 export const writeProbeFile: ProbeWrite = (path, bytes) => {
-  const fd = openSync(path, "w", 0o600);
+  // Never written through a link or into a file someone left there: the name is removed (a link itself, not what it
+  // points at), then created exclusively. A link to connector.db must not get a megabyte of zeros.
+  rmSync(path, { force: true });
+  const fd = openSync(path, "wx", 0o600);
   try {
     const chunk = Buffer.alloc(Math.min(bytes, 64 * 1024));
     for (let written = 0; written < bytes; )
