@@ -21,8 +21,11 @@ export interface DiskSpaceStatus {
   readonly freeBytes: number | null;
 }
 
-/** Writes `bytes` to `path` and makes them durable, then removes the file; throws as the file system refuses. */
-export type ProbeWrite = (path: string, bytes: number) => void;
+/**
+ * Writes `bytes` to `path` (made durable when `durable`: a file system with delayed allocation may accept a write
+ * and refuse only when the data must land), then removes the file; throws as the file system refuses.
+ */
+export type ProbeWrite = (path: string, bytes: number, durable: boolean) => void;
 
 export interface DiskSpaceOptions {
   readonly dir: string;
@@ -46,7 +49,7 @@ const PROBE_FILE = ".disk-probe";
 /** A disk that stayed usable this long after a resume starts its probe backoff afresh when it fills again. */
 const BACKOFF_RESET_MS = 60_000;
 
-export const writeProbeFile: ProbeWrite = (path, bytes) => {
+export const writeProbeFile: ProbeWrite = (path, bytes, durable) => {
   // Never written through a link or into a file someone left there: the name is removed (a link itself, not what it
   // points at), then created exclusively. A link to connector.db must not get a megabyte of zeros.
   rmSync(path, { force: true });
@@ -55,8 +58,7 @@ export const writeProbeFile: ProbeWrite = (path, bytes) => {
     const chunk = Buffer.alloc(Math.min(bytes, 64 * 1024));
     for (let written = 0; written < bytes; )
       written += writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - written));
-    // A file system with delayed allocation may accept the write and refuse only when the data must land.
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
     rmSync(path, { force: true });
@@ -139,7 +141,9 @@ export class DiskSpace {
 
   /** A probe write that changes no state and logs nothing: the refusal, or undefined when there is room. */
   tryWrite(): unknown {
-    return this.#tryWrite();
+    // Not made durable: a start on a busy disk must not wait on an fsync, and a local file system refuses the write
+    // itself when it has no room. The probes of a full disk do wait for it.
+    return this.#tryWrite(false);
   }
 
   /** "/var/lib (the volume holding /var/lib/bioapi)", or just the directory when it is a volume of its own. */
@@ -159,10 +163,10 @@ export class DiskSpace {
     return false;
   }
 
-  #tryWrite(): unknown {
+  #tryWrite(durable = true): unknown {
     try {
       // One fixed name: a probe cut short by a kill leaves at most one file, which the next probe overwrites.
-      this.#write(join(this.#o.dir, PROBE_FILE), this.#o.probeBytes ?? PROBE_BYTES);
+      this.#write(join(this.#o.dir, PROBE_FILE), this.#o.probeBytes ?? PROBE_BYTES, durable);
       return undefined;
     } catch (error) {
       return error ?? new Error("probe failed");
