@@ -63,7 +63,7 @@ test("SQL Server: parameter types and connection options", () => {
       user: "bioapi",
       password: "pw",
       schema: "dbo",
-      tls: { enabled: true, rejectUnauthorized: false },
+      tls: { mode: "require" },
       poolSize: 2,
       connectTimeoutMs: 5000,
     },
