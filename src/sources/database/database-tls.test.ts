@@ -7,13 +7,13 @@ import { Duplex } from "node:stream";
 import { after, before, test } from "node:test";
 import { TLSSocket } from "node:tls";
 import { promisify } from "node:util";
+import { warningsLogger } from "../../../test/helpers/run-source.ts";
 import { PG_URL, scratch } from "../../../test/helpers/sql-servers.ts";
 import { tempDir } from "../../../test/helpers/temp-dir.ts";
 import { sourceFactory } from "../../app/connector.ts";
 import { type DatabaseSourceConfig, databaseSourceSchema } from "../../config/config-schema.ts";
 import { systemClock } from "../../core/clock.ts";
 import { BioError } from "../../core/errors.ts";
-import { createLogger, Redactor } from "../../core/logger.ts";
 import type { SourceContext } from "../source.ts";
 import { openSqlClient } from "./open-client.ts";
 
@@ -339,8 +339,7 @@ test("a password sent without TLS to a non-loopback address is logged once per c
   // connector treats it as the network, which is what this test needs from the real server.
   const config = source({ ...s.connection, host: "0.0.0.0", password: "pw-never-logged" });
   const make = sourceFactory();
-  const logs: string[] = [];
-  const logger = createLogger({ level: "warn", format: "json", redact: new Redactor(), write: (l) => logs.push(l) });
+  const logger = warningsLogger();
   // Two starts of the same source, as the supervisor makes them after a failure: a new source object each time.
   for (let start = 0; start < 2; start++) {
     const controller = new AbortController();
@@ -363,9 +362,9 @@ test("a password sent without TLS to a non-loopback address is logged once per c
     controller.abort();
     await running.catch(() => undefined);
   }
-  const lines = logs.map((l) => JSON.parse(l) as { level: string | number; msg: string });
-  const warnings = lines.filter((l) => /crosses the network without TLS/.test(l.msg));
-  assert.equal(warnings.length, 1, logs.join("\n"));
-  assert.match(warnings[0]?.msg ?? "", /postgres 0\.0\.0\.0:\d+\/test/);
-  assert.ok(!logs.join("\n").includes("pw-never-logged"));
+  const warnings = logger.warnings.filter((w) => /crosses the network without TLS/.test(w));
+  assert.equal(warnings.length, 1, logger.warnings.join("\n"));
+  assert.match(warnings[0] ?? "", /postgres 0\.0\.0\.0:\d+\/test/);
+  // The raw message, before any redactor: the text itself never holds the password.
+  assert.ok(!logger.warnings.join("\n").includes("pw-never-logged"));
 });
