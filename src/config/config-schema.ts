@@ -70,7 +70,7 @@ export const filterConditionSchema = z
   .superRefine((c, ctx) => checkFilterCondition(c, adder(ctx)))
   .describe("Rows must match every condition. Values are bound as parameters.");
 
-export const TLS_MODES = ["prefer", "require", "verify", "off"] as const;
+const TLS_MODES = ["prefer", "require", "verify", "off"] as const;
 export type TlsMode = (typeof TLS_MODES)[number];
 
 const tlsMode = z

@@ -37,7 +37,7 @@ export interface MysqlClientOptions {
  * fails on a greeting without it before sending any credential, which is what lets "prefer" retry plain.
  * "verify" checks the chain and that the certificate names `host` (mysql2's verifyIdentity).
  */
-export function sslOptions(tls: TlsConfig): SslOptions | undefined {
+function sslOptions(tls: TlsConfig): SslOptions | undefined {
   if (tls.mode === "off") return undefined;
   if (tls.mode !== "verify") return { rejectUnauthorized: false };
   return { rejectUnauthorized: true, verifyIdentity: true, ...(tls.ca ? { ca: tls.ca } : {}) };

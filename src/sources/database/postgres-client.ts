@@ -51,7 +51,7 @@ const types = {
  * pg's `ssl` for a mode: an SSLRequest first whenever TLS may be used. "prefer" asks too; a server without TLS
  * answers 'N' before any credential is sent, and only that answer lets open() retry without TLS.
  */
-export function tlsOptions(tls: TlsConfig): false | tls.ConnectionOptions {
+function tlsOptions(tls: TlsConfig): false | tls.ConnectionOptions {
   if (tls.mode === "off") return false;
   if (tls.mode !== "verify") return { rejectUnauthorized: false };
   // pg sets the name to verify from the host (unless it is an address, where Node checks the address itself).
