@@ -9,7 +9,8 @@
 # connector must never start reg.exe, whose command line process-creation auditing would record.
 # Debian 12's Wine 8 cannot run Node >= 24 (see docs/operations.md), hence the chroot.
 #
-# Needs root (debootstrap, chroot, mount) and deb.debian.org. The chroot and a pristine Wine prefix are cached in
+# Needs root (debootstrap, chroot, mount) and a Debian mirror: BIOAPI_WINE_MIRROR, else the Debian archive this
+# machine's apt uses (scripts/apt-mirror.sh reads /etc/apt), so no mirror host is written here. The chroot and a pristine Wine prefix are cached in
 # $BIOAPI_WINE_CACHE (default /var/cache/bioapi-wine, ~3 GB); delete that directory to start over. When the
 # machine cannot host Wine the script says why and exits 0 (BIOAPI_WINE_SKIP_CODE overrides, e.g. 77 for CI).
 # Exit 1 means a step failed on the product; every step prints proved / NOT proved and why.
@@ -17,7 +18,7 @@ set -uo pipefail
 
 CACHE=${BIOAPI_WINE_CACHE:-/var/cache/bioapi-wine}
 ROOTFS=$CACHE/rootfs
-MIRROR=${BIOAPI_WINE_MIRROR:-http://deb.debian.org/debian}
+MIRROR=${BIOAPI_WINE_MIRROR:-}
 SUITE=trixie
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 NODE=$REPO/node_modules/.bin/node
@@ -43,6 +44,10 @@ if [ -z "${BIOAPI_WINE_NS:-}" ]; then
     command -v "$tool" >/dev/null || skip "needs $tool."
   done
   [ -x "$NODE" ] || die "run npm ci first ($NODE is missing)."
+  if [ -z "$MIRROR" ] && [ ! -f "$ROOTFS/.bioapi-debootstrap-done" ]; then
+    MIRROR=$(bash "$REPO/scripts/apt-mirror.sh") ||
+      skip "no Debian archive in /etc/apt/sources.list or sources.list.d; set BIOAPI_WINE_MIRROR (e.g. http://<your mirror>/debian)."
+  fi
   VERSION=$("$NODE" -p 'require("./package.json").version' 2>/dev/null) || die "cannot read package.json"
   EXE=$REPO/dist/cams-bioapi-$VERSION-win-x64/bioapi.exe
   [ -f "$EXE" ] || die "no $EXE: build it first with npm run package."
@@ -61,7 +66,7 @@ if [ -z "${BIOAPI_WINE_NS:-}" ]; then
     fi
   fi
   log "cache $CACHE; executable $EXE"
-  exec env BIOAPI_WINE_NS=1 BIOAPI_WINE_T0="$T0" BIOAPI_WINE_EXE="$EXE" BIOAPI_WINE_VERSION="$VERSION" \
+  exec env BIOAPI_WINE_NS=1 BIOAPI_WINE_MIRROR="$MIRROR" BIOAPI_WINE_T0="$T0" BIOAPI_WINE_EXE="$EXE" BIOAPI_WINE_VERSION="$VERSION" \
     flock "$CACHE/.lock" unshare --mount --propagation private "$0" "$@"
 fi
 EXE=$BIOAPI_WINE_EXE

@@ -50,13 +50,20 @@ interface LiveConfig {
   onApply: (config: ConnectorConfig) => void;
 }
 
-export function createSource(config: SourceConfig): Source {
-  switch (config.kind) {
-    case "database":
-      return new DatabaseSource({ config, connect: openSqlClient });
-    case "zk":
-      return new ZkSource(config);
-  }
+/**
+ * Makes the sources of one connector. The supervisor makes a new source for every start of a worker; what a source
+ * should say once per connector (a password sent without TLS) is remembered here, across those starts.
+ */
+export function sourceFactory(): (config: SourceConfig) => Source {
+  const warned = new Set<string>();
+  return (config) => {
+    switch (config.kind) {
+      case "database":
+        return new DatabaseSource({ config, connect: openSqlClient, warned });
+      case "zk":
+        return new ZkSource(config);
+    }
+  };
 }
 
 /**
@@ -194,7 +201,7 @@ export class Connector {
       clock,
       logger: logger.child("supervisor"),
       gate,
-      createSource,
+      createSource: sourceFactory(),
       outboxChanged,
       metrics,
     });

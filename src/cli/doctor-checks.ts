@@ -402,7 +402,10 @@ async function checkDatabase(config: DatabaseSourceConfig, signal: AbortSignal, 
     out.push({ subject, check: `rows in ${t.table}`, status: "ok", detail: `${t.rows} rows, ${t.partitions} devices` });
   for (const w of r.warnings) {
     const index = /^No index on (.*?): every poll scans it\. (.*)$/s.exec(w);
-    if (index)
+    const cleartext = /^(The password for .* crosses the network without TLS: .*?\.) .*? (Enable TLS .*)$/s.exec(w);
+    if (cleartext)
+      out.push({ subject, check: "tls", status: "warn", detail: cleartext[1] ?? w, fix: cleartext[2] ?? "" });
+    else if (index)
       out.push({
         subject,
         check: "index",

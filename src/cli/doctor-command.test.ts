@@ -51,6 +51,40 @@ test("bioapi doctor on a PostgreSQL BioTime source: table, count, newest rows, s
   assert.match(bad.text(), /FAIL table iclock_transactionz: Table "iclock_transactionz" not found.*iclock_transaction/);
 });
 
+test("bioapi doctor warns when a source's password would cross the network without TLS", async (t) => {
+  await using s = await scratch("postgres");
+  if (!s) return t.skip("postgres absent");
+  await s.createBiotime();
+  await using dir = await tempDir();
+  const file = join(dir.path, "source.json");
+  // Linux hands a connection to 0.0.0.0 to the local server; by name it is not loopback, so it stands for the LAN.
+  const connection = { ...s.connection, host: "0.0.0.0", password: "never-shown-pw" };
+  const run = async (tls: unknown, host = "0.0.0.0") => {
+    await writeFile(
+      file,
+      JSON.stringify({ id: "bt", kind: "database", preset: "biotime", connection: { ...connection, host, tls } }),
+    );
+    const io = captureIo();
+    const code = await main(["doctor", "--source-config", file, "--data-dir", dir.path], io);
+    return { code, text: io.text() };
+  };
+  const prefer = await run("prefer");
+  assert.equal(prefer.code, 0, prefer.text);
+  assert.match(prefer.text, /ok {3}connect: postgres in \d+ ms; no TLS \(tls "prefer"\)/);
+  assert.match(
+    prefer.text,
+    /! The password for postgres 0\.0\.0\.0:\d+\/test crosses the network without TLS: the server offers no TLS/,
+  );
+  assert.ok(!prefer.text.includes("never-shown-pw"));
+  assert.match((await run("off")).text, /without TLS: its tls is "off"/);
+  const loopback = await run("prefer", "127.0.0.1");
+  assert.match(loopback.text, /no TLS \(tls "prefer"\); loopback, never leaves this machine/);
+  assert.doesNotMatch(loopback.text, /crosses the network/);
+  const required = await run("require");
+  assert.equal(required.code, 1);
+  assert.match(required.text, /FAIL connect: The server offers no TLS, and the connection's tls requires it/);
+});
+
 test("bioapi doctor on an Access att2000 file, from a whole connector config", async (t) => {
   const samples = resolve(new URL("../../", import.meta.url).pathname, "..", "shared", "testdata", "att2000");
   const path = join(process.env.BIOAPI_TESTDATA_ATT2000 ?? samples, "att2000-socianovation-74punches.mdb");

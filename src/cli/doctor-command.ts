@@ -11,6 +11,7 @@ import { loadEnrollment } from "../secrets/enrollment.ts";
 import { DatabaseReader, isRowProblem, timeSemantics } from "../sources/database/database-reader.ts";
 import { cursorKey, TARGET_KEY } from "../sources/database/database-source.ts";
 import { openSqlClient } from "../sources/database/open-client.ts";
+import { cleartextPasswordWarning, wireSummary } from "../sources/database/wire-security.ts";
 import type { CursorValue } from "../store/store.ts";
 import { Store } from "../store/store.ts";
 import type { CliIo } from "./cli-io.ts";
@@ -129,7 +130,14 @@ export async function diagnose(
   let client: Awaited<ReturnType<typeof openSqlClient>>;
   try {
     client = await openSqlClient(config, options.signal);
-    checks.push({ name: "connect", ok: true, detail: `${config.connection.engine} in ${Date.now() - started} ms` });
+    const wire = wireSummary(config.connection, client.wire);
+    checks.push({
+      name: "connect",
+      ok: true,
+      detail: `${config.connection.engine} in ${Date.now() - started} ms${wire ? `; ${wire}` : ""}`,
+    });
+    const cleartext = cleartextPasswordWarning(config.connection, client.wire);
+    if (cleartext) warnings.push(cleartext);
   } catch (error) {
     checks.push({ name: "connect", ok: false, detail: describeError(error).message });
     return report();

@@ -70,17 +70,66 @@ export const filterConditionSchema = z
   .superRefine((c, ctx) => checkFilterCondition(c, adder(ctx)))
   .describe("Rows must match every condition. Values are bound as parameters.");
 
-export const tlsSchema = z
-  .object({
-    enabled: z.boolean().default(false),
-    rejectUnauthorized: z
-      .boolean()
-      .default(true)
-      .describe("Verify the server certificate (against `ca` when given, else the system store)."),
-    ca: z.string().max(65_536).optional().describe("PEM certificate(s) of the CA that signed the server certificate."),
-    serverName: z.string().max(255).optional().describe("Name to verify the certificate against; default: host."),
-  })
-  .strict();
+const TLS_MODES = ["prefer", "require", "verify", "off"] as const;
+export type TlsMode = (typeof TLS_MODES)[number];
+
+const tlsMode = z
+  .enum(TLS_MODES)
+  .describe(
+    "prefer: TLS when the server offers it, else plain (certificate not verified); require: TLS or no connection (certificate not verified); verify: TLS with the certificate checked against `ca` (else the system store) and `serverName` (else host); off: never TLS.",
+  );
+
+/** The older spelling, kept so configs already published keep working: enabled false is off, true is verify. */
+function modeOf(t: {
+  mode?: TlsMode | undefined;
+  enabled?: boolean | undefined;
+  rejectUnauthorized?: boolean | undefined;
+}) {
+  if (t.mode) return t.mode;
+  if (t.enabled === undefined) return undefined;
+  if (!t.enabled) return "off";
+  return t.rejectUnauthorized === false ? "require" : "verify";
+}
+
+/** A bare mode (`"verify"`) or an object with the CA and name to verify against. */
+function tlsSchemaWith(fallback: TlsMode) {
+  return z
+    .union([
+      tlsMode,
+      z
+        .object({
+          mode: tlsMode.optional(),
+          ca: z
+            .string()
+            .max(65_536)
+            .optional()
+            .describe("PEM certificate(s) of the CA that signed the server certificate (mode verify)."),
+          serverName: z
+            .string()
+            .max(255)
+            .optional()
+            .describe("Name to verify the certificate against (mode verify); default: host."),
+          enabled: z.boolean().optional().describe("Deprecated, use mode: false is off, true is verify."),
+          rejectUnauthorized: z
+            .boolean()
+            .optional()
+            .describe("Deprecated, use mode: false with enabled true is require."),
+        })
+        .strict(),
+    ])
+    .default(fallback)
+    .transform((t) => {
+      if (typeof t === "string") return { mode: t };
+      return {
+        mode: modeOf(t) ?? fallback,
+        ...(t.ca ? { ca: t.ca } : {}),
+        ...(t.serverName ? { serverName: t.serverName } : {}),
+      };
+    })
+    .describe(`TLS to the server (default ${fallback}).`);
+}
+
+export const tlsSchema = tlsSchemaWith("prefer");
 
 const host = z.string().min(1).max(255).describe("Server host name or address.");
 const password = z
@@ -107,7 +156,7 @@ export const postgresConnectionSchema = z
     user: z.string().min(1).max(128),
     password,
     schema: identifier.default("public").describe("Schema holding the table."),
-    tls: tlsSchema.default(tlsSchema.parse({})),
+    tls: tlsSchema,
     poolSize,
     connectTimeoutMs,
   })
@@ -121,7 +170,7 @@ export const mysqlConnectionSchema = z
     database: z.string().min(1).max(128),
     user: z.string().min(1).max(128),
     password,
-    tls: tlsSchema.default(tlsSchema.parse({})),
+    tls: tlsSchema,
     poolSize,
     connectTimeoutMs,
   })
@@ -137,7 +186,7 @@ export const mssqlConnectionSchema = z
     user: z.string().min(1).max(128),
     password,
     schema: identifier.default("dbo"),
-    tls: tlsSchema.default(tlsSchema.parse({ enabled: true })),
+    tls: tlsSchemaWith("verify"),
     poolSize,
     connectTimeoutMs,
   })
@@ -425,4 +474,4 @@ function exportedSchema(): Record<string, unknown> {
 export type DatabaseConnectionConfig = z.infer<typeof databaseConnectionSchema>;
 export type DatabasePreset = (typeof DATABASE_PRESETS)[number];
 export type FilterCondition = z.infer<typeof filterConditionSchema>;
-export type TlsConfig = z.infer<typeof tlsSchema>;
+export type TlsConfig = z.output<typeof tlsSchema>;

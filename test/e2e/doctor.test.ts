@@ -76,6 +76,13 @@ test("bioapi doctor end to end: one finding per problem, each with its fix, exit
                   connection: pg.connection,
                   table: "iclock_transactionz",
                 },
+                // 0.0.0.0 reaches the local server on Linux but is not loopback by name: a password on the LAN.
+                {
+                  id: "plain",
+                  kind: "database",
+                  preset: "biotime",
+                  connection: { ...pg.connection, host: "0.0.0.0", password: "pw" },
+                },
               ]
             : []),
         ],
@@ -122,6 +129,13 @@ test("bioapi doctor end to end: one finding per problem, each with its fix, exit
     assert.equal(f?.status, "fail");
     assert.match(f?.detail ?? "", /not found.*iclock_transaction/);
     assert.match(f?.fix ?? "", /Fix table/);
+  });
+  await t.test("a password that would cross the network without TLS", { skip: !pg && "postgres absent" }, () => {
+    const f = find(report, /^database plain /, "tls");
+    assert.equal(f?.status, "warn", text);
+    assert.match(f?.detail ?? "", /^The password for postgres 0\.0\.0\.0:\d+\/\w+ crosses the network without TLS/);
+    assert.match(f?.fix ?? "", /set the connection's tls to "verify"/);
+    assert.equal(find(report, /^database bt /, "tls"), undefined, "loopback: no warning");
   });
   await t.test("missing index", { skip: !pg && "postgres absent" }, () => {
     const f = find(report, /^database bt /, "index");

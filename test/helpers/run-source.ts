@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { createSource } from "../../src/app/connector.ts";
+import { sourceFactory } from "../../src/app/connector.ts";
 import type { SourceConfig } from "../../src/config/config-schema.ts";
 import { Notifier } from "../../src/core/abort.ts";
 import { type Clock, systemClock } from "../../src/core/clock.ts";
@@ -29,7 +29,7 @@ export function sourceHarness(dir: string, options: { clock?: Clock; logger?: Lo
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silentLogger,
     gate: { blockedBy: () => null, waitOpen: async () => undefined },
-    createSource,
+    createSource: sourceFactory(),
     outboxChanged: new Notifier(),
   });
   const userIds = () =>

@@ -17,11 +17,17 @@ import { describeGaps, emptySweep, type Gap, GapBook, sweepFromCursor } from "./
 import { textOf } from "./presets.ts";
 import type { Scalar } from "./select-spec.ts";
 import type { SqlClient, SqlRow } from "./sql-client.ts";
+import { cleartextPasswordWarning } from "./wire-security.ts";
 
 export interface DatabaseSourceOptions {
   readonly config: DatabaseSourceConfig;
   /** Opens a client for the configured engine; the source closes it when it stops. */
   readonly connect: (config: DatabaseSourceConfig, signal: AbortSignal) => Promise<SqlClient>;
+  /**
+   * Warnings already logged, shared by every start of the source (the supervisor makes a new one each time), so a
+   * password sent without TLS is logged once, not at every reconnect. Default: this source's own.
+   */
+  readonly warned?: Set<string>;
 }
 
 /** Cursor key holding which database and table the cursors belong to ('#' never occurs in a serial). */
@@ -80,15 +86,24 @@ export function cursorKey(reader: DatabaseReader, table: string, partition: stri
 export class DatabaseSource implements Source {
   readonly #config: DatabaseSourceConfig;
   readonly #connect: DatabaseSourceOptions["connect"];
+  readonly #warned: Set<string>;
 
   constructor(options: DatabaseSourceOptions) {
     this.#config = options.config;
     this.#connect = options.connect;
+    this.#warned = options.warned ?? new Set();
   }
 
   async run(ctx: SourceContext): Promise<void> {
     const client = await this.#connect(this.#config, ctx.signal);
     try {
+      const cleartext = cleartextPasswordWarning(this.#config.connection, client.wire);
+      // Keyed by the server and mode: pointed at another server, or after the mode changes, it is said again.
+      const key = `cleartext ${this.#config.id} ${connectionTarget(this.#config.connection)} ${cleartext}`;
+      if (cleartext && !this.#warned.has(key)) {
+        this.#warned.add(key);
+        ctx.logger.warn(cleartext);
+      }
       const reader = new DatabaseReader(client, this.#config, ctx.signal, ctx.logger);
       const cursors = new Map<string, CursorValue>();
       const sweeps = new Map<string, GapBook>();

@@ -111,6 +111,27 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
       false,
     );
   }
+  if (code === "HANDSHAKE_NO_SSL_SUPPORT" || /server does not support (SSL|secure) connection/i.test(raw)) {
+    return make(
+      "DB_CONNECT",
+      "The server offers no TLS, and the connection's tls requires it",
+      'Enable TLS (ssl) on the database server, or set the connection\'s tls to "prefer", which then connects without it (doctor warns when a password crosses the network that way).',
+      false,
+    );
+  }
+  if (
+    code === "HANDSHAKE_SSL_ERROR" ||
+    code.startsWith("ERR_TLS_") ||
+    code.startsWith("ERR_SSL_") ||
+    /CERT|_ISSUER|SELF_SIGNED/.test(code)
+  ) {
+    return make(
+      "DB_CONNECT",
+      "The TLS handshake with the server failed",
+      'With tls "verify", give the CA that signed the server certificate in tls.ca and, when the certificate names another host, tls.serverName; "require" encrypts without checking the certificate.',
+      false,
+    );
+  }
   if (code === "3D000" || code === "ER_BAD_DB_ERROR" || num === 1049 || num === 4060) {
     return make("DB_CONNECT", "The database does not exist", "Check `database` in the connection settings.", false);
   }

@@ -54,6 +54,16 @@ test("SQL Server: parameter types and connection options", () => {
   assert.equal(tediousParam(3_000_000_000).type, TYPES.BigInt);
   assert.equal(tediousParam("S1").type, TYPES.NVarChar);
   assert.equal(tediousParam(null).value, null);
+  const base = {
+    host: "sql.local",
+    port: 1433,
+    database: "att2000",
+    user: "bioapi",
+    password: "pw",
+    schema: "dbo",
+    poolSize: 2,
+    connectTimeoutMs: 5000,
+  };
   const config = tediousConfig(
     {
       host: "sql.local",
@@ -63,7 +73,7 @@ test("SQL Server: parameter types and connection options", () => {
       user: "bioapi",
       password: "pw",
       schema: "dbo",
-      tls: { enabled: true, rejectUnauthorized: false },
+      tls: { mode: "require" },
       poolSize: 2,
       connectTimeoutMs: 5000,
     },
@@ -75,6 +85,17 @@ test("SQL Server: parameter types and connection options", () => {
   assert.equal(config.options?.trustServerCertificate, true);
   assert.equal(config.options?.requestTimeout, 30_000);
   assert.equal(config.options?.readOnlyIntent, true);
+  // Only require and verify encrypt the session; only verify checks the certificate.
+  const modes = (["off", "prefer", "require", "verify"] as const).map((mode) => {
+    const o = tediousConfig({ ...base, tls: { mode } }, 30_000).options;
+    return [mode, o?.encrypt, o?.trustServerCertificate];
+  });
+  assert.deepEqual(modes, [
+    ["off", false, true],
+    ["prefer", false, true],
+    ["require", true, true],
+    ["verify", true, false],
+  ]);
 });
 
 test("PostgreSQL, MySQL and SQLite render the same read their own way", () => {

@@ -13,6 +13,7 @@ import {
   type TableInfo,
   tableInfoFromCatalog,
 } from "./sql-client.ts";
+import type { WireSecurity } from "./wire-security.ts";
 
 type MssqlConnection = {
   readonly host: string;
@@ -42,8 +43,10 @@ export function tediousConfig(c: MssqlConnection, queryTimeoutMs: number): Conne
       // A named instance is found through SQL Browser, which then gives the port.
       ...(c.instanceName ? { instanceName: c.instanceName } : { port: c.port }),
       database: c.database,
-      encrypt: c.tls.enabled,
-      trustServerCertificate: !c.tls.rejectUnauthorized,
+      // TDS encrypts the login packet whenever the server can, even unencrypted: off and prefer both leave the rest
+      // of the session plain. require and verify encrypt all of it; only verify checks the certificate.
+      encrypt: c.tls.mode === "require" || c.tls.mode === "verify",
+      trustServerCertificate: c.tls.mode !== "verify",
       ...(c.tls.ca ? { cryptoCredentialsDetails: { ca: c.tls.ca } } : {}),
       ...(c.tls.serverName ? { serverName: c.tls.serverName } : {}),
       connectTimeout: c.connectTimeoutMs,
@@ -85,6 +88,7 @@ function naive(value: unknown, typeName: string): unknown {
 export class MssqlClient implements SqlClient {
   readonly engine = "mssql";
   readonly dialect: SqlDialect;
+  readonly wire: WireSecurity;
   readonly #config: ConnectionConfiguration;
   readonly #ctx: DbErrorContext;
   readonly #schema: string;
@@ -99,6 +103,7 @@ export class MssqlClient implements SqlClient {
     this.#schema = c.schema;
     this.#size = c.poolSize;
     this.#config = tediousConfig(c, queryTimeoutMs);
+    this.wire = { tls: this.#config.options?.encrypt === true, verified: c.tls.mode === "verify" };
     this.#ctx = {
       engine: "mssql",
       where: `mssql ${c.host}${c.instanceName ? `\\${c.instanceName}` : `:${c.port}`}/${c.database} as ${c.user}`,

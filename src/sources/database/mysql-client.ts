@@ -1,6 +1,7 @@
+import type { SslOptions } from "mysql2";
 import mysql from "mysql2/promise";
 import type { TlsConfig } from "../../config/config-schema.ts";
-import type { BioError } from "../../core/errors.ts";
+import { BioError } from "../../core/errors.ts";
 import { type DbErrorContext, dbError, notAllowedError } from "./db-errors.ts";
 import { mysqlDialect } from "./dialects.ts";
 import { guardQuery, within } from "./query-guard.ts";
@@ -13,6 +14,7 @@ import {
   type TableInfo,
   tableInfoFromCatalog,
 } from "./sql-client.ts";
+import type { WireSecurity } from "./wire-security.ts";
 
 type MysqlConnection = {
   readonly host: string;
@@ -28,6 +30,23 @@ type MysqlConnection = {
 export interface MysqlClientOptions {
   /** Tests: wraps pool creation (e.g. to start every session the way a given server would). */
   readonly createPool?: (options: mysql.PoolOptions) => mysql.Pool;
+}
+
+/**
+ * mysql2's `ssl` for a mode. The greeting says whether the server has TLS (CLIENT_SSL); with `ssl` set, mysql2
+ * fails on a greeting without it before sending any credential, which is what lets "prefer" retry plain.
+ * "verify" checks the chain and that the certificate names `host` (mysql2's verifyIdentity).
+ */
+function sslOptions(tls: TlsConfig): SslOptions | undefined {
+  if (tls.mode === "off") return undefined;
+  if (tls.mode !== "verify") return { rejectUnauthorized: false };
+  return { rejectUnauthorized: true, verifyIdentity: true, ...(tls.ca ? { ca: tls.ca } : {}) };
+}
+
+function serverHasNoTls(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause)
+    if ((e as { code?: unknown }).code === "HANDSHAKE_NO_SSL_SUPPORT") return true;
+  return false;
 }
 
 /** MySQL error 1193: unknown system variable (a server older than the statement limit). */
@@ -47,14 +66,16 @@ export function withoutNoBackslashEscapes(mode: string): string | undefined {
 export class MysqlClient implements SqlClient {
   readonly engine = "mysql";
   readonly dialect = mysqlDialect;
+  readonly wire: WireSecurity;
   readonly #pool: mysql.Pool;
   readonly #ctx: DbErrorContext;
   readonly #prepared = new WeakSet<object>();
   readonly #queryTimeoutMs: number;
   #mariadb: boolean | undefined;
 
-  private constructor(pool: mysql.Pool, c: MysqlConnection, queryTimeoutMs: number) {
+  private constructor(pool: mysql.Pool, c: MysqlConnection, queryTimeoutMs: number, wire: WireSecurity) {
     this.#pool = pool;
+    this.wire = wire;
     this.#queryTimeoutMs = queryTimeoutMs;
     this.#ctx = {
       engine: "mysql",
@@ -69,21 +90,37 @@ export class MysqlClient implements SqlClient {
     signal: AbortSignal,
     options: MysqlClientOptions = {},
   ): Promise<MysqlClient> {
+    if (c.tls.mode === "verify" && c.tls.serverName && c.tls.serverName !== c.host)
+      throw new BioError(
+        "DB_CONNECT",
+        `tls.serverName (${c.tls.serverName}) cannot be checked on MySQL/MariaDB (mysql ${c.host}:${c.port}): the driver checks the certificate against host.`,
+        { hint: "Set host to the name the server certificate carries, and leave serverName out.", retriable: false },
+      );
+    const ssl = sslOptions(c.tls);
+    try {
+      return await MysqlClient.#open(c, queryTimeoutMs, signal, options, ssl);
+    } catch (error) {
+      // Only a server that advertises no TLS in its greeting allows a plain retry (nothing was sent to it yet);
+      // a TLS handshake that fails is an error as it is.
+      if (c.tls.mode !== "prefer" || !serverHasNoTls(error) || signal.aborted) throw error;
+      return MysqlClient.#open(c, queryTimeoutMs, signal, options, undefined);
+    }
+  }
+
+  static async #open(
+    c: MysqlConnection,
+    queryTimeoutMs: number,
+    signal: AbortSignal,
+    options: MysqlClientOptions,
+    ssl: SslOptions | undefined,
+  ): Promise<MysqlClient> {
     const pool = (options.createPool ?? mysql.createPool)({
       host: c.host,
       port: c.port,
       database: c.database,
       user: c.user,
       password: c.password,
-      ...(c.tls.enabled
-        ? {
-            ssl: {
-              rejectUnauthorized: c.tls.rejectUnauthorized,
-              ...(c.tls.ca ? { ca: c.tls.ca } : {}),
-              ...(c.tls.serverName ? { servername: c.tls.serverName } : {}),
-            },
-          }
-        : {}),
+      ...(ssl ? { ssl } : {}),
       connectionLimit: c.poolSize,
       maxIdle: c.poolSize,
       idleTimeout: 60_000,
@@ -98,7 +135,10 @@ export class MysqlClient implements SqlClient {
         return next();
       },
     });
-    const client = new MysqlClient(pool, c, queryTimeoutMs);
+    const client = new MysqlClient(pool, c, queryTimeoutMs, {
+      tls: ssl !== undefined,
+      verified: c.tls.mode === "verify",
+    });
     try {
       await client.query("SELECT 1", [], { signal, timeoutMs: c.connectTimeoutMs + 1000 });
     } catch (error) {

@@ -1,3 +1,4 @@
+import type tls from "node:tls";
 import pg from "pg";
 import type { TlsConfig } from "../../config/config-schema.ts";
 import type { BioError } from "../../core/errors.ts";
@@ -13,6 +14,7 @@ import {
   type TableInfo,
   tableInfoFromCatalog,
 } from "./sql-client.ts";
+import type { WireSecurity } from "./wire-security.ts";
 
 type PostgresConnection = {
   readonly host: string;
@@ -45,25 +47,41 @@ const types = {
       : pg.types.getTypeParser(oid, format ?? "text")) as typeof pg.types.getTypeParser,
 };
 
-export function tlsOptions(tls: TlsConfig, host: string) {
-  if (!tls.enabled) return false;
+/**
+ * pg's `ssl` for a mode: an SSLRequest first whenever TLS may be used. "prefer" asks too; a server without TLS
+ * answers 'N' before any credential is sent, and only that answer lets open() retry without TLS.
+ */
+function tlsOptions(tls: TlsConfig): false | tls.ConnectionOptions {
+  if (tls.mode === "off") return false;
+  if (tls.mode !== "verify") return { rejectUnauthorized: false };
+  // pg sets the name to verify from the host (unless it is an address, where Node checks the address itself).
   return {
-    rejectUnauthorized: tls.rejectUnauthorized,
+    rejectUnauthorized: true,
     ...(tls.ca ? { ca: tls.ca } : {}),
-    servername: tls.serverName ?? host,
+    ...(tls.serverName ? { servername: tls.serverName } : {}),
   };
+}
+
+/** pg's words (lib/connection.js) for a server that answered the SSLRequest with 'N': it has no TLS at all. */
+const NO_SSL = "The server does not support SSL connections";
+
+function serverHasNoTls(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) if (e.message.includes(NO_SSL)) return true;
+  return false;
 }
 
 /** PostgreSQL through a small pg.Pool; every session read-only, every statement bounded by the server too. */
 export class PostgresClient implements SqlClient {
   readonly engine = "postgres";
   readonly dialect: SqlDialect;
+  readonly wire: WireSecurity;
   readonly #pool: pg.Pool;
   readonly #ctx: DbErrorContext;
   readonly #schema: string;
 
-  private constructor(pool: pg.Pool, c: PostgresConnection) {
+  private constructor(pool: pg.Pool, c: PostgresConnection, wire: WireSecurity) {
     this.#pool = pool;
+    this.wire = wire;
     this.#schema = c.schema;
     this.dialect = postgresDialect(c.schema);
     this.#ctx = {
@@ -76,13 +94,29 @@ export class PostgresClient implements SqlClient {
   }
 
   static async open(c: PostgresConnection, queryTimeoutMs: number, signal: AbortSignal): Promise<PostgresClient> {
+    const ssl = tlsOptions(c.tls);
+    try {
+      return await PostgresClient.#open(c, queryTimeoutMs, signal, ssl);
+    } catch (error) {
+      // Only the server's own "no TLS here" allows a plain retry; a TLS handshake that fails is an error as it is.
+      if (c.tls.mode !== "prefer" || !serverHasNoTls(error) || signal.aborted) throw error;
+      return PostgresClient.#open(c, queryTimeoutMs, signal, false);
+    }
+  }
+
+  static async #open(
+    c: PostgresConnection,
+    queryTimeoutMs: number,
+    signal: AbortSignal,
+    ssl: false | tls.ConnectionOptions,
+  ): Promise<PostgresClient> {
     const pool = new pg.Pool({
       host: c.host,
       port: c.port,
       database: c.database,
       user: c.user,
       password: c.password,
-      ssl: tlsOptions(c.tls, c.host),
+      ssl,
       max: c.poolSize,
       connectionTimeoutMillis: c.connectTimeoutMs,
       idleTimeoutMillis: 60_000,
@@ -92,7 +126,7 @@ export class PostgresClient implements SqlClient {
       options: `-c statement_timeout=${queryTimeoutMs} -c default_transaction_read_only=on -c DateStyle=ISO`,
       types,
     });
-    const client = new PostgresClient(pool, c);
+    const client = new PostgresClient(pool, c, { tls: ssl !== false, verified: c.tls.mode === "verify" });
     try {
       // Connect now, so a wrong password or host fails the source at start with a clear error.
       await client.query("SELECT 1", [], { signal, timeoutMs: c.connectTimeoutMs + 1000 });

@@ -1,5 +1,6 @@
 import type { BioError } from "../../core/errors.ts";
 import type { SelectSpec, SqlDialect } from "./select-spec.ts";
+import type { WireSecurity } from "./wire-security.ts";
 
 export type { SqlDialect } from "./select-spec.ts";
 
@@ -52,6 +53,8 @@ export interface SqlClient {
   readonly engine: string;
   /** The SQL dialect, or undefined for engines read without SQL (Access). */
   readonly dialect: SqlDialect | undefined;
+  /** Whether the session runs in TLS, for engines reached over the network (absent for file engines). */
+  readonly wire?: WireSecurity;
   select(spec: SelectSpec, options: QueryOptions): Promise<SqlRow[]>;
   /** A table's real name and columns, looked up case-insensitively; undefined when it does not exist. */
   describe(table: string, options: QueryOptions): Promise<TableInfo | undefined>;
