@@ -66,6 +66,26 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     return runConnectorUnderScm({ start, logger, eventLog, redactor });
   }
 
+  // Listening before the start, not after: status.json is written part-way through it, and a stop asked for from
+  // then on (a service manager's stop right after its start, an operator who saw the endpoint) would otherwise meet
+  // the default signal action and die on the spot, leaving status.json behind and the store unclosed.
+  let stopping = false;
+  let stopAsked: () => void = () => undefined;
+  const stopRequested = new Promise<void>((resolve) => {
+    stopAsked = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn("Second signal: exiting now.", { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info("Stopping.", { signal });
+    stopAsked();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
   let connector: Connector;
   try {
     connector = await start();
@@ -93,24 +113,9 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   };
   process.on("unhandledRejection", fatal);
   process.on("uncaughtException", fatal);
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn("Second signal: exiting now.", { signal });
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info("Stopping.", { signal });
-      void systemd?.stopping();
-      connector.stop(10_000).then(resolve, (error: unknown) => {
-        logger.error("Stop failed.", { error });
-        resolve();
-      });
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
+  await stopRequested;
+  await systemd?.stopping();
+  await connector.stop(10_000).catch((error: unknown) => logger.error("Stop failed.", { error }));
   await eventLog.write("info", "Cams Bio API connector stopped.", EVENT_IDS.stopped);
   const waiting = outboxDepth(layout.store);
   if (waiting > 0) {

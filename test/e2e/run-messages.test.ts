@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, watch } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -34,4 +34,25 @@ test("a stop with undelivered punches says how many wait in the outbox", async (
   await waitFor("40 in the outbox", async () => (await fetchStatus(h.connectorDir)).outbox.depth === 40);
   assert.equal((await p.kill("SIGTERM")).code, 0);
   assert.match(p.output.join(""), /40 punches wait in the outbox; they go out on the next start\./);
+});
+
+test("a SIGTERM the moment status.json appears is still a graceful stop: exit 0, status.json removed", async () => {
+  await using h = await e2e();
+  const statusFile = join(h.connectorDir, "status.json");
+  // status.json is written part-way through the start; a stop sent as soon as it is seen (what a service manager
+  // or the tests do) once met the default signal action there: death by SIGTERM, status.json left behind.
+  for (let i = 0; i < 3; i++) {
+    const appeared = new Promise<void>((resolve) => {
+      const watcher = watch(h.connectorDir, () => {
+        if (!existsSync(statusFile)) return;
+        watcher.close();
+        resolve();
+      });
+    });
+    const p = new ConnectorProcess(h.connectorDir);
+    await appeared;
+    const exit = await p.kill("SIGTERM");
+    assert.deepEqual(exit, { code: 0, signal: null }, p.output.join("").slice(-2000));
+    assert.equal(existsSync(statusFile), false, "the stopped connector removed its status.json");
+  }
 });
