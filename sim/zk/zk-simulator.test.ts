@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
+import { loopLag } from "../../test/helpers/loop-lag.ts";
 import { RawZkClient } from "./raw-zk-client.ts";
 import { zkTimeText } from "./sim-test-kit.ts";
 import { type SimRecord, ZkSimulator, type ZkSimulatorOptions } from "./zk-simulator.ts";
@@ -500,9 +501,12 @@ describe("link model", () => {
     const s = await sim({ link: { bandwidthBitsPerSec: 1e9, latencyMs: 40 } });
     const c = await client(s);
     await c.connect();
+    using lag = loopLag();
     const started = performance.now();
     for (let i = 0; i < 3; i++) await c.call(50);
     const ms = performance.now() - started;
-    assert.ok(ms >= 3 * 80 - 5 && ms < 3 * 80 + 150, `${ms} ms`);
+    // The ceiling (not four latencies per trip) allows for timers that a busy machine ran late, as measured.
+    const ceiling = 3 * 80 + 150 + lag.totalMs;
+    assert.ok(ms >= 3 * 80 - 5 && ms < ceiling, `${ms} ms (ceiling ${Math.round(ceiling)} ms)`);
   });
 });

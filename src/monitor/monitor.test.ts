@@ -54,7 +54,8 @@ async function monitorWith(dataDir: string, controller: ServiceController, start
     clock: { now: () => Date.now() },
     policy: { initialDelayMs: 0, maxDelayMs: 0, maxRestarts: 2, windowMs: 60_000, resetAfterMs: 60_000 },
     intervalMs: 5,
-    probeTimeoutMs: 100,
+    // No test here is about a slow answer: on a busy machine a 100 ms budget could read the answering fake as hung.
+    probeTimeoutMs: 10_000,
     strikes: 1,
     startGraceMs,
   });
@@ -76,7 +77,7 @@ test("crash loop under a service manager: restarts, gives up with Event Log ids 
   const manager = new FakeManager(crashed);
   const m = await monitorWith(dir.path, manager);
   try {
-    await waitFor("give-up", () => m.monitor.state === "gave-up", 5_000, 5);
+    await waitFor("give-up", () => m.monitor.state === "gave-up", 20_000, 5);
     assert.equal(manager.starts, 2);
     assert.deepEqual(
       m.events.map((e) => `${e.level}:${e.id}`),
@@ -98,7 +99,7 @@ test("crash loop under a service manager: restarts, gives up with Event Log ids 
     // `bioapi service start` records a newer intent, which re-arms the monitor.
     await new Promise((r) => setTimeout(r, 5));
     await writeIntent(dir.path, "running", "test");
-    await waitFor("a restart after re-arming", () => manager.starts > 2, 5_000, 5);
+    await waitFor("a restart after re-arming", () => manager.starts > 2, 20_000, 5);
   } finally {
     await m.stop();
   }
@@ -127,7 +128,7 @@ test("an orderly stop or an administrator's intent is left alone", async () => {
   const manager = new FakeManager({ state: "stopped", pid: null, stoppedCleanly: true, exit: null });
   const m = await monitorWith(dir.path, manager);
   try {
-    await waitFor("stopped-by-admin", () => m.monitor.state === "stopped-by-admin", 5_000, 5);
+    await waitFor("stopped-by-admin", () => m.monitor.state === "stopped-by-admin", 20_000, 5);
     await writeIntent(dir.path, "stopped", "test");
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(manager.starts, 0);
@@ -141,7 +142,7 @@ test("an orderly stop or an administrator's intent is left alone", async () => {
   const crashedManager = new FakeManager(crashed);
   const m2 = await monitorWith(dir2.path, crashedManager);
   try {
-    await waitFor("stopped-by-admin", () => m2.monitor.state === "stopped-by-admin", 5_000, 5);
+    await waitFor("stopped-by-admin", () => m2.monitor.state === "stopped-by-admin", 20_000, 5);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(crashedManager.starts, 0);
   } finally {
@@ -170,7 +171,7 @@ test("a stall (answers, but a running source has not polled for the stall time) 
   // The grace after the restart keeps the fake (still stalled) from being killed again during the assertions.
   const m = await monitorWith(dir.path, manager, 60_000);
   try {
-    await waitFor("a kill and a restart", () => manager.kills === 1 && manager.starts === 1, 5_000, 5);
+    await waitFor("a kill and a restart", () => manager.kills === 1 && manager.starts === 1, 20_000, 5);
   } finally {
     await m.stop();
     await channel.close();

@@ -7,6 +7,13 @@ import { saveEnrollment } from "../../src/secrets/enrollment.ts";
 import { ATT_LOG_COLUMNS, AttendanceDb } from "./attendance-db.ts";
 import { tempDir } from "./temp-dir.ts";
 
+/**
+ * For tests that count deliveries: nothing in them fails, so no batch may time out. With the fast config's 1 s, a
+ * batch the cloud answered late on a busy machine was sent again (absorbed by id, but counted as a second
+ * delivery). A slow answer is not a fault.
+ */
+export const PATIENT_SHIPPER = { batchSize: 500, lingerMs: 20, requestTimeoutMs: 30_000, maxBackoffMs: 1500 } as const;
+
 /** Fast intervals so end-to-end tests settle in seconds; every value is a real config field. */
 export function fastConfig(
   dbPath: string,
