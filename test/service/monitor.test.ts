@@ -3,17 +3,42 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { healthChannelPath, probeHealth } from "../../src/monitor/health-channel.ts";
 import { type MonitorRecord, readMonitorRecord } from "../../src/monitor/monitor-state.ts";
-import { BIN } from "../helpers/connector-process.ts";
+import { BIN, ConnectorProcess } from "../helpers/connector-process.ts";
 import { e2e } from "../helpers/e2e-harness.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
 import { waitFor } from "../helpers/wait-for.ts";
+
+/**
+ * The slowest health answer of a freshly started connector on this machine, now: a probe budget for this run. A
+ * healthy connector on a loaded 2-core machine was seen taking over 400 ms to answer, and a guessed budget holds only
+ * for the load it was guessed at.
+ */
+async function slowestHealthAnswer(dataDir: string): Promise<number> {
+  const connector = await ConnectorProcess.started(dataDir);
+  try {
+    const path = healthChannelPath(dataDir);
+    await waitFor("the health channel", () => probeHealth(path, 60_000));
+    let slowest = 0;
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now();
+      await probeHealth(path, 60_000);
+      slowest = Math.max(slowest, performance.now() - started);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return slowest;
+  } finally {
+    await connector.kill("SIGTERM");
+  }
+}
 
 /** `bioapi monitor --manager process`: the real monitor starting a real connector, with test-sized timings. */
 function startMonitor(
   dataDir: string,
   extra: readonly string[] = [],
   runExtra: readonly string[] = [],
+  probeTimeoutMs = 1500,
 ): { child: ChildProcess; output: string[] } {
   const output: string[] = [];
   const child = spawn(
@@ -27,10 +52,9 @@ function startMonitor(
       dataDir,
       "--interval-ms",
       "150",
-      // A healthy connector on a loaded 2-core machine was seen taking over 400 ms to answer; a SIGSTOPped one
-      // never answers, so a longer wait only slows the hung case by a second.
+      // A SIGSTOPped connector never answers, so a longer wait only slows the hung case.
       "--probe-timeout-ms",
-      "1500",
+      String(probeTimeoutMs),
       "--strikes",
       "2",
       "--start-grace-ms",
@@ -61,7 +85,7 @@ async function stopMonitor(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-const healthyRecord = (dataDir: string, notPid?: number) => {
+const healthyRecord = (dataDir: string, notPid?: number, probeTimeoutMs = 1500) => {
   const since = Date.now();
   return waitFor(
     "a healthy connector under the monitor",
@@ -75,7 +99,8 @@ const healthyRecord = (dataDir: string, notPid?: number) => {
         ? r
         : undefined;
     },
-    30_000,
+    // A hang is found after two probes time out; then a restart and its start grace.
+    30_000 + 4 * probeTimeoutMs,
     50,
   );
 };
@@ -96,20 +121,25 @@ function bioapi(args: readonly string[]): Promise<{ code: number; out: string }>
 
 test("the monitor restarts a killed connector and a hung (SIGSTOP) one, and leaves an administrator's stop alone", async (t) => {
   await using h = await e2e();
+  // Ten times the slowest answer measured: a restart counted below is the monitor's mistake, not this run's load.
+  const probeTimeoutMs = Math.max(1500, Math.ceil(10 * (await slowestHealthAnswer(h.connectorDir))));
+  t.diagnostic(`probe budget ${probeTimeoutMs} ms`);
   const logDir = join(h.connectorDir, "logs");
-  const { child, output } = startMonitor(h.connectorDir, [], ["--log-dir", logDir]);
-  t.after(() => stopMonitor(child));
+  const { child, output } = startMonitor(h.connectorDir, [], ["--log-dir", logDir], probeTimeoutMs);
+  // Declared after h, so disposed before it: the monitor writes its record into h's directory until it stops, and
+  // removing the directory under it failed with ENOTEMPTY.
+  await using _monitor = { [Symbol.asyncDispose]: () => stopMonitor(child) };
   try {
-    const first = await healthyRecord(h.connectorDir);
+    const first = await healthyRecord(h.connectorDir, undefined, probeTimeoutMs);
     const pid1 = first.connectorPid as number;
 
     process.kill(pid1, "SIGKILL");
-    const second = await healthyRecord(h.connectorDir, pid1);
+    const second = await healthyRecord(h.connectorDir, pid1, probeTimeoutMs);
     assert.match(second.actions.at(-1)?.reason ?? "", /exited \(signal SIGKILL\)/);
 
     const pid2 = second.connectorPid as number;
     process.kill(pid2, "SIGSTOP");
-    const third = await healthyRecord(h.connectorDir, pid2);
+    const third = await healthyRecord(h.connectorDir, pid2, probeTimeoutMs);
     assert.ok(
       third.actions.some((a) => a.action === "kill" && /unresponsive/.test(a.reason)),
       JSON.stringify(third.actions),
