@@ -108,7 +108,14 @@ test("status page in Chromium matches the status API; cloud nodes page; no secre
     // running and backoff): take its next /v1/status response, let it render, then read the DOM within the 2 s.
     const response = await page.waitForResponse((r) => r.url() === `${endpoint.url}/v1/status`, { timeout: 5000 });
     const s = (await response.json()) as ConnectorStatus;
-    await page.waitForTimeout(150);
+    // Rendered from that response, however late a busy machine runs the page's script (a fixed 150 ms was a guess).
+    const rows = s.sources.map((w) => [w.sourceId, w.state, String(w.emitted), w.lastPunchTime ?? "-"]);
+    await page.waitForFunction(
+      `${JSON.stringify(rows)}.every(([id, ...want]) => ["state", "emitted", "last-punch"].every((k, i) =>
+        document.querySelector('tr[data-source="' + id + '"] [data-k="' + k + '"]')?.textContent?.trim() === want[i]))`,
+      undefined,
+      { timeout: 5000 },
+    );
     const text = async (sel: string) => ((await page.textContent(sel)) ?? "").trim();
     assert.equal(await text('[data-k="node"]'), s.nodeId);
     assert.equal(await text('[data-k="config-version"]'), String(s.config.version));
