@@ -17,6 +17,12 @@ import { tempDir } from "../helpers/temp-dir.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 import { terminal } from "../helpers/zk-harness.ts";
 
+/**
+ * Nothing here waits for a timeout: a refused port, a wrong comm key and a busy terminal are answered at once. A short
+ * budget only let a busy machine turn a slow answer into a finding the test is not about.
+ */
+const PATIENT_ZK = { connectTimeoutMs: 10_000, requestTimeoutMs: 10_000 } as const;
+
 async function doctor(dataDir: string): Promise<{ code: number; text: string; report: FullReport }> {
   const lines: string[] = [];
   const io: CliIo = { out: (t) => lines.push(t), err: (t) => lines.push(t), stdin: new PassThrough(), env: {} };
@@ -51,8 +57,7 @@ test("bioapi doctor end to end: one finding per problem, each with its fix, exit
     kind: "zk",
     host: "127.0.0.1",
     port,
-    connectTimeoutMs: 800,
-    requestTimeoutMs: 800,
+    ...PATIENT_ZK,
     timezone: "Asia/Kolkata",
     ...extra,
   });
@@ -204,8 +209,7 @@ test("bioapi doctor: a one-connection terminal held by the running connector is 
     host: "127.0.0.1",
     port: single.port,
     pollIntervalMs: 300,
-    connectTimeoutMs: 800,
-    requestTimeoutMs: 800,
+    ...PATIENT_ZK,
   };
   await using h = await e2e({ config: (dbPath) => ({ ...fastConfig(dbPath), sources: [source] }) });
 
@@ -215,8 +219,8 @@ test("bioapi doctor: a one-connection terminal held by the running connector is 
     port: single.port,
     transport: "tcp",
     commKey: 0,
-    timeoutMs: 800,
-    signal: AbortSignal.timeout(10_000),
+    timeoutMs: PATIENT_ZK.requestTimeoutMs,
+    signal: AbortSignal.timeout(30_000),
   });
   const busy = await doctor(h.connectorDir);
   const refused = find(busy.report, /^terminal one /, "reachable");

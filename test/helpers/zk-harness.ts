@@ -10,7 +10,11 @@ export async function terminal(options: ZkSimulatorOptions = {}): Promise<ZkSimu
   return Object.assign(sim, { [Symbol.asyncDispose]: () => sim.close() });
 }
 
-/** A zk source pointed at a simulator, with intervals short enough for tests. Every field is a real config field. */
+/**
+ * A zk source pointed at a simulator, with intervals short enough for tests. Every field is a real config field.
+ * The timeouts are long: a test about a timeout sets its own. In the others a chunk that a busy machine answered
+ * after a short one would restart the session, and several count what that adds (a second log read, a reconnect).
+ */
 export function zkSourceFor(sim: ZkSimulator, overrides: Record<string, unknown> = {}): SourceConfig {
   return sourceSchema.parse({
     id: "gate",
@@ -18,8 +22,8 @@ export function zkSourceFor(sim: ZkSimulator, overrides: Record<string, unknown>
     host: sim.host,
     port: sim.port,
     pollIntervalMs: 200,
-    requestTimeoutMs: 1000,
-    connectTimeoutMs: 1000,
+    requestTimeoutMs: 10_000,
+    connectTimeoutMs: 10_000,
     timezone: "Asia/Kolkata",
     ...overrides,
   });
