@@ -163,7 +163,8 @@ test("status reports sources, cursor, outbox and connectivity; no secret in stat
 });
 
 test("the demo runs, delivers, stops cleanly, and leaks no secret", async () => {
-  const child = spawn(process.execPath, [BIN, "demo", "--duration", "4", "--keep", "--rate", "20"], {
+  // Stopped once the seeded backlog is in, not after a fixed --duration: how long that takes depends on the machine.
+  const child = spawn(process.execPath, [BIN, "demo", "--keep", "--rate", "20"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -173,12 +174,20 @@ test("the demo runs, delivers, stops cleanly, and leaks no secret", async () => 
   child.stderr.on("data", (d: Buffer) => {
     out += d.toString();
   });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
   const psDuring = await waitFor("demo running", async () => (out.includes("Press Ctrl-C") ? processList() : ""));
-  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  // 2000 seeded database rows and the terminals' 4500 preloaded records.
+  await waitFor(
+    "the seeded backlog in the cloud",
+    () => [...out.matchAll(/in cloud (\d+)/g)].some((m) => Number(m[1]) >= 6500),
+    120_000,
+    100,
+  );
+  child.kill("SIGINT");
+  const code = await exited;
   assert.equal(code, 0, out);
   const stopped = /Written (\d+) \(.*\), in cloud (\d+)/.exec(out);
   assert.ok(stopped, out);
-  // 2000 seeded database rows and the terminals' 4500 preloaded records.
   assert.ok(Number(stopped[2]) >= 6500, `the seeded backlog reached the cloud: ${stopped[0]}`);
   const root = /Kept (\S+)/.exec(out)?.[1];
   const nodeId = /node ([0-9a-f-]{36})/.exec(out)?.[1];
