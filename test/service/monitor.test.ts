@@ -10,16 +10,26 @@ import { e2e } from "../helpers/e2e-harness.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
+/** The monitor's test-sized budgets, measured on this machine in this run rather than guessed. */
+interface Budgets {
+  /** How long a check may take. */
+  readonly probeTimeoutMs: number;
+  /** How long a starting connector may stay silent. */
+  readonly startGraceMs: number;
+}
+
 /**
- * The slowest health answer of a freshly started connector on this machine, now: a probe budget for this run. A
- * healthy connector on a loaded 2-core machine was seen taking over 400 ms to answer, and a guessed budget holds only
- * for the load it was guessed at.
+ * Budgets from a connector started and asked here, now: the time until its health channel first answers, and its
+ * slowest answer after that. Guessed budgets held only for the load they were guessed at: a healthy connector on two
+ * busy cores took over 400 ms to answer, and over 4 s to start listening, and was restarted as hung.
  */
-async function slowestHealthAnswer(dataDir: string): Promise<number> {
+async function measuredBudgets(dataDir: string): Promise<Budgets> {
+  const spawned = performance.now();
   const connector = await ConnectorProcess.started(dataDir);
   try {
     const path = healthChannelPath(dataDir);
-    await waitFor("the health channel", () => probeHealth(path, 60_000));
+    await waitFor("the health channel", () => probeHealth(path, 60_000), 60_000);
+    const startupMs = performance.now() - spawned;
     let slowest = 0;
     for (let i = 0; i < 20; i++) {
       const started = performance.now();
@@ -27,18 +37,32 @@ async function slowestHealthAnswer(dataDir: string): Promise<number> {
       slowest = Math.max(slowest, performance.now() - started);
       await new Promise((r) => setTimeout(r, 50));
     }
-    return slowest;
+    return fromMeasured(startupMs, slowest);
   } finally {
     await connector.kill("SIGTERM");
   }
 }
 
+/** Budgets for a connector that never answers (not enrolled): only its way to exit 1 is measured. */
+async function exitBudgets(dataDir: string): Promise<Budgets> {
+  const spawned = performance.now();
+  const run = await bioapi(["run", "--data-dir", dataDir]);
+  assert.equal(run.code, 1, run.out);
+  return fromMeasured(performance.now() - spawned, 0);
+}
+
+// Several times what was measured: a restart counted below is the monitor's mistake, not this run's load.
+const fromMeasured = (startupMs: number, slowestAnswerMs: number): Budgets => ({
+  probeTimeoutMs: Math.max(1500, Math.ceil(10 * slowestAnswerMs)),
+  startGraceMs: Math.max(4000, Math.ceil(4 * startupMs)),
+});
+
 /** `bioapi monitor --manager process`: the real monitor starting a real connector, with test-sized timings. */
 function startMonitor(
   dataDir: string,
+  budgets: Budgets,
   extra: readonly string[] = [],
   runExtra: readonly string[] = [],
-  probeTimeoutMs = 1500,
 ): { child: ChildProcess; output: string[] } {
   const output: string[] = [];
   const child = spawn(
@@ -54,11 +78,11 @@ function startMonitor(
       "150",
       // A SIGSTOPped connector never answers, so a longer wait only slows the hung case.
       "--probe-timeout-ms",
-      String(probeTimeoutMs),
+      String(budgets.probeTimeoutMs),
       "--strikes",
       "2",
       "--start-grace-ms",
-      "4000",
+      String(budgets.startGraceMs),
       "--restart-delay-ms",
       "100",
       "--restart-max-delay-ms",
@@ -85,7 +109,7 @@ async function stopMonitor(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-const healthyRecord = (dataDir: string, notPid?: number, probeTimeoutMs = 1500) => {
+const healthyRecord = (dataDir: string, budgets: Budgets, notPid?: number) => {
   const since = Date.now();
   return waitFor(
     "a healthy connector under the monitor",
@@ -99,8 +123,8 @@ const healthyRecord = (dataDir: string, notPid?: number, probeTimeoutMs = 1500) 
         ? r
         : undefined;
     },
-    // A hang is found after two probes time out; then a restart and its start grace.
-    30_000 + 4 * probeTimeoutMs,
+    // A hang is found once the start grace has passed and two probes timed out; then a restart and a start.
+    30_000 + 2 * budgets.startGraceMs + 4 * budgets.probeTimeoutMs,
     50,
   );
 };
@@ -121,25 +145,24 @@ function bioapi(args: readonly string[]): Promise<{ code: number; out: string }>
 
 test("the monitor restarts a killed connector and a hung (SIGSTOP) one, and leaves an administrator's stop alone", async (t) => {
   await using h = await e2e();
-  // Ten times the slowest answer measured: a restart counted below is the monitor's mistake, not this run's load.
-  const probeTimeoutMs = Math.max(1500, Math.ceil(10 * (await slowestHealthAnswer(h.connectorDir))));
-  t.diagnostic(`probe budget ${probeTimeoutMs} ms`);
+  const budgets = await measuredBudgets(h.connectorDir);
+  t.diagnostic(`budgets: ${JSON.stringify(budgets)}`);
   const logDir = join(h.connectorDir, "logs");
-  const { child, output } = startMonitor(h.connectorDir, [], ["--log-dir", logDir], probeTimeoutMs);
+  const { child, output } = startMonitor(h.connectorDir, budgets, [], ["--log-dir", logDir]);
   // Declared after h, so disposed before it: the monitor writes its record into h's directory until it stops, and
   // removing the directory under it failed with ENOTEMPTY.
   await using _monitor = { [Symbol.asyncDispose]: () => stopMonitor(child) };
   try {
-    const first = await healthyRecord(h.connectorDir, undefined, probeTimeoutMs);
+    const first = await healthyRecord(h.connectorDir, budgets);
     const pid1 = first.connectorPid as number;
 
     process.kill(pid1, "SIGKILL");
-    const second = await healthyRecord(h.connectorDir, pid1, probeTimeoutMs);
+    const second = await healthyRecord(h.connectorDir, budgets, pid1);
     assert.match(second.actions.at(-1)?.reason ?? "", /exited \(signal SIGKILL\)/);
 
     const pid2 = second.connectorPid as number;
     process.kill(pid2, "SIGSTOP");
-    const third = await healthyRecord(h.connectorDir, pid2, probeTimeoutMs);
+    const third = await healthyRecord(h.connectorDir, budgets, pid2);
     assert.ok(
       third.actions.some((a) => a.action === "kill" && /unresponsive/.test(a.reason)),
       JSON.stringify(third.actions),
@@ -166,16 +189,31 @@ test("the monitor restarts a killed connector and a hung (SIGSTOP) one, and leav
   }
 });
 
-test("a crash loop: the monitor gives up with a clear status and log line, shown by bioapi status", async () => {
+test("a crash loop: the monitor gives up with a clear status and log line, shown by bioapi status", async (t) => {
   await using dir = await tempDir();
   const dataDir = join(dir.path, "never-enrolled");
   const logDir = join(dir.path, "logs");
-  const { child, output } = startMonitor(dataDir, ["--max-restarts", "3", "--window-ms", "60000", "--log-dir", logDir]);
+  // Within the start grace the connector's exit is what the monitor sees, not a silent health channel.
+  const budgets = await exitBudgets(dataDir);
+  t.diagnostic(`budgets: ${JSON.stringify(budgets)}`);
+  const { child, output } = startMonitor(dataDir, budgets, [
+    "--max-restarts",
+    "3",
+    "--window-ms",
+    "60000",
+    "--log-dir",
+    logDir,
+  ]);
   try {
-    const record = await waitFor("the monitor to give up", async () => {
-      const r = await readMonitorRecord(dataDir);
-      return r?.state === "gave-up" ? r : undefined;
-    });
+    // Four starts, each about a quarter of the grace on this machine now.
+    const record = await waitFor(
+      "the monitor to give up",
+      async () => {
+        const r = await readMonitorRecord(dataDir);
+        return r?.state === "gave-up" ? r : undefined;
+      },
+      30_000 + 2 * budgets.startGraceMs,
+    );
     assert.match(
       record.message,
       /gave up after 3 restarts in 1 min; last failure: the connector exited \(exit code 1\)/,
