@@ -50,9 +50,11 @@ export class ConnectorProcess {
     nodeFlags: readonly string[] = [],
   ): Promise<ConnectorProcess> {
     const p = new ConnectorProcess(dataDir, extraArgs, nodeFlags);
+    // A failure deadline only: on two busy cores a start was seen taking 7 s.
     await waitFor(
       "the connector's status endpoint",
       () => existsSync(join(dataDir, "status.json")) || p.child.exitCode !== null,
+      60_000,
     );
     if (p.child.exitCode !== null) throw new Error(`connector exited early:\n${p.output.join("")}`);
     return p;
