@@ -9,6 +9,10 @@ import { expectedIds, terminal } from "../helpers/zk-harness.ts";
 
 type Sim = Awaited<ReturnType<typeof terminal>>;
 
+/**
+ * Long timeouts unless a test is about one: on a busy machine a chunk answered after a short one restarted the
+ * session, and a read stretched over seconds by a throttled link never got to its end within two minutes.
+ */
 function zkSources(sims: readonly Sim[], extra: Record<string, unknown> = {}) {
   return sims.map((sim, i) => ({
     id: `t${i}`,
@@ -17,8 +21,8 @@ function zkSources(sims: readonly Sim[], extra: Record<string, unknown> = {}) {
     port: sim.port,
     serial: sim.serial,
     timezone: "Asia/Kolkata",
-    requestTimeoutMs: 1000,
-    connectTimeoutMs: 1000,
+    requestTimeoutMs: 10_000,
+    connectTimeoutMs: 10_000,
     ...extra,
   }));
 }
@@ -40,7 +44,8 @@ describe("terminals end to end", () => {
     await waitFor("the log in the cloud", () => missingIn(h.cloudIds(), expectedIds(sim)) === 0, 30_000);
     const punch = sim.addPunch({ userId: "4242", state: 1 });
     const ids = expectedIds(sim);
-    await waitFor("the real-time punch in the cloud", () => missingIn(h.cloudIds(), ids) === 0, 10_000, 10);
+    // Well inside the minute before the next poll.
+    await waitFor("the real-time punch in the cloud", () => missingIn(h.cloudIds(), ids) === 0, 30_000, 10);
     const stored = h.cloud.punches(h.nodeId, 10_000).find((p) => p.userId === "4242");
     assert.equal(stored?.deviceSerial, "CAMS-RT-1");
     assert.equal(stored?.time, `${punch.time.replace(" ", "T")}+05:30`);
@@ -52,7 +57,11 @@ describe("terminals end to end", () => {
     for (let i = 0; i < 50; i++)
       sims.push(await terminal({ records: 20, serial: `GRID${String(i).padStart(3, "0")}` }));
     try {
-      await using h = await e2e({ config: configWith(zkSources(sims, { pollIntervalMs: 1000 })) });
+      // The five to be stalled time out quickly, so that they are backing off while the others are measured.
+      const sources = zkSources(sims, { pollIntervalMs: 1000 }).map((s, i) =>
+        i < 5 ? { ...s, requestTimeoutMs: 1000, connectTimeoutMs: 1000 } : s,
+      );
+      await using h = await e2e({ config: configWith(sources) });
       await h.startConnector();
       const all = () => sims.flatMap((s) => expectedIds(s));
       await waitFor("every log in the cloud", () => missingIn(h.cloudIds(), all()) === 0, 60_000, 50);
@@ -83,7 +92,7 @@ describe("terminals end to end", () => {
         const rounds = [await latencies(group), await latencies(group), await latencies(group)];
         return rounds.sort((a, b) => a - b)[1] ?? Number.NaN;
       };
-      const baseline = await median(sims);
+      const before = await median(sims);
 
       const stalled = sims.slice(0, 5);
       const healthy = sims.slice(5);
@@ -102,13 +111,17 @@ describe("terminals end to end", () => {
       );
       for (const sim of stalled) sim.addPunch({ userId: "7002" });
       const withStalls = await median(healthy);
-      assert.ok(
-        withStalls <= Math.max(3 * baseline, baseline + 1000),
-        `healthy terminals: ${withStalls} ms with 5 stalled vs ${baseline} ms baseline`,
-      );
 
       for (const sim of stalled) sim.clearFaults();
       await waitFor("the stalled terminals caught up", () => missingIn(h.cloudIds(), all()) === 0, 90_000, 100);
+      // A baseline on each side of the stalls: the machine's load (other suites, here) may change meanwhile, and the
+      // comparison is with the slower of the two.
+      const after = await median(healthy);
+      const baseline = Math.max(before, after);
+      assert.ok(
+        withStalls <= Math.max(3 * baseline, baseline + 1000),
+        `healthy terminals: ${withStalls} ms with 5 stalled vs ${baseline} ms baseline (${before} before, ${after} after)`,
+      );
       assert.equal(h.cloudIds().size, new Set(all()).size, "no stray ids");
       assert.equal(new Set(all()).size, all().length, "every punch of the test is distinct");
     } finally {
@@ -116,7 +129,7 @@ describe("terminals end to end", () => {
     }
   });
 
-  it("connector killed mid-read, three times, and restarted: every record once", async () => {
+  it("connector killed mid-read, three times, and restarted: every record once", { timeout: 900_000 }, async () => {
     // A throttled link stretches the 50,000-record read over seconds, so the kills land inside it.
     await using sim = await terminal({
       records: 50_000,

@@ -10,10 +10,13 @@ import { waitFor } from "../helpers/wait-for.ts";
 const exec = promisify(execFile);
 const root = new URL("../..", import.meta.url).pathname;
 
-test("the linux-x64 single executable builds, answers --version with no environment, and runs the demo", async () => {
+// Packaging alone took over 180 s at load 18.
+test("the linux-x64 single executable builds, answers --version with no environment, and runs the demo", {
+  timeout: 900_000,
+}, async () => {
   await using dir = await tempDir("bioapi-sea-");
   await exec(process.execPath, [join(root, "scripts/package.ts"), "--linux-only", "--out", dir.path], {
-    timeout: 180_000,
+    timeout: 600_000,
   });
   const version = (
     JSON.parse(await import("node:fs").then((fs) => fs.readFileSync(join(root, "package.json"), "utf8"))) as {
