@@ -43,7 +43,7 @@ test(`SIGKILL at random moments, at least ${MID_SYNC_KILLS} times mid-sync, duri
   let killedMidSync = 0;
   let kills = 0;
   while (inserted < TOTAL) {
-    const p = await ConnectorProcess.started(h.connectorDir);
+    await using p = await ConnectorProcess.started(h.connectorDir);
     // The attendance software keeps writing while the connector runs.
     if (inserted < TOTAL) {
       h.db.insertMany(
@@ -70,7 +70,7 @@ test(`SIGKILL at random moments, at least ${MID_SYNC_KILLS} times mid-sync, duri
     `at least ${MID_SYNC_KILLS} kills landed mid-sync (${killedMidSync} of ${kills})`,
   );
 
-  const last = await ConnectorProcess.started(h.connectorDir);
+  await using last = await ConnectorProcess.started(h.connectorDir);
   await waitFor(`${TOTAL} in the cloud`, () => h.cloud.stats(h.nodeId).total === TOTAL, 120_000, 100);
   const exit = await last.kill("SIGTERM");
   assert.equal(exit.code, 0, `graceful stop on SIGTERM:\n${last.output.join("").slice(-2000)}`);

@@ -30,7 +30,7 @@ test("a stop with undelivered punches says how many wait in the outbox", async (
   // The cloud answers its health check but refuses every batch: punches pile up in the outbox.
   h.cloud.injectFault({ route: "punches", status: 503, retryAfterSeconds: 60, times: 1_000_000 });
   h.db.insertMany(40, ["S1"]);
-  const p = await ConnectorProcess.started(h.connectorDir);
+  await using p = await ConnectorProcess.started(h.connectorDir);
   await waitFor("40 in the outbox", async () => (await fetchStatus(h.connectorDir)).outbox.depth === 40);
   assert.equal((await p.kill("SIGTERM")).code, 0);
   assert.match(p.output.join(""), /40 punches wait in the outbox; they go out on the next start\./);

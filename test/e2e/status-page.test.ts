@@ -67,7 +67,7 @@ test("status page in Chromium matches the status API; cloud nodes page; no secre
   });
   h.db.insertMany(40, ["S1"]);
   const logDir = join(h.dir, "logs");
-  const p = await ConnectorProcess.started(h.connectorDir, ["--log-dir", logDir]);
+  await using p = await ConnectorProcess.started(h.connectorDir, ["--log-dir", logDir]);
   try {
     await waitFor("every punch in the cloud", () => h.cloud.stats(h.nodeId).total === 1540, 60_000);
     await waitFor("the heartbeat carries the payroll error", () => {

@@ -10,8 +10,8 @@ import { expectedIds, terminal } from "../helpers/zk-harness.ts";
 type Sim = Awaited<ReturnType<typeof terminal>>;
 
 /**
- * Long timeouts unless a test is about one: on a busy machine a chunk answered after a short one restarted the
- * session, and a read stretched over seconds by a throttled link never got to its end within two minutes.
+ * Long timeouts unless a test is about one: on a busy machine a chunk answered after a short one restarts the
+ * session, which sets a read stretched over seconds by a throttled link back.
  */
 function zkSources(sims: readonly Sim[], extra: Record<string, unknown> = {}) {
   return sims.map((sim, i) => ({
@@ -57,11 +57,9 @@ describe("terminals end to end", () => {
     for (let i = 0; i < 50; i++)
       sims.push(await terminal({ records: 20, serial: `GRID${String(i).padStart(3, "0")}` }));
     try {
-      // The five to be stalled time out quickly, so that they are backing off while the others are measured.
-      const sources = zkSources(sims, { pollIntervalMs: 1000 }).map((s, i) =>
-        i < 5 ? { ...s, requestTimeoutMs: 1000, connectTimeoutMs: 1000 } : s,
-      );
-      await using h = await e2e({ config: configWith(sources) });
+      // The same short timeouts on all fifty: the five stalled ones back off while the others are measured.
+      const short = { pollIntervalMs: 1000, requestTimeoutMs: 1000, connectTimeoutMs: 1000 };
+      await using h = await e2e({ config: configWith(zkSources(sims, short)) });
       await h.startConnector();
       const all = () => sims.flatMap((s) => expectedIds(s));
       await waitFor("every log in the cloud", () => missingIn(h.cloudIds(), all()) === 0, 60_000, 50);
@@ -140,7 +138,7 @@ describe("terminals end to end", () => {
     const expected = expectedIds(sim);
     let midRead = 0;
     for (let kill = 0; kill < 3; kill++) {
-      const p = await ConnectorProcess.started(h.connectorDir);
+      await using p = await ConnectorProcess.started(h.connectorDir);
       const chunksBefore = sim.stats().bulkChunks;
       // 50,000 records are 31 chunks; stop somewhere between the 3rd and the 15th chunk of this run's read.
       const at = chunksBefore + 3 + Math.floor(Math.random() * 12);
@@ -151,9 +149,9 @@ describe("terminals end to end", () => {
       await rm(join(h.connectorDir, "status.json"), { force: true });
     }
     assert.equal(midRead, 3, "every kill landed before the log was fully delivered");
-    const last = await ConnectorProcess.started(h.connectorDir);
+    await using last = await ConnectorProcess.started(h.connectorDir);
     // stats() counts; listing every id on each check would starve the cloud that shares this process.
-    await waitFor("all records in the cloud", () => h.cloud.stats(h.nodeId).total >= expected.length, 120_000, 100);
+    await waitFor("all records in the cloud", () => h.cloud.stats(h.nodeId).total >= expected.length, 600_000, 100);
     await last.kill("SIGTERM");
     const ids = h.cloudIds();
     assert.equal(missingIn(ids, expected), 0, "none lost");

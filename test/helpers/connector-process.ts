@@ -25,8 +25,12 @@ export function runBioapi(
   });
 }
 
-/** `bioapi run` as a real child process on the pinned runtime, its output collected. */
-export class ConnectorProcess {
+/**
+ * `bioapi run` as a real child process on the pinned runtime, its output collected. Disposing it kills it: declared
+ * with `await using` after the test's directory, a connector left by a failed assertion no longer kept its test file
+ * (and so the whole suite) running while it wrote into a removed directory.
+ */
+export class ConnectorProcess implements AsyncDisposable {
   readonly child: ChildProcess;
   readonly output: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -63,5 +67,9 @@ export class ConnectorProcess {
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     return this.exited;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill("SIGKILL");
   }
 }
