@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { chmod, chown, mkdir, readdir, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
@@ -56,7 +57,7 @@ test("the channel answers over a unix socket (0600), replaces a stale socket, an
   await using dir = await tempDir();
   const path = healthChannelPath(dir.path);
   assert.equal(path, join(dir.path, "health.sock"));
-  assert.match(healthChannelPath(`/${"x".repeat(120)}`), /^\/tmp\/cams-bioapi-health-[0-9a-f]{16}\.sock$/);
+  assert.match(healthChannelPath(`/${"x".repeat(120)}`), /^\/tmp\/cams-bioapi-health-[0-9a-f]{16}\/health\.sock$/);
   assert.match(healthChannelPath("C:\\ProgramData\\CamsBioApi", "win32"), /^\\\\\.\\pipe\\cams-bioapi-health-/);
   const first = await HealthChannel.start({ path, status: () => status(), logger: silentLogger });
   await first.close();
@@ -69,4 +70,42 @@ test("the channel answers over a unix socket (0600), replaces a stale socket, an
     await channel.close();
   }
   await assert.rejects(probeHealth(join(dir.path, "none.sock"), 200), /ENOENT|ECONNREFUSED/);
+});
+
+test("the unix socket is 0600 in a 0700 directory of this account; a loose one is tightened, another's refused", async (t) => {
+  await using dir = await tempDir();
+  const dataDir = join(dir.path, "data");
+  await mkdir(dataDir, { mode: 0o755 });
+  await chmod(dataDir, 0o755);
+  const path = healthChannelPath(dataDir);
+  const channel = await HealthChannel.start({ path, status: () => status(), logger: silentLogger });
+  try {
+    assert.equal((await stat(path)).mode & 0o777, 0o600, "socket 0600");
+    assert.equal((await stat(dataDir)).mode & 0o777, 0o700, "its directory tightened to 0700");
+  } finally {
+    await channel.close();
+  }
+
+  const planted = join(dir.path, "planted");
+  await mkdir(join(dir.path, "elsewhere"));
+  await symlink(join(dir.path, "elsewhere"), planted);
+  await assert.rejects(
+    HealthChannel.start({ path: join(planted, "health.sock"), status: () => status(), logger: silentLogger }),
+    {
+      code: "SERVICE",
+      message: /planted is not a directory.*Remove it/,
+    },
+  );
+  if (process.getuid?.() !== 0) return t.skip("chown to another account needs root");
+  const foreign = join(dir.path, "foreign");
+  await mkdir(foreign, { mode: 0o700 });
+  await chown(foreign, 12345, 12345);
+  await assert.rejects(
+    HealthChannel.start({ path: join(foreign, "health.sock"), status: () => status(), logger: silentLogger }),
+    {
+      code: "SERVICE",
+      message: /owned by uid 12345, not this account/,
+    },
+  );
+  assert.equal(await readdir(foreign).then((f) => f.length), 0, "no socket created in it");
 });

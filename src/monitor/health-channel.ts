@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { chmod, rm } from "node:fs/promises";
+import { chmod, lstat, mkdir, rm } from "node:fs/promises";
 import { createServer, request, type Server } from "node:http";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { BioError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
@@ -28,14 +28,35 @@ export interface Progress {
   readonly reason: string | null;
 }
 
-/** Unix socket paths are limited to ~107 bytes; a long data dir falls back to a hashed name in the temp dir. */
+/**
+ * Unix socket paths are limited to ~107 bytes; a long data dir falls back to a hashed directory in /tmp, private
+ * like the data dir: a socket file is only as private as the directory it sits in.
+ */
 const MAX_SOCKET_PATH = 100;
 
 export function healthChannelPath(dataDir: string, platform: NodeJS.Platform = process.platform): string {
   const digest = createHash("sha256").update(dataDir).digest("hex").slice(0, 16);
   if (platform === "win32") return `\\\\.\\pipe\\cams-bioapi-health-${digest}`;
   const path = join(dataDir, "health.sock");
-  return path.length <= MAX_SOCKET_PATH ? path : join("/tmp", `cams-bioapi-health-${digest}.sock`);
+  return path.length <= MAX_SOCKET_PATH ? path : join("/tmp", `cams-bioapi-health-${digest}`, "health.sock");
+}
+
+/**
+ * The socket's directory must be this account's and closed to everyone else (0700): in a shared directory another
+ * local user could connect to the socket in the moment before its chmod, or plant a directory of their own at a
+ * predictable /tmp name. One we own with a loose mode is tightened; one owned by another account is refused.
+ */
+export async function ensurePrivateSocketDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await lstat(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) {
+    throw new BioError(
+      "SERVICE",
+      `The health channel's directory ${dir} is ${st.isDirectory() ? `owned by uid ${st.uid}, not this account (uid ${uid})` : "not a directory"}, so another account could take the monitor's channel. Remove it (as root) and start again.`,
+    );
+  }
+  if ((st.mode & 0o077) !== 0) await chmod(dir, 0o700);
 }
 
 /**
@@ -119,8 +140,11 @@ export class HealthChannel {
     });
     server.requestTimeout = 5_000;
     server.headersTimeout = 5_000;
-    // A killed connector leaves its socket file behind; binding over it fails with EADDRINUSE.
-    if (process.platform !== "win32") await rm(options.path, { force: true });
+    if (process.platform !== "win32") {
+      await ensurePrivateSocketDir(dirname(options.path));
+      // A killed connector leaves its socket file behind; binding over it fails with EADDRINUSE.
+      await rm(options.path, { force: true });
+    }
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(options.path, () => {
