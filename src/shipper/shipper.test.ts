@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
+import { sqliteFull } from "../../test/helpers/disk-full-errors.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { waitFor } from "../../test/helpers/wait-for.ts";
 import { shipperSchema } from "../config/config-schema.ts";
@@ -102,13 +102,7 @@ for (const seed of [1, 2, 3]) {
     );
     const poison = new Set(punches.filter((_, i) => i % 250 === 7).map((p) => p.id));
     const sink = new ChaosSink(random, poison);
-    const connectivity = new Connectivity({
-      client: {} as CloudClient, // the probe loop is not started here; only reportSuccess / reportFailure are used
-      clock: systemClock,
-      logger: silentLogger,
-      config: () => ({ probeIntervalMs: 1000, probeTimeoutMs: 1000, failuresBeforeOffline: 1000, policy: "pause" }),
-    });
-    connectivity.reportSuccess();
+    const connectivity = onlineConnectivity();
     const wake = new Notifier();
     const config = shipperSchema.parse({ batchSize: 100, lingerMs: 0, maxInFlight: 3, maxBackoffMs: 100 });
     const shipper = new Shipper({
@@ -146,18 +140,16 @@ for (const seed of [1, 2, 3]) {
   });
 }
 
-/** A real SQLITE_FULL, as the store meets it on a full disk: a database held to two pages by max_page_count. */
-function sqliteFull(): Error {
-  const db = new DatabaseSync(":memory:");
-  try {
-    db.exec("PRAGMA max_page_count = 2; CREATE TABLE t (x TEXT)");
-    db.exec(`INSERT INTO t VALUES ('${"x".repeat(10_000)}')`);
-  } catch (error) {
-    return error as Error;
-  } finally {
-    db.close();
-  }
-  throw new Error("SQLite accepted the write");
+/** Online, with no probe loop started: the shipper only reports successes and failures to it. */
+function onlineConnectivity(): Connectivity {
+  const connectivity = new Connectivity({
+    client: {} as CloudClient,
+    clock: systemClock,
+    logger: silentLogger,
+    config: () => ({ probeIntervalMs: 1000, probeTimeoutMs: 1000, failuresBeforeOffline: 1000, policy: "pause" }),
+  });
+  connectivity.reportSuccess();
+  return connectivity;
 }
 
 test("an acknowledgement the full disk refuses is held in memory and committed when there is room, never earned again by re-sending", async () => {
@@ -213,13 +205,7 @@ test("an acknowledgement the full disk refuses is held in memory and committed w
       };
     },
   };
-  const connectivity = new Connectivity({
-    client: {} as CloudClient,
-    clock: systemClock,
-    logger: silentLogger,
-    config: () => ({ probeIntervalMs: 1000, probeTimeoutMs: 1000, failuresBeforeOffline: 1000, policy: "pause" }),
-  });
-  connectivity.reportSuccess();
+  const connectivity = onlineConnectivity();
   const wake = new Notifier();
   const config = shipperSchema.parse({ batchSize: 100, lingerMs: 0, maxInFlight: 2, maxBackoffMs: 100 });
   const shipper = new Shipper({

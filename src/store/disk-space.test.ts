@@ -1,37 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
+import { enospc, sqliteFull } from "../../test/helpers/disk-full-errors.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { BioError, describeError, isDiskFullError } from "../core/errors.ts";
 import { createLogger } from "../core/logger.ts";
 import { DiskSpace, volumeOf } from "./disk-space.ts";
-
-/** A real ENOSPC: /dev/full refuses every write with it. */
-function enospc(): Error {
-  const fd = openSync("/dev/full", "w");
-  try {
-    writeSync(fd, Buffer.alloc(1));
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("/dev/full accepted a write");
-}
-
-/** A real SQLITE_FULL: a database held to two pages by max_page_count. */
-function sqliteFull(): Error {
-  const db = new DatabaseSync(":memory:");
-  try {
-    db.exec("PRAGMA max_page_count = 2; CREATE TABLE t (x TEXT)");
-    db.exec(`INSERT INTO t VALUES ('${"x".repeat(10_000)}')`);
-  } catch (error) {
-    return error as Error;
-  } finally {
-    db.close();
-  }
-  throw new Error("SQLite accepted the write");
-}
 
 function sqliteConstraint(): Error {
   const db = new DatabaseSync(":memory:");

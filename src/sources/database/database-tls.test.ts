@@ -63,6 +63,11 @@ async function listen(server: Server): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
+async function closeStandIn(server: Server, sockets: Set<Socket>): Promise<void> {
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
 /** Collects bytes from a socket until `n` are there. */
 function firstBytes(socket: Socket, n: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -119,15 +124,7 @@ async function pgFront(behaviour: "tls" | "break") {
       })
       .catch(() => socket.destroy());
   });
-  const port = await listen(server);
-  return {
-    port,
-    seen,
-    async [Symbol.asyncDispose]() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { port: await listen(server), seen, [Symbol.asyncDispose]: () => closeStandIn(server, sockets) };
 }
 
 function mysqlPacket(seq: number, payload: Buffer): Buffer {
@@ -206,15 +203,7 @@ async function mysqlFront(behaviour: "tls" | "break") {
       })
       .catch(() => socket.destroy());
   });
-  const port = await listen(server);
-  return {
-    port,
-    seen,
-    async [Symbol.asyncDispose]() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { port: await listen(server), seen, [Symbol.asyncDispose]: () => closeStandIn(server, sockets) };
 }
 
 async function refusal(config: DatabaseSourceConfig): Promise<BioError> {
