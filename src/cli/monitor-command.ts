@@ -49,7 +49,11 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
       controller = new SystemdController(values.unit ?? "cams-bioapi.service", execTool);
       break;
     case "windows":
-      controller = new WindowsServiceController(values.unit ?? "CamsBioApi", execTool);
+      controller = new WindowsServiceController(
+        values.unit ?? "CamsBioApi",
+        new (await import("../service/windows/koffi-service-manager-api.ts")).KoffiServiceManagerApi(),
+        execTool,
+      );
       break;
     default:
       throw usageError(`--manager must be process, systemd or windows, not "${manager}".`);

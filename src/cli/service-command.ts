@@ -17,8 +17,14 @@ import {
 import { CONNECTOR_UNIT, MONITOR_UNIT, STATE_DIR } from "../service/linux/units.ts";
 import { selfCommand } from "../service/self.ts";
 import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "../service/windows/connector-service.ts";
-import { type Step, WINDOWS_DATA_DIR, windowsInstallPlan, windowsUninstallPlan } from "../service/windows/install.ts";
-import { parseQueryEx, runSc, sc, WIN32 } from "../service/windows/sc.ts";
+import {
+  isScmStep,
+  type Step,
+  WINDOWS_DATA_DIR,
+  windowsInstallPlan,
+  windowsUninstallPlan,
+} from "../service/windows/install.ts";
+import { type ServiceManagerApi, WIN32, win32CodeOf } from "../service/windows/service-manager-api.ts";
 import { InstanceLock } from "../store/instance-lock.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 import { optionsOf, renderHelp } from "./command-spec.ts";
@@ -30,8 +36,27 @@ function defaultManager(): "systemd" | "windows" {
   return process.platform === "win32" ? "windows" : "systemd";
 }
 
-async function runSteps(exec: Exec, steps: readonly Step[], io: CliIo, dryRun: boolean): Promise<void> {
+/** The SCM's API, bound on first use: Linux and dry runs never load native code. */
+export type ScmProvider = () => Promise<ServiceManagerApi>;
+
+const koffiScmApi: ScmProvider = async () => {
+  const { KoffiServiceManagerApi } = await import("../service/windows/koffi-service-manager-api.ts");
+  return new KoffiServiceManagerApi();
+};
+
+async function runSteps(
+  exec: Exec,
+  steps: readonly Step[],
+  io: CliIo,
+  dryRun: boolean,
+  scm: ScmProvider = koffiScmApi,
+): Promise<void> {
   for (const step of steps) {
+    if (isScmStep(step)) {
+      if (dryRun) for (const call of step.calls) io.out(`${call}    # ${step.why}`);
+      else await step.run(await scm());
+      continue;
+    }
     if (dryRun) {
       io.out(`${step.file} ${step.args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ")}    # ${step.why}`);
       continue;
@@ -60,6 +85,7 @@ export async function serviceCommand(
   io: CliIo,
   exec: Exec = execTool,
   host: Partial<SystemdHost> = {},
+  scm: ScmProvider = koffiScmApi,
 ): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -99,30 +125,34 @@ export async function serviceCommand(
   switch (`${manager}:${action}`) {
     case "windows:install":
       if (!dryRun) await mkdir(win32.join(dataDir, "logs"), { recursive: true });
-      await runSteps(exec, windowsInstallPlan(selfCommand(), dataDir, WINDOWS_SECRETS_KEY), io, dryRun);
+      await runSteps(exec, windowsInstallPlan(selfCommand(), dataDir, WINDOWS_SECRETS_KEY), io, dryRun, scm);
       io.out(
         `Installed ${CONNECTOR_SERVICE} and ${MONITOR_SERVICE}. Next: bioapi enroll ... then bioapi service start.`,
       );
       return 0;
     case "windows:uninstall":
-      await runSteps(exec, windowsUninstallPlan(), io, dryRun);
+      await runSteps(exec, windowsUninstallPlan(), io, dryRun, scm);
       io.out(`Removed both services. Data in ${dataDir} and secrets under HKLM\\SOFTWARE\\CamsBioApi are kept.`);
       return 0;
     case "windows:start":
       if (!dryRun) await writeIntent(dataDir, "running", by);
       for (const name of [CONNECTOR_SERVICE, MONITOR_SERVICE])
-        if (dryRun) io.out(`sc.exe start ${name}`);
-        else await runSc(exec, sc.start(name), { accept: [WIN32.SERVICE_ALREADY_RUNNING] });
+        if (dryRun) io.out(`StartServiceW ${name}`);
+        else await (await scm()).start(name);
       return 0;
     case "windows:stop":
       if (!dryRun) await writeIntent(dataDir, "stopped", by);
-      if (dryRun) io.out(`sc.exe stop ${CONNECTOR_SERVICE}`);
-      else await runSc(exec, sc.stop(CONNECTOR_SERVICE), { accept: [WIN32.SERVICE_NOT_ACTIVE] });
+      if (dryRun) io.out(`ControlService ${CONNECTOR_SERVICE} STOP`);
+      else await (await scm()).stop(CONNECTOR_SERVICE);
       return 0;
     case "windows:status": {
+      const api = await scm();
       for (const name of [CONNECTOR_SERVICE, MONITOR_SERVICE]) {
-        const r = await runSc(exec, sc.queryEx(name), { accept: [WIN32.SERVICE_DOES_NOT_EXIST] });
-        io.out(r.code !== 0 ? `${name}: not installed` : `${name}: ${parseQueryEx(r.stdout).state}`);
+        const q = await api.query(name).catch((error: unknown) => {
+          if (win32CodeOf(error) === WIN32.SERVICE_DOES_NOT_EXIST) return undefined;
+          throw error;
+        });
+        io.out(q ? `${name}: ${q.state}${q.pid ? ` (pid ${q.pid})` : ""}` : `${name}: not installed`);
       }
       await printMonitor(dataDir, io);
       return 0;

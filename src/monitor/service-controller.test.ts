@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import type { Exec, ExecResult } from "../service/exec.ts";
+import { windowsServices } from "../service/windows/install.ts";
+import { MemoryServiceManagerApi } from "../service/windows/memory-service-manager-api.ts";
 import { parseSystemctlShow, SystemdController, WindowsServiceController } from "./service-controller.ts";
-
-const fixture = (name: string) => readFile(new URL(`../service/fixtures/${name}`, import.meta.url), "utf8");
 
 /** Records every command and answers from a table keyed by "file verb". */
 function fakeExec(answers: Record<string, Partial<ExecResult>>) {
@@ -67,31 +66,31 @@ test("SystemdController: reset-failed before start (the start limit), kill with 
   await assert.rejects(denied.start(), /systemctl start cams-bioapi.service failed \(exit 4\)/);
 });
 
-test("WindowsServiceController: sc queryex states, a crash is not a clean stop, a hung service ends by taskkill", async () => {
-  const running = fakeExec({ "sc.exe queryex": { stdout: await fixture("sc-queryex-running.txt") } });
-  const c = new WindowsServiceController("CamsBioApi", running.exec);
-  assert.deepEqual(await c.query(), { state: "running", pid: 4242, stoppedCleanly: false, exit: null });
-  await c.kill();
-  assert.equal(running.calls.at(-1), "taskkill.exe /F /PID 4242");
-
-  const crashed = fakeExec({ "sc.exe queryex": { stdout: await fixture("sc-queryex-crashed.txt") } });
-  assert.deepEqual(await new WindowsServiceController("CamsBioApi", crashed.exec).query(), {
-    state: "stopped",
-    pid: null,
-    stoppedCleanly: false,
-    exit: "Windows error 1067",
-  });
-  assert.equal(
-    (
-      await new WindowsServiceController(
-        "CamsBioApi",
-        fakeExec({ "sc.exe queryex": { stdout: await fixture("sc-queryex-start-pending.txt") } }).exec,
-      ).query()
-    ).state,
-    "starting",
+test("WindowsServiceController: states from the SCM's API, a crash is not a clean stop, a hung service ends by taskkill", async () => {
+  const scm = new MemoryServiceManagerApi();
+  await scm.create(
+    windowsServices(["bioapi.exe"], "C:\\ProgramData\\CamsBioApi", "HKLM\\SOFTWARE\\CamsBioApi").connector,
   );
+  const f = fakeExec({});
+  const c = new WindowsServiceController("CamsBioApi", scm, f.exec);
+  assert.deepEqual(await c.query(), { state: "stopped", pid: null, stoppedCleanly: true, exit: null });
+  await c.start();
+  const { pid } = await c.query();
+  assert.ok(pid !== null && pid > 0);
+  assert.deepEqual(await c.query(), { state: "running", pid, stoppedCleanly: false, exit: null });
+  await c.kill();
+  assert.equal(f.calls.at(-1), `taskkill.exe /F /PID ${pid}`);
+  scm.kill("CamsBioApi");
+  assert.deepEqual(await c.query(), { state: "stopped", pid: null, stoppedCleanly: false, exit: "Windows error 1067" });
+  await c.start();
+  scm.exit("CamsBioApi", 70);
+  assert.deepEqual((await c.query()).exit, "service exit code 70");
+  scm.startsPending = true;
+  await c.start();
+  assert.equal((await c.query()).state, "starting");
   // Already running is not an error for start.
-  const started = fakeExec({ "sc.exe start": { code: 1056 } });
-  await new WindowsServiceController("CamsBioApi", started.exec).start();
-  assert.deepEqual(started.calls, ["sc.exe start CamsBioApi"]);
+  await c.start();
+  assert.deepEqual(scm.calls.filter((x) => x.call === "start").length, 4, "every start went to the SCM");
+  // A service that is not installed is an error naming the fix, not a "stopped" that would be restarted forever.
+  await assert.rejects(new WindowsServiceController("Nope", scm, f.exec).query(), /bioapi service install/);
 });

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { BioError } from "../core/errors.ts";
 import type { Exec } from "../service/exec.ts";
-import { parseQueryEx, runSc, sc, WIN32 } from "../service/windows/sc.ts";
+import type { ServiceManagerApi } from "../service/windows/service-manager-api.ts";
 
 /** What the service manager says about the connector service. */
 export interface ServiceSnapshot {
@@ -185,15 +185,16 @@ export class WindowsServiceController implements ServiceController {
   readonly kind = "windows";
   readonly #name: string;
   readonly #exec: Exec;
+  readonly #scm: ServiceManagerApi;
 
-  constructor(name: string, exec: Exec) {
+  constructor(name: string, scm: ServiceManagerApi, exec: Exec) {
     this.#name = name;
+    this.#scm = scm;
     this.#exec = exec;
   }
 
-  async query(signal?: AbortSignal): Promise<ServiceSnapshot> {
-    const { stdout } = await runSc(this.#exec, sc.queryEx(this.#name), signal ? { signal } : {});
-    const q = parseQueryEx(stdout);
+  async query(): Promise<ServiceSnapshot> {
+    const q = await this.#scm.query(this.#name);
     const state =
       q.state === "running" || q.state === "paused"
         ? "running"
@@ -216,15 +217,12 @@ export class WindowsServiceController implements ServiceController {
     };
   }
 
-  async start(signal?: AbortSignal): Promise<void> {
-    await runSc(this.#exec, sc.start(this.#name), {
-      accept: [WIN32.SERVICE_ALREADY_RUNNING],
-      ...(signal ? { signal } : {}),
-    });
+  async start(): Promise<void> {
+    await this.#scm.start(this.#name);
   }
 
   async kill(signal?: AbortSignal): Promise<void> {
-    const { pid } = await this.query(signal);
+    const { pid } = await this.query();
     if (!pid) return;
     // A hung service ignores `sc stop`; the SCM counts the termination as a failure and runs its recovery actions.
     const r = await this.#exec("taskkill.exe", ["/F", "/PID", String(pid)], {

@@ -5,31 +5,62 @@ import { test } from "node:test";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { execTool } from "./exec.ts";
 import { connectorUnit, execLine, monitorUnit } from "./linux/units.ts";
-import { windowsInstallPlan, windowsUninstallPlan } from "./windows/install.ts";
+import { isScmStep, type ScmStep, windowsInstallPlan, windowsUninstallPlan } from "./windows/install.ts";
+import { MemoryServiceManagerApi } from "./windows/memory-service-manager-api.ts";
 
 const EXE = "C:\\Program Files\\Cams\\bioapi.exe";
 
-test("Windows install plan: ACLs by SID, delayed auto-start, LocalSystem, quoted binPath, recovery with failure flag", () => {
+test("Windows install plan: ACLs by SID; services through the SCM's API: delayed auto-start, LocalSystem, quoted binPath, recovery with failure flag", async () => {
   const steps = windowsInstallPlan([EXE], "C:\\ProgramData\\CamsBioApi", "HKLM\\SOFTWARE\\CamsBioApi");
-  const lines = steps.map((s) => [s.file, ...s.args].join(" | "));
-  assert.deepEqual(lines.slice(2, 6), [
-    'sc.exe | create | CamsBioApi | binPath= | "C:\\Program Files\\Cams\\bioapi.exe" run --service --data-dir C:\\ProgramData\\CamsBioApi --log-dir C:\\ProgramData\\CamsBioApi\\logs | start= | delayed-auto | obj= | LocalSystem | DisplayName= | Cams Bio API Service',
-    "sc.exe | description | CamsBioApi | Collects attendance punches from biometric terminals and attendance databases and sends them to the Cams cloud.",
-    "sc.exe | failure | CamsBioApi | reset= | 86400 | actions= | restart/5000/restart/30000/restart/120000",
-    "sc.exe | failureflag | CamsBioApi | 1",
-  ]);
+  const tools = steps.flatMap((s) => (isScmStep(s) ? [] : [[s.file, ...s.args].join(" | ")]));
   assert.match(
-    lines[0] ?? "",
+    tools[0] ?? "",
     /icacls\.exe \| C:\\ProgramData\\CamsBioApi \| \/inheritance:r .*\*S-1-5-18.*\*S-1-5-32-544/,
   );
-  assert.match(steps[1]?.input ?? "", /S-1-5-18', 'S-1-5-32-544/);
-  assert.match(lines[6] ?? "", /create \| CamsBioApiMonitor .* monitor --service --manager windows --unit CamsBioApi/);
-  assert.match(lines[6] ?? "", / --log-dir C:\\ProgramData\\CamsBioApi\\logs \|/, "the monitor logs to a file too");
-  assert.equal(steps.filter((s) => s.args[0] === "failureflag").length, 2);
-  assert.deepEqual(
-    windowsUninstallPlan().map((s) => s.args.slice(0, 2).join(" ")),
-    ["stop CamsBioApiMonitor", "stop CamsBioApi", "delete CamsBioApiMonitor", "delete CamsBioApi"],
+  const script = steps.find((s) => !isScmStep(s) && s.file === "powershell.exe");
+  assert.match(script && !isScmStep(script) ? (script.input ?? "") : "", /S-1-5-18', 'S-1-5-32-544/);
+  assert.ok(
+    steps.every((s) => isScmStep(s) || s.file !== "sc.exe"),
+    "no sc.exe: its output is translated, and Wine's lacks failureflag",
   );
+
+  const scm = new MemoryServiceManagerApi();
+  for (const step of steps) if (isScmStep(step)) await step.run(scm);
+  const connector = scm.configOf("CamsBioApi");
+  assert.equal(
+    connector?.definition.binPath,
+    '"C:\\Program Files\\Cams\\bioapi.exe" run --service --data-dir C:\\ProgramData\\CamsBioApi --log-dir C:\\ProgramData\\CamsBioApi\\logs',
+  );
+  assert.equal(connector?.definition.account, "LocalSystem");
+  assert.deepEqual(connector?.recovery, { restartDelaysMs: [5000, 30000, 120000], resetFailuresAfterSec: 86400 });
+  assert.equal(connector?.failureFlag, true);
+  const monitor = scm.configOf("CamsBioApiMonitor");
+  assert.match(monitor?.definition.binPath ?? "", / monitor --service --manager windows --unit CamsBioApi /);
+  assert.match(
+    monitor?.definition.binPath ?? "",
+    / --log-dir C:\\ProgramData\\CamsBioApi\\logs$/,
+    "the monitor logs to a file too",
+  );
+  assert.equal(monitor?.failureFlag, true);
+  // A second install is refused with the fix, not half-applied.
+  await assert.rejects((steps.find(isScmStep) as ScmStep).run(scm), /already installed; uninstall it first/);
+
+  await scm.start("CamsBioApi");
+  const uninstall = windowsUninstallPlan();
+  assert.deepEqual(
+    uninstall.map((s) => s.calls.join()),
+    [
+      "ControlService CamsBioApiMonitor STOP",
+      "ControlService CamsBioApi STOP",
+      "DeleteService CamsBioApiMonitor",
+      "DeleteService CamsBioApi",
+    ],
+  );
+  for (const step of uninstall) await step.run(scm);
+  assert.equal(scm.configOf("CamsBioApi"), undefined);
+  assert.equal(scm.configOf("CamsBioApiMonitor"), undefined);
+  // Uninstalling again is already done.
+  for (const step of uninstall) await step.run(scm);
 });
 
 test("ExecStart quoting: spaces, quotes, % and $ survive systemd's parser", () => {

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { atomicWrite } from "../../core/atomic-write.ts";
 import { BioError } from "../../core/errors.ts";
 import type { Exec } from "../exec.ts";
-import type { Step } from "../windows/install.ts";
+import type { ExecStep } from "../windows/install.ts";
 import { CONNECTOR_UNIT, connectorUnit, MONITOR_UNIT, monitorUnit, SERVICE_USER } from "./units.ts";
 
 /** What `service install|uninstall|status` needs from the machine; tests pass their own. */
@@ -20,7 +20,7 @@ export interface SystemdHost {
   readonly hidden?: (path: string) => string | undefined;
 }
 
-export type RunSteps = (steps: readonly Step[]) => Promise<void>;
+export type RunSteps = (steps: readonly ExecStep[]) => Promise<void>;
 
 export function systemdRunning(): boolean {
   return existsSync("/run/systemd/system");

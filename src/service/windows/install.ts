@@ -1,16 +1,36 @@
 import { win32 } from "node:path";
 import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "./connector-service.ts";
-import { binPath, type ServiceDefinition, sc, WIN32 } from "./sc.ts";
 import { POWERSHELL_ARGS, secureKeyScript } from "./secure-key-script.ts";
+import {
+  binPath,
+  describeCreate,
+  describeRecovery,
+  type ServiceDefinition,
+  type ServiceManagerApi,
+  WIN32,
+  win32CodeOf,
+} from "./service-manager-api.ts";
 
-export interface Step {
+/** A tool to run: icacls, PowerShell, systemctl. */
+export interface ExecStep {
   readonly file: string;
   readonly args: readonly string[];
   readonly input?: string;
-  /** Exit codes that mean "already so" (e.g. 1060 when deleting a service that is not there). */
+  /** Exit codes that mean "already so". */
   readonly accept?: readonly number[];
   readonly why: string;
 }
+
+/** Calls into the Service Control Manager's API; `calls` is what a dry run prints. */
+export interface ScmStep {
+  readonly calls: readonly string[];
+  readonly run: (scm: ServiceManagerApi) => Promise<unknown>;
+  readonly why: string;
+}
+
+export type Step = ExecStep | ScmStep;
+
+export const isScmStep = (step: Step): step is ScmStep => "run" in step;
 
 export const WINDOWS_DATA_DIR = win32.join(process.env.ProgramData ?? "C:\\ProgramData", "CamsBioApi");
 
@@ -20,7 +40,7 @@ export const WINDOWS_DATA_DIR = win32.join(process.env.ProgramData ?? "C:\\Progr
  * needs the key ACL, the data dir ACL and the connector's service DACL granted to it (see docs/operations.md).
  */
 export const SERVICE_ACCOUNT = "LocalSystem";
-export const RECOVERY_DELAYS_MS = [5_000, 30_000, 120_000] as const;
+export const RECOVERY = { restartDelaysMs: [5_000, 30_000, 120_000], resetFailuresAfterSec: 86_400 } as const;
 
 export function windowsServices(command: readonly string[], dataDir: string, registryKey: string) {
   const [exe = "bioapi.exe", ...prefix] = command;
@@ -32,8 +52,7 @@ export function windowsServices(command: readonly string[], dataDir: string, reg
       "Collects attendance punches from biometric terminals and attendance databases and sends them to the Cams cloud.",
     binPath: binPath(exe, [...prefix, "run", "--service", "--data-dir", dataDir, "--log-dir", logs]),
     account: SERVICE_ACCOUNT,
-    restartDelaysMs: RECOVERY_DELAYS_MS,
-    resetFailuresAfterSec: 86_400,
+    recovery: RECOVERY,
   };
   const monitor: ServiceDefinition = {
     name: MONITOR_SERVICE,
@@ -53,8 +72,7 @@ export function windowsServices(command: readonly string[], dataDir: string, reg
       logs,
     ]),
     account: SERVICE_ACCOUNT,
-    restartDelaysMs: RECOVERY_DELAYS_MS,
-    resetFailuresAfterSec: 86_400,
+    recovery: RECOVERY,
   };
   return { connector, monitor, registryKey };
 }
@@ -77,21 +95,40 @@ export function windowsInstallPlan(command: readonly string[], dataDir: string, 
   ];
   for (const d of [connector, monitor]) {
     steps.push(
-      { file: "sc.exe", args: sc.create(d), why: `create ${d.name} (delayed auto-start, ${d.account})` },
-      { file: "sc.exe", args: sc.description(d), why: "description" },
-      { file: "sc.exe", args: sc.failure(d), why: "recovery: restart after 5 s, 30 s, then every 2 min" },
-      { file: "sc.exe", args: sc.failureFlag(d.name), why: "recovery also on a stop with an error code" },
+      {
+        calls: describeCreate(d),
+        run: (scm) => scm.create(d),
+        why: `create ${d.name} (delayed auto-start, ${d.account})`,
+      },
+      {
+        calls: describeRecovery(d.name, d.recovery),
+        run: (scm) => scm.setRecovery(d.name, d.recovery),
+        why: "recovery: restart after 5 s, 30 s, then every 2 min, also on a stop with an error code",
+      },
     );
   }
   return steps;
 }
 
-export function windowsUninstallPlan(): Step[] {
-  const gone = [WIN32.SERVICE_DOES_NOT_EXIST, WIN32.SERVICE_NOT_ACTIVE];
+export function windowsUninstallPlan(): ScmStep[] {
   return [
-    { file: "sc.exe", args: sc.stop(MONITOR_SERVICE), accept: gone, why: "stop the monitor first" },
-    { file: "sc.exe", args: sc.stop(CONNECTOR_SERVICE), accept: gone, why: "stop the connector" },
-    { file: "sc.exe", args: sc.delete(MONITOR_SERVICE), accept: [WIN32.SERVICE_DOES_NOT_EXIST], why: "remove" },
-    { file: "sc.exe", args: sc.delete(CONNECTOR_SERVICE), accept: [WIN32.SERVICE_DOES_NOT_EXIST], why: "remove" },
+    {
+      calls: [`ControlService ${MONITOR_SERVICE} STOP`],
+      run: (scm) => scm.stop(MONITOR_SERVICE).catch(absent),
+      why: "stop the monitor first",
+    },
+    {
+      calls: [`ControlService ${CONNECTOR_SERVICE} STOP`],
+      run: (scm) => scm.stop(CONNECTOR_SERVICE).catch(absent),
+      why: "stop the connector",
+    },
+    { calls: [`DeleteService ${MONITOR_SERVICE}`], run: (scm) => scm.delete(MONITOR_SERVICE), why: "remove" },
+    { calls: [`DeleteService ${CONNECTOR_SERVICE}`], run: (scm) => scm.delete(CONNECTOR_SERVICE), why: "remove" },
   ];
+}
+
+/** Uninstalling what is not installed is already done. */
+function absent(error: unknown): "absent" {
+  if (win32CodeOf(error) === WIN32.SERVICE_DOES_NOT_EXIST) return "absent";
+  throw error;
 }

@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { silentLogger } from "../../core/logger.ts";
-import { parseQueryEx, sc, scError } from "./sc.ts";
 import { hostWindowsService, type ScmPort } from "./service-host.ts";
 import {
   ERROR_CALL_NOT_IMPLEMENTED,
@@ -13,7 +11,6 @@ import {
   type ServiceStatusReport,
 } from "./service-state.ts";
 
-const fixture = (name: string) => readFile(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
 const S = SERVICE_STATE;
 
 test("state machine: START_PENDING with growing checkpoints, RUNNING accepting stop/shutdown, STOP_PENDING, STOPPED", () => {
@@ -144,24 +141,4 @@ test("service host: a start failure and a fatal end are reported STOPPED with an
     [crashing.reports.at(-1)?.win32ExitCode, crashing.reports.at(-1)?.serviceSpecificExitCode],
     [1066, 70],
   );
-});
-
-test("sc.exe: queryex fixtures; arguments for recovery; errors name the fix", async () => {
-  assert.deepEqual(parseQueryEx(await fixture("sc-queryex-running.txt")), {
-    state: "running",
-    pid: 4242,
-    win32ExitCode: 0,
-    serviceExitCode: 0,
-  });
-  assert.deepEqual(parseQueryEx(await fixture("sc-queryex-crashed.txt")), {
-    state: "stopped",
-    pid: null,
-    win32ExitCode: 1067,
-    serviceExitCode: 0,
-  });
-  assert.equal(parseQueryEx(await fixture("sc-queryex-start-pending.txt")).state, "start-pending");
-  assert.throws(() => parseQueryEx("[SC] OpenService FAILED 1060:"), /no STATE line/);
-  assert.deepEqual(sc.failureFlag("X"), ["failureflag", "X", "1"]);
-  assert.match(scError("start", "CamsBioApi", 5, "").message, /Run as administrator/);
-  assert.match(scError("start", "CamsBioApi", 1060, "").message, /bioapi service install/);
 });
