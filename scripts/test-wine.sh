@@ -339,42 +339,21 @@ fi
 in_chroot sh -c 'cd /tmp && exec wine /mnt/bioapi/bioapi.exe cloud serve --port 0 --data-dir "C:\\smoke\\cloud" \
   >/tmp/out/keepalive.out 2>/tmp/out/keepalive.err' &
 KEEPALIVE=$!
-# Wine's sc.exe has no "failureflag" (exit 1639, ERROR_INVALID_COMMAND_LINE): when install stops exactly there, the
-# rest of the product's own plan (from --dry-run) is replayed with the failureflag steps left out.
+# Install goes through the SCM's API (CreateServiceW, ChangeServiceConfig2W for the delayed start, the description,
+# the failure actions and their flag), so no sc.exe step is left; what the SCM recorded is read back from the registry.
+SVC_KEY='HKLM\System\CurrentControlSet\Services\CamsBioApi'
 if bioapi install service install; then
-  record "service install" proved "bioapi service install: every step of the plan, exit 0"
-elif grep -q 'failureflag failed (exit 1639)' "$OUT/install.err"; then
-  bioapi plan service install --dry-run
-  "$NODE" - "$OUT/plan.out" >"$OUT/replay.list" <<'EOF'
-const lines = require("node:fs").readFileSync(process.argv[2], "utf8").split(/\r?\n/);
-let seenFlag = false;
-for (const line of lines) {
-  const [cmd] = line.split("    # ");
-  const tokens = (cmd.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? []).map((t) => (t.startsWith('"') ? JSON.parse(t) : t));
-  if (tokens[0] !== "sc.exe") continue;
-  if (tokens[1] === "failureflag") { seenFlag = true; continue; }
-  if (seenFlag) console.log(JSON.stringify(tokens.slice(1)));
-}
-EOF
-  ok=1
-  n=0
-  while IFS= read -r json; do
-    mapfile -t argv < <("$NODE" -e 'for (const a of JSON.parse(process.argv[1])) console.log(a)' "$json")
-    n=$((n + 1))
-    wine_cmd "replay-$n" sc "${argv[@]}" || { ok=0; show "replay-$n"; }
-  done <"$OUT/replay.list"
-  if [ "$ok" = 1 ]; then
-    record "service install" "not proved" "Wine's sc.exe rejects failureflag (1639); icacls, the ACL script (stub powershell), create, description and failure ran through bioapi, the remaining $n sc steps of its --dry-run plan replayed"
+  if wine_cmd q-svc reg query "$SVC_KEY" && grep -q 'FailureActions' "$OUT/q-svc.out" &&
+    grep -q 'DelayedAutostart' "$OUT/q-svc.out" && grep -q -- '--data-dir' "$OUT/q-svc.out"; then
+    record "service install" proved "bioapi service install through advapi32 (no sc.exe): the service key holds ImagePath, DelayedAutostart and FailureActions"
   else
-    record "service install" FAILED "replaying the install plan without failureflag failed"
+    show q-svc 30
+    record "service install" "not proved" "install exited 0, but the service key lacks FailureActions or DelayedAutostart (see q-svc.out)"
   fi
 else
   show install 30
   record "service install" FAILED "bioapi service install exited non-zero (see above)"
 fi
-# Wine's sc.exe has neither "query"/"queryex" nor "failureflag" (exit 1639, ERROR_INVALID_COMMAND_LINE). So the states
-# are read from what is observable: sc start/stop exit codes (Wine's StartService waits for RUNNING or fails with
-# 1053), the service host's own log lines, and whether the `run --service` process exists.
 LOGS=$ROOTFS/wineprefix/drive_c/ProgramData/CamsBioApi/logs
 running() { pgrep -f "bioapi.exe $1 --service" >/dev/null; }
 logged() { grep -h "$2" "$LOGS/$1" 2>/dev/null | grep -c "$3"; } # logged FILE SERVICE-OR-PATTERN MSG → count
@@ -384,7 +363,7 @@ if bioapi start service start --data-dir "$DATA"; then
   sleep 3
   if running run && running monitor && [ "$(logged connector.log '"service":"CamsBioApi"' 'Windows service running')" -ge 1 ] &&
     [ "$(logged monitor.log '"service":"CamsBioApiMonitor"' 'Windows service running')" -ge 1 ]; then
-    record "service start" proved "bioapi service start → sc start returned 0 for both ($ms ms); both processes up 3 s later; each logged \"Windows service running\" (koffi dispatcher + SetServiceStatus)"
+    record "service start" proved "bioapi service start → StartServiceW for both ($ms ms); both processes up 3 s later; each logged \"Windows service running\" (koffi dispatcher + SetServiceStatus)"
   else
     show start
     tail -3 "$LOGS/connector.log" 2>/dev/null | sed 's/^/    /'
@@ -394,6 +373,51 @@ else
   show start
   tail -3 "$LOGS/connector.log" 2>/dev/null | sed 's/^/    /'
   record "service start" FAILED "bioapi service start failed"
+fi
+# The monitor's restart of a killed connector, through the SCM: the connector's process is killed from outside (as
+# a crash would end it); the monitor reads STOPPED with an error from QueryServiceStatusEx and starts it again.
+if bioapi status1 service status --data-dir "$DATA" && grep -q 'CamsBioApi: running (pid' "$OUT/status1.out"; then
+  record "service status" proved "QueryServiceStatusEx: $(grep -m1 'CamsBioApi:' "$OUT/status1.out" | tr -d '\r')"
+else
+  show status1
+  record "service status" FAILED "bioapi service status did not report the connector running with its pid"
+fi
+# The health pipe: a random name recorded in the data directory, served by the connector's own process
+# (GetNamedPipeServerProcessId), with the access list the connector set (SetSecurityInfo), read back by GetSecurityInfo.
+PIPE_LINE=$(grep -m1 '^health channel:' "$OUT/status1.out" | tr -d '\r')
+if printf '%s' "$PIPE_LINE" | grep -Eq 'pipe\\cams-bioapi-health-[0-9a-f]{32} served by pid [0-9]+ \(the connector\); access D:P\(A;;(GA|FA|0x1f01ff);;;SY\)\(A;;(GA|FA|0x1f01ff);;;BA\)\(A;;(GA|FA|0x1f01ff);;;S-1-5-80-[0-9-]+\)$'; then
+  record "health pipe" proved "$PIPE_LINE"
+elif [ -n "$PIPE_LINE" ]; then
+  record "health pipe" FAILED "$PIPE_LINE"
+else
+  show status1
+  record "health pipe" FAILED "bioapi service status printed no health channel line"
+fi
+OLD=$(pgrep -f "bioapi.exe run --service" | head -n 1)
+if [ -n "$OLD" ]; then
+  t=$(date +%s%N)
+  kill -9 "$OLD"
+  NEW=""
+  for _ in $(seq 120); do
+    NEW=$(pgrep -f "bioapi.exe run --service" | head -n 1)
+    [ -n "$NEW" ] && [ "$NEW" != "$OLD" ] && break
+    NEW=""
+    sleep 0.5
+  done
+  ms=$((($(date +%s%N) - t) / 1000000))
+  if [ -n "$NEW" ] && [ "$(logged monitor.log 'Restarting the connector' 'reason')" -ge 1 ]; then
+    sleep 3
+    if running run && [ "$(logged connector.log '"service":"CamsBioApi"' 'Windows service running')" -ge 2 ]; then
+      record "monitor restart" proved "connector killed (kill -9); the monitor read the stop from QueryServiceStatusEx and started it through StartServiceW: running again after $ms ms; $(grep -h 'Restarting the connector' "$LOGS/monitor.log" | head -n 1 | grep -o '"reason":"[^"]*"')"
+    else
+      record "monitor restart" FAILED "a new connector process appeared but did not report running to the SCM"
+    fi
+  else
+    tail -5 "$LOGS/monitor.log" 2>/dev/null | sed 's/^/    /'
+    record "monitor restart" FAILED "the connector was killed and not restarted by the monitor within 60 s"
+  fi
+else
+  record "monitor restart" FAILED "no connector process to kill"
 fi
 t=$(date +%s%N)
 if bioapi stop service stop --data-dir "$DATA"; then
@@ -419,9 +443,6 @@ if [ "$(logged monitor.log 'stopped by an administrator' 'leaving it stopped')" 
   record "monitor honours stop" proved "monitor.log: \"The connector was stopped by an administrator; leaving it stopped.\" (intent file)"
 else
   record "monitor honours stop" "not proved" "no such line in monitor.log"
-fi
-if [ "$(logged monitor.log 'queryex' '1639')" -ge 1 ]; then
-  record "monitor supervision" "not proved" "the monitor's sc queryex fails under Wine (1639: Wine's sc.exe has no queryex); crash/stall restarts need Windows"
 fi
 if bioapi uninstall service uninstall --data-dir "$DATA" && ! wine_cmd q-gone reg query 'HKLM\System\CurrentControlSet\Services\CamsBioApi'; then
   sleep 1
@@ -452,6 +473,6 @@ fi
 log "summary ($WINE_VERSION, Debian $SUITE chroot, bioapi $VERSION win-x64):"
 for r in "${RESULTS[@]}"; do printf '    %s\n' "$r"; done
 log "never proved here (needs a real Windows machine): registry ACLs as enforced (RegSetKeySecurity runs, but Wine" \
-  "does not enforce access lists; its powershell.exe is a stub; icacls does not enforce), SCM recovery actions and failure flag, real DPAPI key material, Event Log, code signing, antivirus."
+  "does not enforce access lists; its powershell.exe is a stub; icacls does not enforce), the SCM's own recovery actions as it runs them (Wine records them but does not act on them), real DPAPI key material, Event Log, code signing, antivirus."
 log "outputs of each step (until the next run): $OUT"
 exit "$FAILED"

@@ -10,7 +10,7 @@ import { spawnTask, type TaskHandle } from "../core/task.ts";
 import { VERSION } from "../core/version.ts";
 import { CloudClient } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
-import { HealthChannel, healthChannelPath } from "../monitor/health-channel.ts";
+import { HealthChannel, healthChannelPath, writeHealthRecord } from "../monitor/health-channel.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
 import type { SecretStore } from "../secrets/secret-store.ts";
 import { Shipper } from "../shipper/shipper.ts";
@@ -39,6 +39,8 @@ export interface ConnectorOptions {
   readonly statusHost?: string;
   /** 0: the OS picks a free port; the URL is written to `<dataDir>/status.json`. */
   readonly statusPort?: number;
+  /** Windows service: narrows the health pipe's access list once it exists (see HealthChannelOptions.restrict). */
+  readonly restrictHealthChannel?: (path: string) => Promise<void>;
 }
 
 /** Delivered ids are remembered this long, which bounds every source's lookback window. */
@@ -301,6 +303,13 @@ export class Connector {
       path: healthChannelPath(options.dataDir),
       status: () => this.status(),
       logger,
+      ...(options.restrictHealthChannel ? { restrict: options.restrictHealthChannel } : {}),
+    });
+    // Written once the channel serves: the monitor trusts a channel only when this names the running connector.
+    await writeHealthRecord(options.dataDir, {
+      path: this.#health.path,
+      pid: process.pid,
+      startedAt: new Date(this.#startedAt).toISOString(),
     });
 
     const spawn = (name: string, loop: (s: AbortSignal) => Promise<void>) =>

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { defaultDataDir, ensureDataDir } from "../app/data-dir.ts";
 import { systemClock } from "../core/clock.ts";
 import { createLogger } from "../core/logger.ts";
-import { healthChannelPath } from "../monitor/health-channel.ts";
+import { fixedHealthPath, healthChannelPath, recordedHealthChannel } from "../monitor/health-channel.ts";
 import { Monitor } from "../monitor/monitor.ts";
 import { DEFAULT_RESTART_POLICY } from "../monitor/restart-policy.ts";
 import {
@@ -66,7 +66,10 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
   }).child("monitor");
   const monitor = await Monitor.create({
     dataDir: layout.root,
-    healthPath: healthChannelPath(layout.root),
+    health:
+      process.platform === "win32"
+        ? recordedHealthChannel(layout.root, (await import("../service/windows/koffi-pipe-guard.ts")).pipeServerPid)
+        : fixedHealthPath(healthChannelPath(layout.root)),
     controller,
     logger,
     eventLog: await platformEventLog(),

@@ -48,20 +48,22 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   // Enroll creates the data directory; a run that made one would only hide a wrong --data-dir.
   if (!existsSync(dataDir)) throw notEnrolled(dataDir, "does not exist, and run creates nothing");
   const layout = ensureDataDir(dataDir);
-  const start = () =>
+  const asWindowsService = values.service === true && process.platform === "win32";
+  const start = async () =>
     Connector.start({
       dataDir: layout.root,
       secrets: openSecretStore(layout),
       logger,
       redactor,
       statusPort: Number(values["status-port"]),
+      ...(asWindowsService ? { restrictHealthChannel: await windowsHealthGuard() } : {}),
     }).catch((error: unknown) => {
       throw error instanceof BioError && error.code === "NOT_ENROLLED"
         ? notEnrolled(dataDir, "holds no enrollment")
         : error;
     });
 
-  if (values.service && process.platform === "win32") {
+  if (asWindowsService) {
     const { runConnectorUnderScm } = await import("../service/windows/connector-service.ts");
     return runConnectorUnderScm({ start, logger, eventLog, redactor });
   }
@@ -144,4 +146,14 @@ function outboxDepth(path: string): number {
   } catch {
     return 0;
   }
+}
+
+/** SYSTEM, Administrators and the connector service's own SID: the only accounts that may use the health pipe. */
+async function windowsHealthGuard(): Promise<(path: string) => Promise<void>> {
+  const [{ restrictPipe }, { healthPipeSddl }, { CONNECTOR_SERVICE }] = await Promise.all([
+    import("../service/windows/koffi-pipe-guard.ts"),
+    import("../service/windows/pipe-access.ts"),
+    import("../service/windows/connector-service.ts"),
+  ]);
+  return (path) => restrictPipe(path, healthPipeSddl(CONNECTOR_SERVICE));
 }

@@ -3,7 +3,8 @@ import { mkdir, readFile } from "node:fs/promises";
 import { win32 } from "node:path";
 import { parseArgs } from "node:util";
 import { dataDirLayout, WINDOWS_SECRETS_KEY } from "../app/data-dir.ts";
-import { BioError } from "../core/errors.ts";
+import { BioError, describeError } from "../core/errors.ts";
+import { readHealthRecord } from "../monitor/health-channel.ts";
 import { formatMonitorRecord, readMonitorRecord, writeIntent } from "../monitor/monitor-state.ts";
 import { CREDENTIAL_NAME, CREDSTORE_PATH } from "../secrets/systemd-creds-protector.ts";
 import { type Exec, execTool } from "../service/exec.ts";
@@ -54,7 +55,10 @@ async function runSteps(
   for (const step of steps) {
     if (isScmStep(step)) {
       if (dryRun) for (const call of step.calls) io.out(`${call}    # ${step.why}`);
-      else await step.run(await scm());
+      else {
+        const note = await step.run(await scm());
+        if (note) io.err(`warning: ${note}`);
+      }
       continue;
     }
     if (dryRun) {
@@ -154,6 +158,7 @@ export async function serviceCommand(
         });
         io.out(q ? `${name}: ${q.state}${q.pid ? ` (pid ${q.pid})` : ""}` : `${name}: not installed`);
       }
+      await printHealthPipe(dataDir, io);
       await printMonitor(dataDir, io);
       return 0;
     }
@@ -230,4 +235,18 @@ export async function serviceCommand(
 async function printMonitor(dataDir: string, io: CliIo): Promise<void> {
   const record = await readMonitorRecord(dataDir);
   io.out(record ? formatMonitorRecord(record) : "monitor: no record yet (is the monitor service running?)");
+}
+
+/** Who serves the connector's health pipe and who may open it: what the monitor checks before each probe. */
+async function printHealthPipe(dataDir: string, io: CliIo): Promise<void> {
+  const record = await readHealthRecord(dataDir);
+  if (!record) return;
+  const { pipeAccess, pipeServerPid } = await import("../service/windows/koffi-pipe-guard.ts");
+  try {
+    const server = await pipeServerPid(record.path);
+    const who = server === record.pid ? "the connector" : `NOT the connector (pid ${record.pid})`;
+    io.out(`health channel: ${record.path} served by pid ${server} (${who}); access ${await pipeAccess(record.path)}`);
+  } catch (error) {
+    io.out(`health channel: ${record.path}: ${describeError(error).message}`);
+  }
 }

@@ -5,7 +5,15 @@ import { test } from "node:test";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { silentLogger } from "../core/logger.ts";
 import type { ConnectorStatus } from "../status/status-api.ts";
-import { assessProgress, HealthChannel, healthChannelPath, probeHealth } from "./health-channel.ts";
+import {
+  assessProgress,
+  HealthChannel,
+  healthChannelPath,
+  probeHealth,
+  readHealthRecord,
+  recordedHealthChannel,
+  writeHealthRecord,
+} from "./health-channel.ts";
 
 const T0 = Date.parse("2026-11-26T10:00:00Z");
 const MIN = 60_000;
@@ -108,4 +116,49 @@ test("the unix socket is 0600 in a 0700 directory of this account; a loose one i
     },
   );
   assert.equal(await readdir(foreign).then((f) => f.length), 0, "no socket created in it");
+});
+
+test("Windows pipe names are fresh for every start; the unix socket stays where its private directory is", () => {
+  const a = healthChannelPath("C:\\ProgramData\\CamsBioApi", "win32");
+  const b = healthChannelPath("C:\\ProgramData\\CamsBioApi", "win32");
+  assert.match(a, /^\\\\\.\\pipe\\cams-bioapi-health-[0-9a-f]{32}$/);
+  assert.notEqual(a, b, "a name that a squatter could compute ahead is no longer used");
+  assert.equal(healthChannelPath("/var/lib/cams-bioapi", "linux"), healthChannelPath("/var/lib/cams-bioapi", "linux"));
+});
+
+test("the monitor trusts a recorded channel only when the record and the pipe's server are the running connector", async () => {
+  await using dir = await tempDir();
+  const servers = new Map<string, number>();
+  const asked: string[] = [];
+  const locator = recordedHealthChannel(dir.path, async (path) => {
+    asked.push(path);
+    const pid = servers.get(path);
+    if (pid === undefined) throw new Error("no such pipe");
+    return pid;
+  });
+  assert.match(JSON.stringify(await locator.locate(700)), /has not opened its health channel yet/);
+
+  const path = "\\\\.\\pipe\\cams-bioapi-health-aa";
+  await writeHealthRecord(dir.path, { path, pid: 700, startedAt: new Date(T0).toISOString() });
+  assert.equal(((await stat(join(dir.path, "health-channel.json"))).mode & 0o777).toString(8), "600");
+  assert.deepEqual(await readHealthRecord(dir.path), { path, pid: 700, startedAt: new Date(T0).toISOString() });
+
+  servers.set(path, 700);
+  assert.deepEqual(await locator.locate(700), { path });
+  // The service manager runs a newer connector: the record is the old one's, and its name may be anyone's now.
+  const stale = await locator.locate(701);
+  assert.match(
+    "problem" in stale ? stale.problem : "",
+    /belongs to process 700, not the running connector \(pid 701\)/,
+  );
+  // Another program serves the recorded name (it took it while the connector restarted).
+  servers.set(path, 666);
+  const squatted = await locator.locate(700);
+  assert.match(
+    "problem" in squatted ? squatted.problem : "",
+    /served by process 666, not the connector \(pid 700\): another program holds its name; no request was sent/,
+  );
+  servers.delete(path);
+  assert.match(JSON.stringify(await locator.locate(700)), /could not be opened: no such pipe/);
+  assert.equal(asked.length, 3, "the server is asked only when the record names the running connector");
 });

@@ -1,8 +1,9 @@
-import { createHash } from "node:crypto";
-import { chmod, lstat, mkdir, rm } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { chmod, lstat, mkdir, readFile, rm } from "node:fs/promises";
 import { createServer, request, type Server } from "node:http";
 import { dirname, join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { atomicWrite } from "../core/atomic-write.ts";
 import { BioError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ConnectorStatus } from "../status/status-api.ts";
@@ -34,9 +35,18 @@ export interface Progress {
  */
 const MAX_SOCKET_PATH = 100;
 
-export function healthChannelPath(dataDir: string, platform: NodeJS.Platform = process.platform): string {
+/**
+ * On Linux a fixed socket in a 0700 directory: the file system keeps other accounts out. On Windows a pipe name is
+ * anyone's to take once its server is gone, so each start serves a fresh random name, recorded in the data
+ * directory (SYSTEM and Administrators only) by {@link writeHealthRecord}; pass `nonce` there.
+ */
+export function healthChannelPath(
+  dataDir: string,
+  platform: NodeJS.Platform = process.platform,
+  nonce: string = randomBytes(16).toString("hex"),
+): string {
   const digest = createHash("sha256").update(dataDir).digest("hex").slice(0, 16);
-  if (platform === "win32") return `\\\\.\\pipe\\cams-bioapi-health-${digest}`;
+  if (platform === "win32") return `\\\\.\\pipe\\cams-bioapi-health-${nonce}`;
   const path = join(dataDir, "health.sock");
   return path.length <= MAX_SOCKET_PATH ? path : join("/tmp", `cams-bioapi-health-${digest}`, "health.sock");
 }
@@ -97,8 +107,79 @@ export function assessProgress(status: ConnectorStatus, now: number, stallMs: nu
   return { progressing: true, reason: null };
 }
 
+/** Which channel the running connector serves, and its process: `health-channel.json` in the data directory. */
+export interface HealthRecord {
+  readonly path: string;
+  readonly pid: number;
+  readonly startedAt: string;
+}
+
+const RECORD = "health-channel.json";
+
+export async function writeHealthRecord(dataDir: string, record: HealthRecord): Promise<void> {
+  await atomicWrite(join(dataDir, RECORD), `${JSON.stringify(record)}\n`);
+}
+
+export async function readHealthRecord(dataDir: string): Promise<HealthRecord | null> {
+  try {
+    const r = JSON.parse(await readFile(join(dataDir, RECORD), "utf8")) as Partial<HealthRecord>;
+    return typeof r.path === "string" && typeof r.pid === "number" && typeof r.startedAt === "string"
+      ? { path: r.path, pid: r.pid, startedAt: r.startedAt }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Where the monitor finds the connector's channel, and proof that the connector, not another program, serves it. */
+export interface HealthLocator {
+  /** `pid`: the connector's process as the service manager reports it, when known. */
+  locate(pid: number | null): Promise<{ readonly path: string } | { readonly problem: string }>;
+}
+
+/** Linux and process mode: the socket's directory is private, so its path is proof enough. */
+export function fixedHealthPath(path: string): HealthLocator {
+  return { locate: async () => ({ path }) };
+}
+
+/**
+ * Windows: the path comes from the connector's record, which must name the process the SCM runs; then the pipe's
+ * server process (GetNamedPipeServerProcessId) must be that process too. Only then is a request sent, so a program
+ * that took a stale name never sees the monitor's request.
+ */
+export function recordedHealthChannel(dataDir: string, serverPid: (path: string) => Promise<number>): HealthLocator {
+  return {
+    async locate(pid) {
+      const record = await readHealthRecord(dataDir);
+      if (!record) return { problem: "the connector has not opened its health channel yet (no health-channel.json)" };
+      if (pid !== null && record.pid !== pid) {
+        return {
+          problem: `the health channel on record belongs to process ${record.pid}, not the running connector (pid ${pid}); it has not opened its own yet`,
+        };
+      }
+      let server: number;
+      try {
+        server = await serverPid(record.path);
+      } catch (error) {
+        return { problem: `the health channel ${record.path} could not be opened: ${(error as Error).message}` };
+      }
+      if (server !== record.pid) {
+        return {
+          problem: `the health channel ${record.path} is served by process ${server}, not the connector (pid ${record.pid}): another program holds its name; no request was sent`,
+        };
+      }
+      return { path: record.path };
+    },
+  };
+}
+
 export interface HealthChannelOptions {
   readonly path: string;
+  /**
+   * Windows service: replaces the pipe's default access list (which lets every account read) with SYSTEM,
+   * Administrators and the service's own SID, right after it is created.
+   */
+  readonly restrict?: (path: string) => Promise<void>;
   readonly status: () => ConnectorStatus;
   readonly logger: Logger;
   /** Default 15 minutes: device polls run every few seconds, so this is far beyond any normal pause. */
@@ -154,6 +235,12 @@ export class HealthChannel {
     });
     // The service accounts (root / SYSTEM) are the only peers that need it.
     if (process.platform !== "win32") await chmod(options.path, 0o600);
+    if (options.restrict) {
+      await options.restrict(options.path).catch(async (error: unknown) => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        throw error;
+      });
+    }
     channel = new HealthChannel(server, options.path);
     channel.#delay.enable();
     options.logger.debug("Health channel listening.", { path: options.path });

@@ -6,7 +6,7 @@ import { waitFor } from "../../test/helpers/wait-for.ts";
 import { createLogger, silentLogger } from "../core/logger.ts";
 import { EVENT_IDS, type EventLevel, type EventLog } from "../service/event-log.ts";
 import type { ConnectorStatus } from "../status/status-api.ts";
-import { HealthChannel } from "./health-channel.ts";
+import { fixedHealthPath, HealthChannel } from "./health-channel.ts";
 import { Monitor } from "./monitor.ts";
 import { readMonitorRecord, writeIntent } from "./monitor-state.ts";
 import type { ServiceController, ServiceSnapshot } from "./service-controller.ts";
@@ -47,7 +47,7 @@ async function monitorWith(dataDir: string, controller: ServiceController, start
   };
   const monitor = await Monitor.create({
     dataDir,
-    healthPath: join(dataDir, "health.sock"),
+    health: fixedHealthPath(join(dataDir, "health.sock")),
     controller,
     logger: createLogger({ write: (l) => lines.push(l) }),
     eventLog,

@@ -1,9 +1,9 @@
 import { sleep } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
-import { describeError, EXIT_STORE_FULL } from "../core/errors.ts";
+import { BioError, describeError, EXIT_STORE_FULL } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { EVENT_IDS, type EventLog } from "../service/event-log.ts";
-import { probeHealth } from "./health-channel.ts";
+import { type HealthLocator, probeHealth } from "./health-channel.ts";
 import {
   type MonitorAction,
   type MonitorRecord,
@@ -23,7 +23,8 @@ const TEMPORARY_EXIT = new RegExp(`(?:exit code|status) ${EXIT_STORE_FULL}\\)?$`
 
 export interface MonitorOptions {
   readonly dataDir: string;
-  readonly healthPath: string;
+  /** Where the connector's health channel is, checked to be served by the connector itself. */
+  readonly health: HealthLocator;
   readonly controller: ServiceController;
   readonly logger: Logger;
   readonly eventLog: EventLog;
@@ -83,7 +84,7 @@ export class Monitor {
 
   async run(signal: AbortSignal): Promise<void> {
     const { logger } = this.#o;
-    logger.info("Monitor started.", { manager: this.#o.controller.kind, health: this.#o.healthPath });
+    logger.info("Monitor started.", { manager: this.#o.controller.kind });
     while (!signal.aborted) {
       try {
         await this.#tick(signal);
@@ -166,7 +167,9 @@ export class Monitor {
     const inGrace = this.#startedAt !== null && now - this.#startedAt < this.#o.startGraceMs;
     let problem: string | null = null;
     try {
-      const report = await probeHealth(this.#o.healthPath, this.#o.probeTimeoutMs, signal);
+      const target = await this.#o.health.locate(snap.pid);
+      if ("problem" in target) throw new BioError("SERVICE", target.problem);
+      const report = await probeHealth(target.path, this.#o.probeTimeoutMs, signal);
       this.#lastProbe = { responsive: true, progressing: report.progress.progressing, reason: report.progress.reason };
       if (!report.progress.progressing) problem = `stalled: ${report.progress.reason}`;
     } catch (error) {

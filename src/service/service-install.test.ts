@@ -60,7 +60,15 @@ test("Windows install plan: ACLs by SID; services through the SCM's API: delayed
   assert.equal(scm.configOf("CamsBioApi"), undefined);
   assert.equal(scm.configOf("CamsBioApiMonitor"), undefined);
   // Uninstalling again is already done.
-  for (const step of uninstall) await step.run(scm);
+  for (const step of uninstall) assert.equal(await step.run(scm), undefined);
+
+  // An SCM without the failure flag (Wine's): install goes on, and says what is missing.
+  const wine = new MemoryServiceManagerApi();
+  wine.failureFlagSupported = false;
+  const notes: string[] = [];
+  for (const step of steps) if (isScmStep(step)) notes.push((await step.run(wine)) ?? "");
+  assert.equal(notes.filter((n) => /no failure flag \(ERROR_INVALID_LEVEL\)/.test(n)).length, 2);
+  assert.deepEqual(wine.configOf("CamsBioApi")?.recovery, connector?.recovery, "the restart actions are still set");
 });
 
 test("ExecStart quoting: spaces, quotes, % and $ survive systemd's parser", () => {

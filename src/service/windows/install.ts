@@ -24,7 +24,8 @@ export interface ExecStep {
 /** Calls into the Service Control Manager's API; `calls` is what a dry run prints. */
 export interface ScmStep {
   readonly calls: readonly string[];
-  readonly run: (scm: ServiceManagerApi) => Promise<unknown>;
+  /** Resolves with a note for the operator when the step did less than asked (and that is not an error). */
+  readonly run: (scm: ServiceManagerApi) => Promise<string | undefined>;
   readonly why: string;
 }
 
@@ -97,12 +98,18 @@ export function windowsInstallPlan(command: readonly string[], dataDir: string, 
     steps.push(
       {
         calls: describeCreate(d),
-        run: (scm) => scm.create(d),
+        run: async (scm) => {
+          await scm.create(d);
+          return undefined;
+        },
         why: `create ${d.name} (delayed auto-start, ${d.account})`,
       },
       {
         calls: describeRecovery(d.name, d.recovery),
-        run: (scm) => scm.setRecovery(d.name, d.recovery),
+        run: async (scm) =>
+          (await scm.setRecovery(d.name, d.recovery)).failureFlag === "unsupported"
+            ? `${d.name}: this service manager has no failure flag (ERROR_INVALID_LEVEL), so a stop with an error code runs no recovery action; the monitor still restarts the connector.`
+            : undefined,
         why: "recovery: restart after 5 s, 30 s, then every 2 min, also on a stop with an error code",
       },
     );
@@ -114,21 +121,31 @@ export function windowsUninstallPlan(): ScmStep[] {
   return [
     {
       calls: [`ControlService ${MONITOR_SERVICE} STOP`],
-      run: (scm) => scm.stop(MONITOR_SERVICE).catch(absent),
+      run: (scm) => scm.stop(MONITOR_SERVICE).then(none, absent),
       why: "stop the monitor first",
     },
     {
       calls: [`ControlService ${CONNECTOR_SERVICE} STOP`],
-      run: (scm) => scm.stop(CONNECTOR_SERVICE).catch(absent),
+      run: (scm) => scm.stop(CONNECTOR_SERVICE).then(none, absent),
       why: "stop the connector",
     },
-    { calls: [`DeleteService ${MONITOR_SERVICE}`], run: (scm) => scm.delete(MONITOR_SERVICE), why: "remove" },
-    { calls: [`DeleteService ${CONNECTOR_SERVICE}`], run: (scm) => scm.delete(CONNECTOR_SERVICE), why: "remove" },
+    {
+      calls: [`DeleteService ${MONITOR_SERVICE}`],
+      run: (scm) => scm.delete(MONITOR_SERVICE).then(none),
+      why: "remove",
+    },
+    {
+      calls: [`DeleteService ${CONNECTOR_SERVICE}`],
+      run: (scm) => scm.delete(CONNECTOR_SERVICE).then(none),
+      why: "remove",
+    },
   ];
 }
 
+const none = (): undefined => undefined;
+
 /** Uninstalling what is not installed is already done. */
-function absent(error: unknown): "absent" {
-  if (win32CodeOf(error) === WIN32.SERVICE_DOES_NOT_EXIST) return "absent";
+function absent(error: unknown): undefined {
+  if (win32CodeOf(error) === WIN32.SERVICE_DOES_NOT_EXIST) return undefined;
   throw error;
 }

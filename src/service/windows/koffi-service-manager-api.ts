@@ -259,7 +259,7 @@ export class KoffiServiceManagerApi implements ServiceManagerApi {
     );
   }
 
-  setRecovery(service: string, r: Recovery): Promise<void> {
+  setRecovery(service: string, r: Recovery): Promise<{ failureFlag: "set" | "unsupported" }> {
     return this.#with(
       "ChangeServiceConfig2",
       service,
@@ -287,9 +287,10 @@ export class KoffiServiceManagerApi implements ServiceManagerApi {
         } finally {
           api.koffi.free(actions);
         }
-        if (!api.setFlag(h, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, { value: 1 })) {
-          throw serviceError("ChangeServiceConfig2(FAILURE_ACTIONS_FLAG)", service, api.lastError() as number);
-        }
+        if (api.setFlag(h, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, { value: 1 })) return { failureFlag: "set" as const };
+        const code = api.lastError() as number;
+        if (code === WIN32.INVALID_LEVEL) return { failureFlag: "unsupported" as const };
+        throw serviceError("ChangeServiceConfig2(FAILURE_ACTIONS_FLAG)", service, code);
       },
     );
   }

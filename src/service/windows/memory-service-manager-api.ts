@@ -106,11 +106,15 @@ export class MemoryServiceManagerApi implements ServiceManagerApi {
     });
   }
 
-  async setRecovery(service: string, recovery: Recovery): Promise<void> {
+  /** Plays an SCM without the failure flag setting (Wine's). */
+  failureFlagSupported = true;
+
+  async setRecovery(service: string, recovery: Recovery): Promise<{ failureFlag: "set" | "unsupported" }> {
     this.#enter("setRecovery", service);
     const e = this.#get("setRecovery", service);
     e.recovery = recovery;
-    e.failureFlag = true;
+    e.failureFlag = this.failureFlagSupported;
+    return { failureFlag: this.failureFlagSupported ? "set" : "unsupported" };
   }
 
   async delete(service: string): Promise<"deleted" | "absent"> {

@@ -16,8 +16,12 @@ export interface ServiceManagerApi {
   /** Asks for a stop; "not-active" when it was not running. Does not wait for STOPPED. */
   stop(service: string): Promise<"stopping" | "not-active">;
   create(definition: ServiceDefinition): Promise<void>;
-  /** Restart actions, their reset period, and the failure flag: a stop with an error code also counts. */
-  setRecovery(service: string, recovery: Recovery): Promise<void>;
+  /**
+   * Restart actions, their reset period, and the failure flag: a stop with an error code also counts. The flag is
+   * "unsupported" where the SCM does not know that setting (ERROR_INVALID_LEVEL: Wine; every Windows since Vista
+   * has it).
+   */
+  setRecovery(service: string, recovery: Recovery): Promise<{ readonly failureFlag: "set" | "unsupported" }>;
   /** "absent" when it was not installed. */
   delete(service: string): Promise<"deleted" | "absent">;
 }
@@ -63,6 +67,7 @@ export const SERVICE_STATES: Readonly<Record<number, ServiceState>> = {
 export const WIN32 = {
   ACCESS_DENIED: 5,
   INVALID_NAME: 123,
+  INVALID_LEVEL: 124,
   SERVICE_REQUEST_TIMEOUT: 1053,
   SERVICE_ALREADY_RUNNING: 1056,
   SERVICE_DISABLED: 1058,
