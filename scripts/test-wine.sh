@@ -343,17 +343,26 @@ KEEPALIVE=$!
 # the failure actions and their flag), so no sc.exe step is left; what the SCM recorded is read back from the registry.
 SVC_KEY='HKLM\System\CurrentControlSet\Services\CamsBioApi'
 if bioapi install service install; then
-  if wine_cmd q-svc reg query "$SVC_KEY" && grep -q 'FailureActions' "$OUT/q-svc.out" &&
-    grep -q 'DelayedAutostart' "$OUT/q-svc.out" && grep -q -- '--data-dir' "$OUT/q-svc.out"; then
-    record "service install" proved "bioapi service install through advapi32 (no sc.exe): the service key holds ImagePath, DelayedAutostart and FailureActions"
+  if wine_cmd q-svc reg query "$SVC_KEY" && grep -qi 'DelayedAutostart    REG_DWORD    0x1' "$OUT/q-svc.out" &&
+    grep -q 'Description' "$OUT/q-svc.out" && grep -q -- 'run --service --data-dir' "$OUT/q-svc.out"; then
+    record "service install" proved "bioapi service install through advapi32, no sc.exe: the service key holds the quoted ImagePath, DelayedAutoStart 1 and the description"
   else
     show q-svc 30
-    record "service install" "not proved" "install exited 0, but the service key lacks FailureActions or DelayedAutostart (see q-svc.out)"
+    record "service install" FAILED "install exited 0, but the service key lacks the ImagePath, DelayedAutoStart or Description (see q-svc.out)"
+  fi
+  # Wine's services.exe answers ChangeServiceConfig2W(FAILURE_ACTIONS) with success and stores nothing, and has no
+  # FAILURE_ACTIONS_FLAG level (ERROR_INVALID_LEVEL, which install reports as a warning).
+  if grep -q 'FailureActions' "$OUT/q-svc.out"; then
+    record "recovery actions" proved "FailureActions stored in the service key"
+  else
+    record "recovery actions" "not proved" "ChangeServiceConfig2W(FAILURE_ACTIONS) returned success but Wine stored no FailureActions; $(grep -c 'no failure flag (ERROR_INVALID_LEVEL)' "$OUT/install.err") failure-flag warning(s) from install"
   fi
 else
   show install 30
   record "service install" FAILED "bioapi service install exited non-zero (see above)"
 fi
+# States come from QueryServiceStatusEx (bioapi service status) and from what is observable: the service host's own
+# log lines, and whether the `run --service` process exists.
 LOGS=$ROOTFS/wineprefix/drive_c/ProgramData/CamsBioApi/logs
 running() { pgrep -f "bioapi.exe $1 --service" >/dev/null; }
 logged() { grep -h "$2" "$LOGS/$1" 2>/dev/null | grep -c "$3"; } # logged FILE SERVICE-OR-PATTERN MSG → count
@@ -376,11 +385,13 @@ else
 fi
 # The monitor's restart of a killed connector, through the SCM: the connector's process is killed from outside (as
 # a crash would end it); the monitor reads STOPPED with an error from QueryServiceStatusEx and starts it again.
-if bioapi status1 service status --data-dir "$DATA" && grep -q 'CamsBioApi: running (pid' "$OUT/status1.out"; then
+bioapi status1 service status --data-dir "$DATA"
+STATUS_RC=$?
+if [ "$STATUS_RC" = 0 ] && grep -q 'CamsBioApi: running (pid' "$OUT/status1.out"; then
   record "service status" proved "QueryServiceStatusEx: $(grep -m1 'CamsBioApi:' "$OUT/status1.out" | tr -d '\r')"
 else
   show status1
-  record "service status" FAILED "bioapi service status did not report the connector running with its pid"
+  record "service status" FAILED "bioapi service status (exit $STATUS_RC) did not report the connector running with its pid"
 fi
 # The health pipe: a random name recorded in the data directory, served by the connector's own process
 # (GetNamedPipeServerProcessId), with the access list the connector set (SetSecurityInfo), read back by GetSecurityInfo.

@@ -191,7 +191,7 @@ export function pipeAccess(path: string): Promise<string> {
         throw failure("ConvertSecurityDescriptorToStringSecurityDescriptor", path, b.lastError() as number);
       }
       try {
-        return b.koffi.decode(text[0], "str16") as string;
+        return b.koffi.decode.string16(text[0]);
       } finally {
         b.localFree(text[0]);
       }
