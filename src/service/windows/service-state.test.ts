@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import { silentLogger } from "../../core/logger.ts";
-import { hostWindowsService, type ScmPort } from "./service-host.ts";
+import { type TestContext, test } from "node:test";
+import { type Logger, silentLogger } from "../../core/logger.ts";
+import {
+  EXIT_START_DEADLINE,
+  EXIT_STOP_DEADLINE,
+  hostWindowsService,
+  type RunningService,
+  type ScmPort,
+} from "./service-host.ts";
 import {
   ERROR_CALL_NOT_IMPLEMENTED,
+  ERROR_SERVICE_SPECIFIC_ERROR,
   SERVICE_ACCEPT,
   SERVICE_CONTROL,
   SERVICE_STATE,
@@ -141,4 +148,121 @@ test("service host: a start failure and a fatal end are reported STOPPED with an
     [crashing.reports.at(-1)?.win32ExitCode, crashing.reports.at(-1)?.serviceSpecificExitCode],
     [1066, 70],
   );
+});
+
+/** Every log line as "level: message", to check that a deadline names its phase and its bound. */
+function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const logger: Logger & { lines: string[] } = {
+    lines,
+    debug: (m) => lines.push(`debug: ${m}`),
+    info: (m) => lines.push(`info: ${m}`),
+    warn: (m) => lines.push(`warn: ${m}`),
+    error: (m) => lines.push(`error: ${m}`),
+    child: () => logger,
+  };
+  return logger;
+}
+
+/** Lets FakeScm call ServiceMain (setImmediate, not mocked) and the promise callbacks after it run. */
+const settle = () => new Promise<void>((r) => setImmediate(r));
+
+/** Timers under the test's control: a deadline of minutes passes in one `tick`, with no real wait. */
+function fakeTimers(t: TestContext) {
+  t.mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  return t.mock.timers;
+}
+
+test("service host: a start that never settles reports STOPPED at its deadline, names it, and stops checkpointing", async (t) => {
+  const timers = fakeTimers(t);
+  const scm = new FakeScm();
+  const logger = recordingLogger();
+  const done = hostWindowsService({
+    name: "CamsBioApi",
+    scm,
+    logger,
+    startDeadlineMs: 120_000,
+    start: () => new Promise<RunningService>(() => undefined),
+  });
+  await settle();
+  timers.tick(119_999);
+  assert.equal(scm.reports.at(-1)?.currentState, S.START_PENDING, "still within its deadline");
+  assert.ok(scm.reports.length > 2, "checkpoints while within the deadline");
+  timers.tick(1);
+  assert.deepEqual(scm.states(), [S.START_PENDING, S.STOPPED]);
+  const last = scm.reports.at(-1);
+  assert.deepEqual(
+    [last?.win32ExitCode, last?.serviceSpecificExitCode],
+    [ERROR_SERVICE_SPECIFIC_ERROR, EXIT_START_DEADLINE],
+  );
+  assert.equal(await done, EXIT_START_DEADLINE, "the host returns, so the process can end");
+  const count = scm.reports.length;
+  timers.tick(60_000);
+  assert.equal(scm.reports.length, count, "no checkpoint after STOPPED");
+  assert.ok(
+    logger.lines.some((l) => l.startsWith("error: The service did not finish starting within 120 s;")),
+    logger.lines.join("\n"),
+  );
+});
+
+test("service host: a start that settles after its deadline never reports RUNNING; the late service is stopped", async (t) => {
+  const timers = fakeTimers(t);
+  const scm = new FakeScm();
+  const logger = recordingLogger();
+  let started: (s: RunningService) => void = () => undefined;
+  let stops = 0;
+  const done = hostWindowsService({
+    name: "CamsBioApi",
+    scm,
+    logger,
+    startDeadlineMs: 1_000,
+    start: () =>
+      new Promise<RunningService>((resolve) => {
+        started = resolve;
+      }),
+  });
+  await settle();
+  timers.tick(1_000);
+  assert.equal(scm.reports.at(-1)?.currentState, S.STOPPED, "STOPPED at the deadline");
+  assert.equal(await done, EXIT_START_DEADLINE);
+  started({
+    ended: new Promise<number>(() => undefined),
+    stop: async () => {
+      stops++;
+    },
+  });
+  await settle();
+  assert.ok(!scm.reports.some((r) => r.currentState === S.RUNNING), "no RUNNING after STOPPED");
+  assert.equal(scm.reports.at(-1)?.currentState, S.STOPPED);
+  assert.equal(stops, 1, "the late-started service is stopped again");
+  assert.ok(logger.lines.some((l) => l.includes("finished starting after its deadline")));
+});
+
+test("service host: a stop that never settles reports STOPPED at its deadline with its own exit code", async (t) => {
+  const timers = fakeTimers(t);
+  const scm = new FakeScm();
+  const logger = recordingLogger();
+  const done = hostWindowsService({
+    name: "CamsBioApi",
+    scm,
+    logger,
+    stopDeadlineMs: 45_000,
+    start: async () => ({
+      ended: new Promise<number>(() => undefined),
+      stop: () => new Promise<void>(() => undefined),
+    }),
+  });
+  await settle();
+  assert.equal(scm.reports.at(-1)?.currentState, S.RUNNING);
+  assert.equal(scm.send(SERVICE_CONTROL.STOP), 0);
+  timers.tick(44_999);
+  assert.equal(scm.reports.at(-1)?.currentState, S.STOP_PENDING, "still within its deadline");
+  timers.tick(1);
+  assert.deepEqual(scm.states(), [S.START_PENDING, S.RUNNING, S.STOP_PENDING, S.STOPPED]);
+  assert.equal(scm.reports.at(-1)?.serviceSpecificExitCode, EXIT_STOP_DEADLINE);
+  assert.equal(await done, EXIT_STOP_DEADLINE);
+  const count = scm.reports.length;
+  timers.tick(60_000);
+  assert.equal(scm.reports.length, count, "no checkpoint after STOPPED");
+  assert.ok(logger.lines.some((l) => l.startsWith("error: The service did not finish stopping within 45 s;")));
 });
