@@ -1,4 +1,5 @@
 import { LOG_FILE_DEFAULTS } from "../core/rotating-file.ts";
+import { DEFAULT_PENDING_DEADLINE_MS } from "../monitor/monitor.ts";
 import { DEFAULT_RESTART_POLICY } from "../monitor/restart-policy.ts";
 import { CREDENTIAL_NAME } from "../secrets/systemd-creds-protector.ts";
 import type { CommandSpec, OptionSpec } from "./command-spec.ts";
@@ -221,6 +222,12 @@ export const MONITOR = {
     { name: "probe-timeout-ms", value: "N", text: "how long a check may take", default: "5000" },
     { name: "strikes", value: "N", text: "failed checks in a row before a restart", default: "3" },
     { name: "start-grace-ms", value: "N", text: "how long a starting connector may stay silent", default: "60000" },
+    {
+      name: "pending-deadline-ms",
+      value: "N",
+      text: "how long the connector may stay starting or stopping before each check counts as failed",
+      default: ms(DEFAULT_PENDING_DEADLINE_MS),
+    },
     {
       name: "restart-delay-ms",
       value: "N",

@@ -85,6 +85,7 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
     probeTimeoutMs: num("probe-timeout-ms"),
     strikes: Math.max(1, num("strikes")),
     startGraceMs: num("start-grace-ms"),
+    pendingDeadlineMs: num("pending-deadline-ms"),
   });
   const controllerAbort = new AbortController();
   if (values.service && process.platform === "win32") {

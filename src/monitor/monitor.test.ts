@@ -7,7 +7,7 @@ import { createLogger, silentLogger } from "../core/logger.ts";
 import { EVENT_IDS, type EventLevel, type EventLog } from "../service/event-log.ts";
 import type { ConnectorStatus } from "../status/status-api.ts";
 import { fixedHealthPath, HealthChannel } from "./health-channel.ts";
-import { Monitor } from "./monitor.ts";
+import { Monitor, type MonitorOptions } from "./monitor.ts";
 import { readMonitorRecord, writeIntent } from "./monitor-state.ts";
 import type { ServiceController, ServiceSnapshot } from "./service-controller.ts";
 
@@ -37,7 +37,7 @@ class FakeManager implements ServiceController {
 
 const crashed: ServiceSnapshot = { state: "stopped", pid: null, stoppedCleanly: false, exit: "exit code 1" };
 
-async function monitorWith(dataDir: string, controller: ServiceController, startGraceMs = 0) {
+async function monitorWith(dataDir: string, controller: ServiceController, overrides: Partial<MonitorOptions> = {}) {
   const events: Array<{ level: EventLevel; id: number | undefined; message: string }> = [];
   const lines: string[] = [];
   const eventLog: EventLog = {
@@ -57,7 +57,8 @@ async function monitorWith(dataDir: string, controller: ServiceController, start
     // No test here is about a slow answer: on a busy machine a 100 ms budget could read the answering fake as hung.
     probeTimeoutMs: 10_000,
     strikes: 1,
-    startGraceMs,
+    startGraceMs: 0,
+    ...overrides,
   });
   const abort = new AbortController();
   const done = monitor.run(abort.signal);
@@ -169,7 +170,7 @@ test("a stall (answers, but a running source has not polled for the stall time) 
   });
   const manager = new FakeManager({ state: "running", pid: 4242, stoppedCleanly: false, exit: null });
   // The grace after the restart keeps the fake (still stalled) from being killed again during the assertions.
-  const m = await monitorWith(dir.path, manager, 60_000);
+  const m = await monitorWith(dir.path, manager, { startGraceMs: 60_000 });
   try {
     await waitFor("a kill and a restart", () => manager.kills === 1 && manager.starts === 1, 20_000, 5);
   } finally {
@@ -184,4 +185,91 @@ test("a stall (answers, but a running source has not polled for the stall time) 
   assert.match(record?.actions[0]?.reason ?? "", /^stalled: source door has not polled for 3600 s/);
   assert.equal(record?.lastProbe?.responsive, true);
   assert.equal(m.events[0]?.id, EVENT_IDS.monitorRestart);
+});
+
+/**
+ * A service manager whose connector sits in a pending state, on a clock that moves `stepMs` per query: one query is
+ * one check, so the test walks through minutes of checks without waiting for them.
+ */
+class PendingManager extends FakeManager {
+  now = Date.parse("2026-11-26T10:00:00.000Z");
+  stepMs = 10_000;
+  queries = 0;
+  readonly clock = { now: () => this.now };
+  override async query(): Promise<ServiceSnapshot> {
+    this.queries++;
+    this.now += this.stepMs;
+    return this.snapshot;
+  }
+}
+
+test("a connector stuck in start-pending past the pending deadline strikes once per check, then is killed and started", async () => {
+  await using dir = await tempDir();
+  const manager = new PendingManager({ state: "starting", pid: 4242, stoppedCleanly: false, exit: null });
+  const original = manager.start.bind(manager);
+  manager.start = async () => {
+    await original();
+    // The restarted connector starts normally: its clock no longer runs, so it never overruns again.
+    manager.stepMs = 0;
+  };
+  const m = await monitorWith(dir.path, manager, { clock: manager.clock, strikes: 3, pendingDeadlineMs: 120_000 });
+  try {
+    await waitFor("a kill and a start", () => manager.kills === 1 && manager.starts === 1, 20_000, 5);
+    const after = manager.queries;
+    await waitFor("more checks after the restart", () => manager.queries > after + 20, 20_000, 5);
+    assert.equal(manager.kills, 1, "a fresh start-pending is counted afresh");
+  } finally {
+    await m.stop();
+  }
+  // First seen at 10 s: 120 s later is still within the deadline; 130, 140 and 150 s are the three strikes.
+  const strikes = m.lines.filter((l) => l.includes("Connector check failed."));
+  assert.equal(strikes.length, 3, m.lines.join("\n"));
+  assert.match(strikes[0] ?? "", /stuck in start-pending for 130 s/);
+  const record = await readMonitorRecord(dir.path);
+  assert.deepEqual(
+    record?.actions.map((a) => a.action),
+    ["kill", "restart"],
+  );
+  assert.equal(record?.actions[0]?.reason, "stuck in start-pending for 150 s (3 checks)");
+  assert.equal(m.events[0]?.id, EVENT_IDS.monitorRestart);
+});
+
+test("a connector stuck in stop-pending is killed and started too; the status message names the reason", async () => {
+  await using dir = await tempDir();
+  const manager = new PendingManager({ state: "stopping", pid: 4242, stoppedCleanly: false, exit: null });
+  const m = await monitorWith(dir.path, manager, {
+    clock: manager.clock,
+    strikes: 2,
+    pendingDeadlineMs: 60_000,
+    // The restart waits (until the test ends), so the record written before the kill is still there to read.
+    policy: { initialDelayMs: 60_000, maxDelayMs: 60_000, maxRestarts: 2, windowMs: 60_000, resetAfterMs: 60_000 },
+  });
+  try {
+    await waitFor("a kill", () => manager.kills === 1, 20_000, 5);
+    const record = await readMonitorRecord(dir.path);
+    assert.equal(record?.state, "restarting");
+    assert.equal(record?.message, "restarting in 60 s: stuck in stop-pending for 80 s (2 checks)");
+  } finally {
+    await m.stop();
+  }
+  assert.ok(m.lines.some((l) => l.includes("Connector check failed.") && l.includes("stuck in stop-pending for 70 s")));
+  assert.equal(manager.starts, 0, "the restart is still waiting out its delay");
+});
+
+test("a normal start-pending (shorter than the pending deadline) is no strike", async () => {
+  await using dir = await tempDir();
+  const manager = new PendingManager({ state: "starting", pid: 4242, stoppedCleanly: false, exit: null });
+  const m = await monitorWith(dir.path, manager, { clock: manager.clock, strikes: 1, pendingDeadlineMs: 120_000 });
+  try {
+    // 10 s to 110 s: eleven checks in start-pending, then the connector is up (here: stopped in an orderly way).
+    await waitFor("eleven checks", () => manager.queries >= 11, 20_000, 5);
+    manager.snapshot = { state: "stopped", pid: null, stoppedCleanly: true, exit: null };
+    manager.stepMs = 0;
+    await waitFor("stopped-by-admin", () => m.monitor.state === "stopped-by-admin", 20_000, 5);
+  } finally {
+    await m.stop();
+  }
+  assert.equal(manager.kills, 0);
+  assert.equal(manager.starts, 0);
+  assert.ok(!m.lines.some((l) => l.includes("Connector check failed.")), m.lines.join("\n"));
 });

@@ -38,7 +38,14 @@ export interface MonitorOptions {
   readonly strikes: number;
   /** After a start, failed probes are not held against the connector for this long (store, config, sources). */
   readonly startGraceMs: number;
+  /**
+   * Longer than this seen "starting" or "stopping" without a break, each check is a strike as for a hang. Above the
+   * Windows host's own deadlines (120 s start, 45 s stop): this catches a connector too stuck to keep them.
+   */
+  readonly pendingDeadlineMs?: number;
 }
+
+export const DEFAULT_PENDING_DEADLINE_MS = 150_000;
 
 /**
  * The companion watchdog. The service manager restarts a connector that exits; the monitor also sees one that hangs
@@ -60,6 +67,8 @@ export class Monitor {
   #actions: MonitorAction[] = [];
   #gaveUpAt: number | null = null;
   #startedOnce = false;
+  /** The pending state the connector is in and since when the monitor has seen it there without a break. */
+  #pending: { readonly state: "starting" | "stopping"; readonly since: number } | null = null;
 
   private constructor(options: MonitorOptions, previous: MonitorRecord | undefined) {
     this.#o = options;
@@ -112,6 +121,10 @@ export class Monitor {
   async #tick(signal: AbortSignal): Promise<void> {
     const { controller, logger } = this.#o;
     const intent = await readIntent(this.#o.dataDir);
+    if (intent?.desired === "stopped" || this.#state === "gave-up") {
+      // Not watched: a pending state seen before does not run on through this pause.
+      this.#pending = null;
+    }
     if (intent?.desired === "stopped") {
       if (this.#state !== "stopped-by-admin") {
         logger.info("The connector was stopped by an administrator; leaving it stopped.", { by: intent.by });
@@ -131,9 +144,10 @@ export class Monitor {
     const snap = await controller.query(signal);
     this.#pid = snap.pid;
     if (snap.state === "starting" || snap.state === "stopping") {
-      this.#strikes = 0;
+      await this.#whilePending(signal, snap.state);
       return;
     }
+    this.#pending = null;
     if (snap.state === "stopped") {
       if (!this.#startedOnce && controller.kind === "process") {
         this.#startedOnce = true;
@@ -189,9 +203,30 @@ export class Monitor {
     if (this.#strikes >= this.#o.strikes) await this.#failure(signal, `${problem} (${this.#strikes} checks)`, true);
   }
 
+  /**
+   * A start or stop takes a while, and a pending service cannot be probed; but one that stays pending is as stuck as
+   * a hung one, and a checkpoint that keeps advancing (the SCM's notion of progress) does not prove otherwise.
+   */
+  async #whilePending(signal: AbortSignal, state: "starting" | "stopping"): Promise<void> {
+    const now = this.#o.clock.now();
+    if (this.#pending?.state !== state) this.#pending = { state, since: now };
+    const forMs = now - this.#pending.since;
+    if (forMs <= (this.#o.pendingDeadlineMs ?? DEFAULT_PENDING_DEADLINE_MS)) {
+      this.#strikes = 0;
+      return;
+    }
+    const problem = `stuck in ${state === "starting" ? "start" : "stop"}-pending for ${Math.round(forMs / 1000)} s`;
+    this.#strikes++;
+    this.#o.logger.warn("Connector check failed.", { problem, strike: this.#strikes, of: this.#o.strikes });
+    this.#set("supervising", `${problem} (strike ${this.#strikes} of ${this.#o.strikes})`);
+    if (this.#strikes >= this.#o.strikes) await this.#failure(signal, `${problem} (${this.#strikes} checks)`, true);
+  }
+
   async #failure(signal: AbortSignal, reason: string, running: boolean, temporary = false): Promise<void> {
     const { controller, logger, eventLog } = this.#o;
     this.#strikes = 0;
+    // Whatever state the connector comes back in, its time there is counted afresh.
+    this.#pending = null;
     const decision = temporary ? this.#policy.onTemporaryFailure() : this.#policy.onFailure();
     if (decision.action === "give-up") {
       if (running) await controller.kill(signal).catch(() => undefined);
