@@ -225,7 +225,7 @@ export const MONITOR = {
     {
       name: "pending-deadline-ms",
       value: "N",
-      text: "how long the connector may stay starting or stopping before each check counts as failed",
+      text: "how long a start or stop may last before checks fail",
       default: ms(DEFAULT_PENDING_DEADLINE_MS),
     },
     {
