@@ -396,7 +396,7 @@ fi
 # The health pipe: a random name recorded in the data directory, served by the connector's own process
 # (GetNamedPipeServerProcessId), with the access list the connector set (SetSecurityInfo), read back by GetSecurityInfo.
 PIPE_LINE=$(grep -m1 '^health channel:' "$OUT/status1.out" | tr -d '\r')
-if printf '%s' "$PIPE_LINE" | grep -Eq 'pipe\\cams-bioapi-health-[0-9a-f]{32} served by pid [0-9]+ \(the connector\); access D:P\(A;;(GA|FA|0x1f01ff);;;SY\)\(A;;(GA|FA|0x1f01ff);;;BA\)\(A;;(GA|FA|0x1f01ff);;;S-1-5-80-[0-9-]+\)$'; then
+if printf '%s' "$PIPE_LINE" | grep -Eq 'pipe\\cams-bioapi-health-[0-9a-f]{32} served by pid [0-9]+ \(the connector\); access D:P?\(A;;(GA|FA|0x1f01ff);;;SY\)\(A;;(GA|FA|0x1f01ff);;;BA\)\(A;;(GA|FA|0x1f01ff);;;S-1-5-80-[0-9-]+\)$'; then
   record "health pipe" proved "$PIPE_LINE"
 elif [ -n "$PIPE_LINE" ]; then
   record "health pipe" FAILED "$PIPE_LINE"

@@ -141,8 +141,18 @@ async function bind(): Promise<Bound> {
   };
 }
 
-function runAsync(f: Native, args: unknown[]): Promise<unknown> {
-  return new Promise((resolve, reject) => f.async(...args, (e: unknown, r: unknown) => (e ? reject(e) : resolve(r))));
+/**
+ * Runs a BOOL call on a worker thread; resolves with 0 on success or the Win32 error. The error is read inside the
+ * completion callback, the only moment koffi guarantees it is the call's: by the time a promise continuation runs,
+ * other calls may have replaced it (seen under Wine as "failed with Windows error 0").
+ */
+function runAsync(f: Native, lastError: Native, args: unknown[]): Promise<number> {
+  return new Promise((resolve, reject) =>
+    f.async(...args, (e: unknown, ok: unknown) => {
+      if (e) reject(e);
+      else resolve(ok ? 0 : (lastError() as number) || -1);
+    }),
+  );
 }
 
 export class KoffiServiceManagerApi implements ServiceManagerApi {
@@ -200,8 +210,8 @@ export class KoffiServiceManagerApi implements ServiceManagerApi {
       service,
       { manager: SC_MANAGER_CONNECT, service: SERVICE_START },
       async (api, h) => {
-        if (await runAsync(api.startService, [h, 0, null])) return "started";
-        const code = api.lastError() as number;
+        const code = await runAsync(api.startService, api.lastError, [h, 0, null]);
+        if (code === 0) return "started";
         if (code === WIN32.SERVICE_ALREADY_RUNNING) return "already-running";
         throw serviceError("StartService", service, code);
       },
@@ -214,8 +224,8 @@ export class KoffiServiceManagerApi implements ServiceManagerApi {
       service,
       { manager: SC_MANAGER_CONNECT, service: SERVICE_STOP },
       async (api, h) => {
-        if (await runAsync(api.controlService, [h, SERVICE_CONTROL_STOP, {}])) return "stopping";
-        const code = api.lastError() as number;
+        const code = await runAsync(api.controlService, api.lastError, [h, SERVICE_CONTROL_STOP, {}]);
+        if (code === 0) return "stopping";
         if (code === WIN32.SERVICE_NOT_ACTIVE) return "not-active";
         throw serviceError("ControlService(STOP)", service, code);
       },
