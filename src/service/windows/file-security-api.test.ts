@@ -68,6 +68,15 @@ for (const [name, make] of Object.entries(implementations)) {
       assert.equal(error(await api.secure(missing)), FILE_ERROR.FILE_NOT_FOUND);
     });
 
+    test("createDir makes a folder owned by Administrators; a second create, or one under a missing folder, fails", async () => {
+      const { api, root } = make();
+      const dir = join(root, `cams-${randomBytes(6).toString("hex")}`).replaceAll("/", "\\");
+      value(await api.createDir(dir));
+      assert.equal(value(await api.owner(dir)), SID.ADMINISTRATORS);
+      assert.equal(error(await api.createDir(dir)), FILE_ERROR.ALREADY_EXISTS);
+      assert.equal(error(await api.createDir(`${dir}\\a\\b`)), FILE_ERROR.PATH_NOT_FOUND);
+    });
+
     test("secure makes Administrators the owner of the folder and of everything below it", async () => {
       const { api, root, make: create } = make();
       const dir = join(root, `cams-${randomBytes(6).toString("hex")}`).replaceAll("/", "\\");
@@ -160,11 +169,16 @@ describe("the installer's data directory step", () => {
     const api = new MemoryFileSecurityApi();
     api.create("C:\\ProgramData", { owner: SID.SYSTEM, dacl: "D:(A;CI;DCLCRPCR;;;BU)" });
     const made: string[] = [];
-    const mkdir = async (path: string) => {
-      made.push(path);
-      if (!api.securityOf(path)) api.create(path, { owner: SID.ADMINISTRATORS, dacl: "D:AI(A;CI;DCLCRPCR;;;BU)" });
+    const mkdirs = {
+      parent: async (path: string) => {
+        made.push(`parent of ${path}`);
+      },
+      inside: async (path: string) => {
+        made.push(`inside ${path}`);
+        api.create(`${path}\\logs`, { owner: SID.ADMINISTRATORS, dacl: "inherited" });
+      },
     };
-    return { api, made, mkdir };
+    return { api, made, mkdir: mkdirs };
   }
 
   test("a folder a standard user created beforehand is refused before anything is created or changed", async () => {
@@ -183,15 +197,28 @@ describe("the installer's data directory step", () => {
     assert.equal(api.securityOf(DIR)?.owner, BOB, "left as found");
   });
 
-  test("a new folder is created, then given to Administrators with the protected access list", async () => {
+  test("a new folder is created with the protected access list in one call, then logs inside it", async () => {
     const { api, made, mkdir } = volume();
     await prepareDataDir(api, DIR, mkdir);
-    assert.deepEqual(made, [DIR]);
+    assert.deepEqual(made, [`parent of ${DIR}`, `inside ${DIR}`]);
     assert.deepEqual(
       api.calls.map((c) => c.op),
-      ["owner", "secure"],
+      ["owner", "createDir", "secure"],
     );
     assert.deepEqual(api.securityOf(DIR), { owner: SID.ADMINISTRATORS, dacl: "D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)" });
+  });
+
+  test("a folder a standard user creates between the check and the create is refused too", async () => {
+    const { api, mkdir } = volume();
+    api.onCreateDir = (path) => api.create(path, { owner: BOB, dacl: `D:(A;OICI;FA;;;${BOB})` });
+    await assert.rejects(prepareDataDir(api, DIR, mkdir), (e: unknown) => {
+      return e instanceof BioError && e.message.includes(`owned by ${BOB}`);
+    });
+    assert.deepEqual(
+      api.calls.map((c) => c.op),
+      ["owner", "createDir", "owner"],
+    );
+    assert.equal(api.securityOf(DIR)?.owner, BOB);
   });
 
   test("an earlier install's folder (owner Administrators) is secured again, down the tree", async () => {

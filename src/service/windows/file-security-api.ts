@@ -16,6 +16,12 @@ export interface FileSecurityApi {
    * privilege, since they are a member of it.
    */
   secure(path: string): Promise<Win32Outcome<void>>;
+  /**
+   * CreateDirectoryW with DATA_DIR_SDDL as its security descriptor: the folder never exists, not even for a moment,
+   * with the access list it would inherit from ProgramData (which lets every user create files in it). Answers
+   * ERROR_ALREADY_EXISTS when something is already there, ERROR_PATH_NOT_FOUND when its parent is missing.
+   */
+  createDir(path: string): Promise<Win32Outcome<void>>;
 }
 
 export const SID = {
@@ -38,6 +44,7 @@ export const FILE_ERROR = {
   FILE_NOT_FOUND: 2,
   PATH_NOT_FOUND: 3,
   ACCESS_DENIED: 5,
+  ALREADY_EXISTS: 183,
   INVALID_OWNER: 1307,
   PRIVILEGE_NOT_HELD: 1314,
 } as const;
@@ -63,7 +70,7 @@ export function checkDataDirOwner(dataDir: string, owner: string): void {
 export function fileSecurityError(call: string, path: string, error: number): BioError {
   if (error === FILE_ERROR.ACCESS_DENIED || error === FILE_ERROR.PRIVILEGE_NOT_HELD) {
     return new BioError("SERVICE", `Access to the security of ${path} was denied (${call}, Win32 error ${error}).`, {
-      hint: "Run bioapi from an elevated prompt (Run as administrator).",
+      hint: `Run bioapi from an elevated prompt (Run as administrator). If it already is, something inside denies administrators: take ownership as an administrator (takeown /f "${path}" /a /r /d y) and try again.`,
       context: { win32Error: error },
     });
   }
@@ -91,19 +98,28 @@ export async function ownerOf(api: FileSecurityApi, path: string): Promise<strin
 
 /**
  * The installer's data directory step. The owner of a folder that already exists is checked before anything is
- * created or written, so a folder someone else prepared is refused untouched; then the folder (and `logs`) is
- * created and given to Administrators, with the protected access list, down the whole tree.
+ * created or written, so a folder someone else prepared is refused untouched. A new folder is created with its
+ * access list in the same call; one that appears between the check and the create (a race with a standard user) is
+ * checked again. Then the tree is given to Administrators with only what it inherits from the folder, and
+ * `mkdirs` creates what the services need inside (logs), which inherits the same.
  */
 export async function prepareDataDir(
   api: FileSecurityApi,
   dataDir: string,
-  mkdir: (path: string) => Promise<unknown>,
+  mkdirs: { parent: (path: string) => Promise<unknown>; inside: (path: string) => Promise<unknown> },
 ): Promise<void> {
-  const owner = await ownerOf(api, dataDir);
+  let owner = await ownerOf(api, dataDir);
+  if (owner === undefined) {
+    await mkdirs.parent(dataDir);
+    const made = await api.createDir(dataDir);
+    if (!made.ok && made.error !== FILE_ERROR.ALREADY_EXISTS)
+      throw fileSecurityError("CreateDirectory", dataDir, made.error);
+    if (!made.ok) owner = await ownerOf(api, dataDir);
+  }
   if (owner !== undefined) checkDataDirOwner(dataDir, owner);
-  await mkdir(dataDir);
   const r = await api.secure(dataDir);
   if (!r.ok) throw fileSecurityError("TreeResetNamedSecurityInfo", dataDir, r.error);
+  await mkdirs.inside(dataDir);
 }
 
 /** The service's start check: the data directory must exist and be owned by SYSTEM or Administrators. */

@@ -26,6 +26,9 @@ interface Advapi32 {
   sdOwner: Native;
   sdDacl: Native;
   treeReset: Native;
+  createDirectory: Native;
+  getLastError: Native;
+  sizeofSecurityAttributes: number;
   localFree: Native;
 }
 
@@ -42,6 +45,12 @@ async function bind(): Promise<Advapi32> {
   const lib = koffi.load("advapi32.dll");
   const kernel32 = koffi.load("kernel32.dll");
   const ptrOut = koffi.out(koffi.pointer("void *"));
+  // Anonymous: koffi type names are global, and koffi-registry-api.ts already declares a named one.
+  const SECURITY_ATTRIBUTES = koffi.struct({
+    nLength: "uint32",
+    lpSecurityDescriptor: "void *",
+    bInheritHandle: "int32",
+  });
   const intOut = koffi.out(koffi.pointer("int32"));
   return {
     decode16: (ptr) => koffi.decode.string16(ptr),
@@ -77,6 +86,13 @@ async function bind(): Promise<Advapi32> {
       "uint32",
       "void *",
     ]),
+    createDirectory: kernel32.func("__stdcall", "CreateDirectoryW", "bool", [
+      "str16",
+      koffi.pointer(SECURITY_ATTRIBUTES),
+    ]),
+    // koffi keeps the thread's last error from the call before (since 2.6.10), so this reads CreateDirectoryW's.
+    getLastError: kernel32.func("__stdcall", "GetLastError", "uint32", []),
+    sizeofSecurityAttributes: koffi.sizeof(SECURITY_ATTRIBUTES),
     localFree: kernel32.func("__stdcall", "LocalFree", "void *", ["void *"]),
   };
 }
@@ -130,6 +146,19 @@ export class KoffiFileSecurityApi implements FileSecurityApi {
         null,
       );
       return rc === WIN32_ERROR.SUCCESS ? ok(undefined) : failed(rc as number);
+    } finally {
+      api.localFree(sd[0]);
+    }
+  }
+
+  async createDir(path: string): Promise<Win32Outcome<void>> {
+    const api = await advapi32();
+    const sd: unknown[] = [null];
+    if (!api.sddlToSd(DATA_DIR_SDDL, SDDL_REVISION_1, sd, null)) return failed(WIN32_ERROR.INVALID_SECURITY_DESCR);
+    try {
+      const attributes = { nLength: api.sizeofSecurityAttributes, lpSecurityDescriptor: sd[0], bInheritHandle: 0 };
+      if (api.createDirectory(path, attributes)) return ok(undefined);
+      return failed(api.getLastError() as number);
     } finally {
       api.localFree(sd[0]);
     }

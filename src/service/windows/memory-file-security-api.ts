@@ -20,6 +20,8 @@ export class MemoryFileSecurityApi implements FileSecurityApi {
   readonly denied = new Set<string>();
   readonly #faults: Array<{ op: Operation; error: number }> = [];
   readonly calls: Array<{ op: Operation; path: string }> = [];
+  /** Runs first in createDir: a test's other user, racing the installer between its check and its create. */
+  onCreateDir: ((path: string) => void) | undefined;
 
   create(path: string, security: EntrySecurity): void {
     this.#entries.set(key(path), { ...security });
@@ -62,6 +64,16 @@ export class MemoryFileSecurityApi implements FileSecurityApi {
       if (p === root) Object.assign(e, { owner: SID.ADMINISTRATORS, dacl: DATA_DIR_SDDL.replace(/^O:BA/, "") });
       else if (p.startsWith(`${root}\\`)) Object.assign(e, { owner: SID.ADMINISTRATORS, dacl: "inherited" });
     }
+    return ok(undefined);
+  }
+
+  async createDir(path: string): Promise<Win32Outcome<void>> {
+    this.calls.push({ op: "createDir", path });
+    this.onCreateDir?.(path);
+    const error = this.#fault("createDir", path);
+    if (error === undefined) return failed(FILE_ERROR.ALREADY_EXISTS);
+    if (error !== FILE_ERROR.FILE_NOT_FOUND) return failed(error);
+    this.#entries.set(key(path), { owner: SID.ADMINISTRATORS, dacl: DATA_DIR_SDDL.replace(/^O:BA/, "") });
     return ok(undefined);
   }
 }
