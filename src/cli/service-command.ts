@@ -18,6 +18,7 @@ import {
 import { CONNECTOR_UNIT, MONITOR_UNIT, STATE_DIR } from "../service/linux/units.ts";
 import { selfCommand } from "../service/self.ts";
 import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "../service/windows/connector-service.ts";
+import { DATA_DIR_SDDL, type FileSecurityApi, prepareDataDir } from "../service/windows/file-security-api.ts";
 import {
   isScmStep,
   type Step,
@@ -25,6 +26,7 @@ import {
   windowsInstallPlan,
   windowsUninstallPlan,
 } from "../service/windows/install.ts";
+import { KoffiFileSecurityApi } from "../service/windows/koffi-file-security-api.ts";
 import { type ServiceManagerApi, WIN32, win32CodeOf } from "../service/windows/service-manager-api.ts";
 import { InstanceLock } from "../store/instance-lock.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
@@ -90,6 +92,7 @@ export async function serviceCommand(
   exec: Exec = execTool,
   host: Partial<SystemdHost> = {},
   scm: ScmProvider = koffiScmApi,
+  fileSecurity: FileSecurityApi = new KoffiFileSecurityApi(),
 ): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -128,7 +131,14 @@ export async function serviceCommand(
 
   switch (`${manager}:${action}`) {
     case "windows:install":
-      if (!dryRun) await mkdir(win32.join(dataDir, "logs"), { recursive: true });
+      // Before any step: a folder someone else owns is refused before anything is created or changed.
+      if (dryRun)
+        io.out(`owner check, then ${dataDir} owner Administrators, ${DATA_DIR_SDDL} down the tree    # data directory`);
+      else
+        await prepareDataDir(fileSecurity, dataDir, {
+          parent: (dir) => mkdir(win32.dirname(dir), { recursive: true }),
+          inside: (dir) => mkdir(win32.join(dir, "logs"), { recursive: true }),
+        });
       await runSteps(exec, windowsInstallPlan(selfCommand(), dataDir, WINDOWS_SECRETS_KEY), io, dryRun, scm);
       io.out(
         `Installed ${CONNECTOR_SERVICE} and ${MONITOR_SERVICE}. Next: bioapi enroll ... then bioapi service start.`,

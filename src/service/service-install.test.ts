@@ -2,20 +2,26 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { captureIo } from "../../test/helpers/capture-io.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
-import { execTool } from "./exec.ts";
+import { serviceCommand } from "../cli/service-command.ts";
+import { BioError } from "../core/errors.ts";
+import { type Exec, execTool } from "./exec.ts";
 import { connectorUnit, execLine, monitorUnit } from "./linux/units.ts";
 import { isScmStep, type ScmStep, windowsInstallPlan, windowsUninstallPlan } from "./windows/install.ts";
+import { MemoryFileSecurityApi } from "./windows/memory-file-security-api.ts";
 import { MemoryServiceManagerApi } from "./windows/memory-service-manager-api.ts";
 
 const EXE = "C:\\Program Files\\Cams\\bioapi.exe";
 
-test("Windows install plan: ACLs by SID; services through the SCM's API: delayed auto-start, LocalSystem, quoted binPath, recovery with failure flag", async () => {
+test("Windows install plan: key ACL by SID; services through the SCM's API: delayed auto-start, LocalSystem, quoted binPath, recovery with failure flag", async () => {
   const steps = windowsInstallPlan([EXE], "C:\\ProgramData\\CamsBioApi", "HKLM\\SOFTWARE\\CamsBioApi");
   const tools = steps.flatMap((s) => (isScmStep(s) ? [] : [[s.file, ...s.args].join(" | ")]));
-  assert.match(
-    tools[0] ?? "",
-    /icacls\.exe \| C:\\ProgramData\\CamsBioApi \| \/inheritance:r .*\*S-1-5-18.*\*S-1-5-32-544/,
+  // icacls reset the access list but not the owner, and a standard user's folder stayed theirs (issue 12).
+  assert.equal(
+    tools.some((t) => t.startsWith("icacls.exe")),
+    false,
+    "the data directory is secured through Win32 calls (prepareDataDir), not icacls",
   );
   const script = steps.find((s) => !isScmStep(s) && s.file === "powershell.exe");
   assert.match(script && !isScmStep(script) ? (script.input ?? "") : "", /S-1-5-18', 'S-1-5-32-544/);
@@ -69,6 +75,48 @@ test("Windows install plan: ACLs by SID; services through the SCM's API: delayed
   for (const step of steps) if (isScmStep(step)) notes.push((await step.run(wine)) ?? "");
   assert.equal(notes.filter((n) => /no failure flag \(ERROR_INVALID_LEVEL\)/.test(n)).length, 2);
   assert.deepEqual(wine.configOf("CamsBioApi")?.recovery, connector?.recovery, "the restart actions are still set");
+});
+
+test("Windows install refuses a data directory a standard user created, before any step runs", async () => {
+  const dir = "C:\\ProgramData\\CamsBioApi";
+  const security = new MemoryFileSecurityApi();
+  const bob = "S-1-5-21-1004336348-1177238915-682003330-1001";
+  security.create(dir, { owner: bob, dacl: `D:(A;OICI;FA;;;${bob})` });
+  const ran: string[] = [];
+  const exec: Exec = async (file) => {
+    ran.push(file);
+    return { code: 0, stdout: "", stderr: "" };
+  };
+  const noScm = async () => {
+    ran.push("the SCM");
+    return new MemoryServiceManagerApi();
+  };
+  const io = captureIo();
+  await assert.rejects(
+    serviceCommand(["install", "--manager", "windows", "--data-dir", dir], io, exec, {}, noScm, security),
+    (e: unknown) => e instanceof BioError && e.message.includes(`owned by ${bob}`) && /takeown/.test(e.hint ?? ""),
+  );
+  assert.deepEqual(ran, [], "no service created, no key secured");
+  assert.deepEqual(security.securityOf(dir), { owner: bob, dacl: `D:(A;OICI;FA;;;${bob})` });
+  assert.equal(io.text().includes("Installed"), false);
+
+  // --dry-run touches nothing and still says what the data directory step does.
+  const dry = captureIo();
+  const calls = security.calls.length;
+  assert.equal(
+    await serviceCommand(
+      ["install", "--manager", "windows", "--data-dir", dir, "--dry-run"],
+      dry,
+      exec,
+      {},
+      noScm,
+      security,
+    ),
+    0,
+  );
+  assert.equal(security.calls.length, calls);
+  assert.match(dry.stdout[0] ?? "", /^owner check, then C:\\ProgramData\\CamsBioApi owner Administrators, O:BAD:PAI/);
+  assert.equal(ran.length, 0);
 });
 
 test("ExecStart quoting: spaces, quotes, % and $ survive systemd's parser", () => {

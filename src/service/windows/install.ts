@@ -78,15 +78,10 @@ export function windowsServices(command: readonly string[], dataDir: string, reg
   return { connector, monitor, registryKey };
 }
 
+/** The data directory is not a step: its owner is checked and set through Win32 calls (prepareDataDir). */
 export function windowsInstallPlan(command: readonly string[], dataDir: string, registryKey: string): Step[] {
   const { connector, monitor } = windowsServices(command, dataDir, registryKey);
   const steps: Step[] = [
-    {
-      file: "icacls.exe",
-      // By SID: *S-1-5-18 SYSTEM, *S-1-5-32-544 Administrators. Inheritance off, everything else removed.
-      args: [dataDir, "/inheritance:r", "/grant:r", "*S-1-5-18:(OI)(CI)F", "*S-1-5-32-544:(OI)(CI)F"],
-      why: "data directory for SYSTEM and Administrators only",
-    },
     {
       file: "powershell.exe",
       args: POWERSHELL_ARGS,
