@@ -8,6 +8,8 @@ import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logge
 import { assessProgress } from "../monitor/health-channel.ts";
 import { EVENT_IDS, platformEventLog } from "../service/event-log.ts";
 import { SystemdNotifier } from "../service/linux/sd-notify.ts";
+import { assertDataDirOwned, type FileSecurityApi } from "../service/windows/file-security-api.ts";
+import { KoffiFileSecurityApi } from "../service/windows/koffi-file-security-api.ts";
 import { Store } from "../store/store.ts";
 import type { CliIo } from "./cli-io.ts";
 import { optionsOf, renderHelp } from "./command-spec.ts";
@@ -15,7 +17,13 @@ import { RUN } from "./commands.ts";
 
 export const RUN_USAGE = renderHelp(RUN);
 
-export async function runCommand(argv: string[], io: CliIo): Promise<number> {
+/** What the tests replace: the platform the service checks are made for, and the Win32 file security calls. */
+export interface RunDeps {
+  readonly platform?: NodeJS.Platform;
+  readonly fileSecurity?: FileSecurityApi;
+}
+
+export async function runCommand(argv: string[], io: CliIo, deps: RunDeps = {}): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: optionsOf(RUN),
@@ -63,6 +71,17 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         : error;
     });
 
+  if (values.service === true && (deps.platform ?? process.platform) === "win32") {
+    // LocalSystem must not read config, store or logs from a folder another account owns: its owner can always
+    // grant itself access again (see docs/architecture.md, Threat model). The installer makes it Administrators'.
+    try {
+      await assertDataDirOwned(deps.fileSecurity ?? new KoffiFileSecurityApi(), dataDir);
+    } catch (error) {
+      const text = `Cams Bio API connector could not start: ${redactor.scrub(describeError(error).message)}`;
+      await eventLog.write("error", text, EVENT_IDS.fatal);
+      throw error;
+    }
+  }
   if (asWindowsService) {
     const { runConnectorUnderScm } = await import("../service/windows/connector-service.ts");
     return runConnectorUnderScm({ start, logger, eventLog, redactor });
