@@ -484,6 +484,6 @@ fi
 log "summary ($WINE_VERSION, Debian $SUITE chroot, bioapi $VERSION win-x64):"
 for r in "${RESULTS[@]}"; do printf '    %s\n' "$r"; done
 log "never proved here (needs a real Windows machine): registry ACLs as enforced (RegSetKeySecurity runs, but Wine" \
-  "does not enforce access lists; its powershell.exe is a stub; icacls does not enforce), the SCM's own recovery actions as it runs them (Wine records them but does not act on them), real DPAPI key material, Event Log, code signing, antivirus."
+  "does not enforce access lists; its powershell.exe is a stub), the SCM's own recovery actions as it runs them (Wine records them but does not act on them), real DPAPI key material, Event Log, code signing, antivirus."
 log "outputs of each step (until the next run): $OUT"
 exit "$FAILED"
