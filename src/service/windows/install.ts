@@ -11,7 +11,7 @@ import {
   win32CodeOf,
 } from "./service-manager-api.ts";
 
-/** A tool to run: icacls, PowerShell, systemctl. */
+/** A tool to run: PowerShell, systemctl. */
 export interface ExecStep {
   readonly file: string;
   readonly args: readonly string[];
