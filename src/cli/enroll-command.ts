@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
-import { readFile, rename } from "node:fs/promises";
+import { mkdir, readFile, rename } from "node:fs/promises";
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { type DataDirLayout, defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
 import { systemClock } from "../core/clock.ts";
@@ -7,6 +8,7 @@ import { BioError } from "../core/errors.ts";
 import { CloudClient, type CloudResponse, cloudErrorText } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { type Enrollment, loadEnrollment, saveEnrollment, validateEnrollment } from "../secrets/enrollment.ts";
+import { claimDataDir, type FileSecurityApi } from "../service/windows/file-security-api.ts";
 import { InstanceLock } from "../store/instance-lock.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 import { refusalWords } from "./cloud-refusal.ts";
@@ -39,7 +41,11 @@ function isNoConfig(response: CloudResponse): boolean {
   }
 }
 
-export async function enrollCommand(argv: string[], io: CliIo): Promise<number> {
+export async function enrollCommand(
+  argv: string[],
+  io: CliIo,
+  { platform = process.platform, fileSecurity }: { platform?: NodeJS.Platform; fileSecurity?: FileSecurityApi } = {},
+): Promise<number> {
   if (argv.some((a) => a === "--secret" || a.startsWith("--secret="))) {
     throw usageError(
       "Refusing --secret: a secret on the command line is visible to every user in the process list. Use --secret-file FILE or pipe it on stdin.",
@@ -78,6 +84,11 @@ export async function enrollCommand(argv: string[], io: CliIo): Promise<number> 
     nodeSecret: secret,
   });
   const dataDir = values["data-dir"] ?? defaultDataDir();
+  if (platform === "win32") {
+    const api =
+      fileSecurity ?? new (await import("../service/windows/koffi-file-security-api.ts")).KoffiFileSecurityApi();
+    await claimDataDir(api, dataDir, (path) => mkdir(dirname(path), { recursive: true }));
+  }
   const layout = ensureDataDir(dataDir);
   // Held until the enrollment is stored: a running connector would go on with the old credentials, and one
   // starting midway would read half of the change.

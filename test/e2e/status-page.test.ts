@@ -132,6 +132,13 @@ test("status page in Chromium matches the status API; cloud nodes page; no secre
     assert.match(await text('tr[data-source="gate"] [data-k="drift"]'), /^\+(89|90|91) s$/, "1 s resolution");
     assert.equal(await text('tr[data-source="gate"] [data-k="cursor"]'), "CKJ-PAGE-1=#1500");
     assert.match(await text('tr[data-source="payroll"] [data-k="error"]'), /DB_SCHEMA: .*no_such_attendance_table/);
+    // payroll's item shows while it backs off, not in the moment it retries (state "running"), which the snapshot
+    // above may have caught: wait for a render that has it.
+    await page.waitForFunction(
+      `[...document.querySelectorAll("#attention .att")].some((a) => /payroll: DB_SCHEMA/.test(a.textContent))`,
+      undefined,
+      { timeout: 15_000 },
+    );
     const attention = await page.locator("#attention .att").allTextContents();
     assert.ok(
       attention.some((a) => /gate: .*clock is (89|90|91) s ahead/.test(a)),

@@ -9,6 +9,7 @@ import type { Win32Outcome } from "../../secrets/registry-api.ts";
 import {
   assertDataDirOwned,
   checkDataDirOwner,
+  claimDataDir,
   DATA_DIR_SDDL,
   FILE_ERROR,
   type FileSecurityApi,
@@ -180,6 +181,30 @@ describe("the installer's data directory step", () => {
     };
     return { api, made, mkdir: mkdirs };
   }
+
+  test("enroll before install: a missing folder is created owned by Administrators; a user's folder is refused untouched", async () => {
+    const fresh = volume();
+    await claimDataDir(fresh.api, DIR, fresh.mkdir.parent);
+    assert.deepEqual(
+      fresh.api.calls.map((c) => c.op),
+      ["owner", "createDir"],
+    );
+    assert.equal(fresh.api.securityOf(DIR)?.owner, SID.ADMINISTRATORS);
+    // The install that follows accepts what enroll made.
+    await prepareDataDir(fresh.api, DIR, fresh.mkdir);
+
+    const taken = volume();
+    taken.api.create(DIR, { owner: BOB, dacl: `D:(A;OICI;FA;;;${BOB})` });
+    await assert.rejects(claimDataDir(taken.api, DIR, taken.mkdir.parent), new RegExp(`owned by ${BOB}`));
+    assert.deepEqual(
+      taken.api.calls.map((c) => c.op),
+      ["owner"],
+    );
+    // A folder that appears between the check and the create is checked, not trusted.
+    const raced = volume();
+    raced.api.onCreateDir = (path) => raced.api.create(path, { owner: BOB, dacl: "inherited" });
+    await assert.rejects(claimDataDir(raced.api, DIR, raced.mkdir.parent), new RegExp(`owned by ${BOB}`));
+  });
 
   test("a folder a standard user created beforehand is refused before anything is created or changed", async () => {
     const { api, made, mkdir } = volume();

@@ -122,6 +122,28 @@ export async function prepareDataDir(
   await mkdirs.inside(dataDir);
 }
 
+/**
+ * `bioapi enroll` on Windows, which may run before the install: a missing data directory is created as the
+ * installer creates it (owned by Administrators, with the protected access list), and an existing one must already
+ * be owned by SYSTEM or Administrators. Otherwise enroll would leave behind a folder its user owns, which the
+ * service and the installer then refuse, or write the enrollment into a folder another user prepared.
+ */
+export async function claimDataDir(
+  api: FileSecurityApi,
+  dataDir: string,
+  mkParent: (path: string) => Promise<unknown>,
+): Promise<void> {
+  let owner = await ownerOf(api, dataDir);
+  if (owner === undefined) {
+    await mkParent(dataDir);
+    const made = await api.createDir(dataDir);
+    if (made.ok) return;
+    if (made.error !== FILE_ERROR.ALREADY_EXISTS) throw fileSecurityError("CreateDirectory", dataDir, made.error);
+    owner = await ownerOf(api, dataDir);
+  }
+  if (owner !== undefined) checkDataDirOwner(dataDir, owner);
+}
+
 /** The service's start check: the data directory must exist and be owned by SYSTEM or Administrators. */
 export async function assertDataDirOwned(api: FileSecurityApi, dataDir: string): Promise<void> {
   const owner = await ownerOf(api, dataDir);
