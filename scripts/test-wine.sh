@@ -455,6 +455,30 @@ if [ "$(logged monitor.log 'stopped by an administrator' 'leaving it stopped')" 
 else
   record "monitor honours stop" "not proved" "no such line in monitor.log"
 fi
+# A start that never settles: the same connector service command with a start deadline shorter than any start (the
+# store and the secrets take seconds under Wine), in a service of its own created with Wine's sc.exe (test setup,
+# not the product). The host must report STOPPED with exit code 80 at the deadline and its process must end.
+STUCK_BIN='"Z:\mnt\bioapi\bioapi.exe" run --service --data-dir C:\ProgramData\CamsBioApi --log-dir C:\ProgramData\CamsBioApi\logs --start-deadline-ms 50'
+if wine_cmd stuck-create sc create CamsBioApiStuck binPath= "$STUCK_BIN"; then
+  t=$(date +%s%N)
+  wine_cmd stuck-start sc start CamsBioApiStuck
+  gone=0
+  for _ in $(seq 60); do
+    pgrep -f "start-deadline-ms 50" >/dev/null || { gone=1; break; }
+    sleep 0.5
+  done
+  ms=$((($(date +%s%N) - t) / 1000000))
+  if [ "$gone" = 1 ] && [ "$(logged connector.log 'did not finish starting within' '"deadlineMs":50')" -ge 1 ]; then
+    record "start deadline" proved "a start slower than its deadline (50 ms) logged \"The service did not finish starting within …; reporting it stopped (service-specific exit code 80)\" and its process was gone after $ms ms"
+  else
+    tail -3 "$LOGS/connector.log" 2>/dev/null | sed 's/^/    /'
+    record "start deadline" FAILED "the stuck start did not end at its deadline (process gone: $gone, after $ms ms)"
+  fi
+  wine_cmd stuck-delete sc delete CamsBioApiStuck || true
+else
+  show stuck-create
+  record "start deadline" "not proved" "Wine's sc.exe could not create the test service"
+fi
 if bioapi uninstall service uninstall --data-dir "$DATA" && ! wine_cmd q-gone reg query 'HKLM\System\CurrentControlSet\Services\CamsBioApi'; then
   sleep 1
   if running monitor; then

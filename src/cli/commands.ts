@@ -72,6 +72,12 @@ export const RUN = {
       name: "service",
       text: "started by the Windows Service Control Manager (the service installer passes it); under systemd, readiness and watchdog pings follow $NOTIFY_SOCKET",
     },
+    {
+      name: "start-deadline-ms",
+      value: "MS",
+      text: "with --service on Windows: a start not finished by then reports STOPPED (exit code 80) so the SCM and the monitor take over",
+      default: "120000",
+    },
   ],
 } as const satisfies CommandSpec;
 

@@ -11,7 +11,7 @@ import { SystemdNotifier } from "../service/linux/sd-notify.ts";
 import { assertDataDirOwned, type FileSecurityApi } from "../service/windows/file-security-api.ts";
 import { KoffiFileSecurityApi } from "../service/windows/koffi-file-security-api.ts";
 import { Store } from "../store/store.ts";
-import type { CliIo } from "./cli-io.ts";
+import { type CliIo, usageError } from "./cli-io.ts";
 import { optionsOf, renderHelp } from "./command-spec.ts";
 import { RUN } from "./commands.ts";
 
@@ -84,7 +84,11 @@ export async function runCommand(argv: string[], io: CliIo, deps: RunDeps = {}):
   }
   if (asWindowsService) {
     const { runConnectorUnderScm } = await import("../service/windows/connector-service.ts");
-    return runConnectorUnderScm({ start, logger, eventLog, redactor });
+    const startDeadlineMs = Number(values["start-deadline-ms"]);
+    if (!Number.isFinite(startDeadlineMs) || startDeadlineMs <= 0) {
+      throw usageError("--start-deadline-ms must be a positive number of milliseconds.");
+    }
+    return runConnectorUnderScm({ start, logger, eventLog, redactor, startDeadlineMs });
   }
 
   // Listening before the start, not after: status.json is written part-way through it, and a stop asked for from

@@ -14,12 +14,14 @@ export async function runConnectorUnderScm(options: {
   logger: Logger;
   eventLog: EventLog;
   redactor: Redactor;
+  startDeadlineMs?: number;
 }): Promise<number> {
   const { logger, eventLog, redactor } = options;
   const code = await hostWindowsService({
     name: CONNECTOR_SERVICE,
     scm: await koffiScm(),
     logger,
+    ...(options.startDeadlineMs ? { startDeadlineMs: options.startDeadlineMs } : {}),
     start: async () => {
       const connector = await options.start().catch(async (error: unknown) => {
         await eventLog.write(

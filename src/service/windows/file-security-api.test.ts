@@ -137,6 +137,11 @@ describe("who may own the data directory", () => {
       checkDataDirOwner("C:\\ProgramData\\CamsBioApi", sid);
   });
 
+  test("the account this process runs as may own it (an elevated administrator's own folder; Wine's files)", () => {
+    checkDataDirOwner("C:\\ProgramData\\CamsBioApi", BOB, BOB.toLowerCase());
+    assert.throws(() => checkDataDirOwner("C:\\ProgramData\\CamsBioApi", BOB, "S-1-5-21-1-2-3-500"), /owned by/);
+  });
+
   test("anyone else is refused, naming the owner and the fix", () => {
     for (const sid of [BOB, "S-1-5-32-545", "S-1-1-0", "S-1-5-11", "S-1-3-0", ""]) {
       assert.throws(

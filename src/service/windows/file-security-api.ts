@@ -22,6 +22,8 @@ export interface FileSecurityApi {
    * ERROR_ALREADY_EXISTS when something is already there, ERROR_PATH_NOT_FOUND when its parent is missing.
    */
   createDir(path: string): Promise<Win32Outcome<void>>;
+  /** OpenProcessToken + GetTokenInformation(TokenUser): the SID of the account this process runs as. */
+  self(): Promise<Win32Outcome<string>>;
 }
 
 export const SID = {
@@ -54,11 +56,14 @@ export const FILE_ERROR = {
  * rewrite its access list (WRITE_DAC is implied), so a folder a standard user created before the install stays
  * theirs whatever ACL is put on it: they grant themselves access back and replace files the service reads.
  */
-export function checkDataDirOwner(dataDir: string, owner: string): void {
+export function checkDataDirOwner(dataDir: string, owner: string, self?: string): void {
   if (TRUSTED_OWNERS.has(owner.toUpperCase())) return;
+  // A folder this very account owns crosses no boundary: only it (or an administrator) could change it. That is an
+  // elevated administrator's own folder at install, and Wine's, which owns files by their Unix user.
+  if (self !== undefined && owner.toUpperCase() === self.toUpperCase()) return;
   throw new BioError(
     "SERVICE",
-    `${dataDir} is owned by ${owner}, not by SYSTEM or Administrators: whoever owns it can give themselves access to it again, so the service will not use it.`,
+    `${dataDir} is owned by ${owner}, not by SYSTEM, Administrators or this account: whoever owns it can give themselves access to it again, so the service will not use it.`,
     {
       hint: `Check what is in it, then as an administrator delete it (rmdir /s "${dataDir}") or take ownership of it (takeown /f "${dataDir}" /a /r /d y), and run bioapi service install again.`,
       context: { owner },
@@ -116,7 +121,7 @@ export async function prepareDataDir(
       throw fileSecurityError("CreateDirectory", dataDir, made.error);
     if (!made.ok) owner = await ownerOf(api, dataDir);
   }
-  if (owner !== undefined) checkDataDirOwner(dataDir, owner);
+  if (owner !== undefined) checkDataDirOwner(dataDir, owner, await selfOf(api));
   const r = await api.secure(dataDir);
   if (!r.ok) throw fileSecurityError("TreeResetNamedSecurityInfo", dataDir, r.error);
   await mkdirs.inside(dataDir);
@@ -141,12 +146,18 @@ export async function claimDataDir(
     if (made.error !== FILE_ERROR.ALREADY_EXISTS) throw fileSecurityError("CreateDirectory", dataDir, made.error);
     owner = await ownerOf(api, dataDir);
   }
-  if (owner !== undefined) checkDataDirOwner(dataDir, owner);
+  if (owner !== undefined) checkDataDirOwner(dataDir, owner, await selfOf(api));
+}
+
+async function selfOf(api: FileSecurityApi): Promise<string> {
+  const r = await api.self();
+  if (!r.ok) throw fileSecurityError("GetTokenInformation", "this process", r.error);
+  return r.value;
 }
 
 /** The service's start check: the data directory must exist and be owned by SYSTEM or Administrators. */
 export async function assertDataDirOwned(api: FileSecurityApi, dataDir: string): Promise<void> {
   const owner = await ownerOf(api, dataDir);
   if (owner === undefined) throw fileSecurityError("GetNamedSecurityInfo", dataDir, FILE_ERROR.PATH_NOT_FOUND);
-  checkDataDirOwner(dataDir, owner);
+  checkDataDirOwner(dataDir, owner, await selfOf(api));
 }

@@ -30,6 +30,11 @@ interface Advapi32 {
   getLastError: Native;
   sizeofSecurityAttributes: number;
   localFree: Native;
+  currentProcess: Native;
+  openProcessToken: Native;
+  getTokenInformation: Native;
+  closeHandle: Native;
+  readPointer: (buffer: Buffer) => unknown;
 }
 
 let bound: Promise<Advapi32> | undefined;
@@ -93,11 +98,48 @@ async function bind(): Promise<Advapi32> {
     // koffi keeps the thread's last error from the call before (since 2.6.10), so this reads CreateDirectoryW's.
     getLastError: kernel32.func("__stdcall", "GetLastError", "uint32", []),
     sizeofSecurityAttributes: koffi.sizeof(SECURITY_ATTRIBUTES),
+    currentProcess: kernel32.func("__stdcall", "GetCurrentProcess", "void *", []),
+    openProcessToken: lib.func("__stdcall", "OpenProcessToken", "bool", ["void *", "uint32", ptrOut]),
+    getTokenInformation: lib.func("__stdcall", "GetTokenInformation", "bool", [
+      "void *",
+      "int32",
+      "void *",
+      "uint32",
+      koffi.out(koffi.pointer("uint32")),
+    ]),
+    closeHandle: kernel32.func("__stdcall", "CloseHandle", "bool", ["void *"]),
+    readPointer: (buffer: Buffer) => koffi.decode(buffer, "void *"),
     localFree: kernel32.func("__stdcall", "LocalFree", "void *", ["void *"]),
   };
 }
 
+const TOKEN_QUERY = 0x0008;
+const TOKEN_USER = 1;
+
 export class KoffiFileSecurityApi implements FileSecurityApi {
+  async self(): Promise<Win32Outcome<string>> {
+    const api = await advapi32();
+    const token: unknown[] = [null];
+    if (!api.openProcessToken(api.currentProcess(), TOKEN_QUERY, token)) return failed(api.getLastError() as number);
+    try {
+      // TOKEN_USER is a SID pointer (into the same buffer) and its attributes; a SID is at most 68 bytes.
+      const buffer = Buffer.alloc(256);
+      const needed = [0];
+      if (!api.getTokenInformation(token[0], TOKEN_USER, buffer, buffer.length, needed)) {
+        return failed(api.getLastError() as number);
+      }
+      const text: unknown[] = [null];
+      if (!api.sidToString(api.readPointer(buffer), text)) return failed(ERROR_INVALID_SID);
+      try {
+        return ok(api.decode16(text[0]));
+      } finally {
+        api.localFree(text[0]);
+      }
+    } finally {
+      api.closeHandle(token[0]);
+    }
+  }
+
   async owner(path: string): Promise<Win32Outcome<string>> {
     const api = await advapi32();
     const owner: unknown[] = [null];

@@ -67,6 +67,13 @@ export class MemoryFileSecurityApi implements FileSecurityApi {
     return ok(undefined);
   }
 
+  /** The account the process runs as: an administrator's own SID by default (install runs elevated). */
+  selfSid = "S-1-5-21-1004336348-1177238915-682003330-500";
+
+  async self(): Promise<Win32Outcome<string>> {
+    return ok(this.selfSid);
+  }
+
   async createDir(path: string): Promise<Win32Outcome<void>> {
     this.calls.push({ op: "createDir", path });
     this.onCreateDir?.(path);
