@@ -1,5 +1,5 @@
-import { BioError } from "../../core/errors.ts";
 import { loadKoffi } from "../native.ts";
+import { pipeError } from "./pipe-access.ts";
 
 /*
  * The health pipe's two Win32 guards, through koffi: the connector replaces the pipe's access list right after
@@ -108,18 +108,6 @@ async function bind(): Promise<Bound> {
   };
 }
 
-function failure(what: string, path: string, code: number): BioError {
-  return new BioError("SERVICE", `${what} on the health pipe ${path} failed with Windows error ${code}.`, {
-    hint:
-      code === 5
-        ? "Run the connector and the monitor as LocalSystem (the installer's default)."
-        : code === 2 || code === 231
-          ? "The connector is not serving its health channel right now (stopped, restarting, or every instance busy)."
-          : "See the connector's log.",
-    context: { win32: code },
-  });
-}
-
 async function withPipe<T>(path: string, access: number, body: (b: Bound, handle: unknown) => T): Promise<T> {
   const b = await api();
   const handle = b.createFile(
@@ -131,7 +119,7 @@ async function withPipe<T>(path: string, access: number, body: (b: Bound, handle
     SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
     null,
   );
-  if (Number(handle) === INVALID_HANDLE_VALUE) throw failure("Opening", path, b.lastError() as number);
+  if (Number(handle) === INVALID_HANDLE_VALUE) throw pipeError("Opening", path, b.lastError() as number);
   try {
     return body(b, handle);
   } finally {
@@ -143,7 +131,7 @@ async function withPipe<T>(path: string, access: number, body: (b: Bound, handle
 export function pipeServerPid(path: string): Promise<number> {
   return withPipe(path, GENERIC_READ, (b, h) => {
     const pid = [0];
-    if (!b.serverPid(h, pid)) throw failure("GetNamedPipeServerProcessId", path, b.lastError() as number);
+    if (!b.serverPid(h, pid)) throw pipeError("GetNamedPipeServerProcessId", path, b.lastError() as number);
     return pid[0] ?? 0;
   });
 }
@@ -153,14 +141,14 @@ export function restrictPipe(path: string, sddl: string): Promise<void> {
   return withPipe(path, READ_CONTROL | WRITE_DAC, (b, h) => {
     const sd: unknown[] = [null];
     if (!b.sddlToSd(sddl, SDDL_REVISION_1, sd, null)) {
-      throw failure("ConvertStringSecurityDescriptorToSecurityDescriptor", path, b.lastError() as number);
+      throw pipeError("ConvertStringSecurityDescriptorToSecurityDescriptor", path, b.lastError() as number);
     }
     try {
       const present = [0];
       const dacl: unknown[] = [null];
       const defaulted = [0];
       if (!b.getDacl(sd[0], present, dacl, defaulted)) {
-        throw failure("GetSecurityDescriptorDacl", path, b.lastError() as number);
+        throw pipeError("GetSecurityDescriptorDacl", path, b.lastError() as number);
       }
       const rc = b.setSecurityInfo(
         h,
@@ -171,7 +159,7 @@ export function restrictPipe(path: string, sddl: string): Promise<void> {
         dacl[0],
         null,
       ) as number;
-      if (rc !== 0) throw failure("SetSecurityInfo", path, rc);
+      if (rc !== 0) throw pipeError("SetSecurityInfo", path, rc);
     } finally {
       b.localFree(sd[0]);
     }
@@ -184,11 +172,11 @@ export function pipeAccess(path: string): Promise<string> {
     const dacl: unknown[] = [null];
     const sd: unknown[] = [null];
     const rc = b.getSecurityInfo(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, null, null, dacl, null, sd) as number;
-    if (rc !== 0) throw failure("GetSecurityInfo", path, rc);
+    if (rc !== 0) throw pipeError("GetSecurityInfo", path, rc);
     try {
       const text: unknown[] = [null];
       if (!b.sdToSddl(sd[0], SDDL_REVISION_1, DACL_SECURITY_INFORMATION, text, null)) {
-        throw failure("ConvertSecurityDescriptorToStringSecurityDescriptor", path, b.lastError() as number);
+        throw pipeError("ConvertSecurityDescriptorToStringSecurityDescriptor", path, b.lastError() as number);
       }
       try {
         return b.koffi.decode.string16(text[0]);

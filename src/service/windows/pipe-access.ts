@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { BioError } from "../../core/errors.ts";
 
 /**
  * A service's own SID (NT SERVICE\<name>): S-1-5-80 followed by the SHA-1 of the upper-cased name in UTF-16LE,
@@ -18,4 +19,17 @@ export function serviceSid(name: string): string {
  */
 export function healthPipeSddl(service: string): string {
   return `D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;${serviceSid(service)})`;
+}
+
+/** A failed call on the health pipe, told apart by its Win32 number (the same in every display language). */
+export function pipeError(what: string, path: string, code: number): BioError {
+  return new BioError("SERVICE", `${what} on the health pipe ${path} failed with Windows error ${code}.`, {
+    hint:
+      code === 5
+        ? "Run the connector and the monitor as LocalSystem (the installer's default)."
+        : code === 2 || code === 231
+          ? "The connector is not serving its health channel right now (stopped, restarting, or every instance busy)."
+          : "See the connector's log.",
+    context: { win32: code },
+  });
 }
