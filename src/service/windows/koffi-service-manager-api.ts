@@ -34,6 +34,7 @@ const SERVICE_CONFIG_FAILURE_ACTIONS = 2;
 const SERVICE_CONFIG_DELAYED_AUTO_START_INFO = 3;
 const SERVICE_CONFIG_FAILURE_ACTIONS_FLAG = 4;
 const SC_ACTION_RESTART = 1;
+const SERVICE_STATUS_BYTES = 7 * 4;
 
 type Native = ((...args: unknown[]) => unknown) & { async: (...args: unknown[]) => void };
 
@@ -76,15 +77,6 @@ async function bind(): Promise<Bound> {
     dwProcessId: "uint32",
     dwServiceFlags: "uint32",
   });
-  const STATUS = koffi.struct("CAMS_SCM_SERVICE_STATUS", {
-    dwServiceType: "uint32",
-    dwCurrentState: "uint32",
-    dwControlsAccepted: "uint32",
-    dwWin32ExitCode: "uint32",
-    dwServiceSpecificExitCode: "uint32",
-    dwCheckPoint: "uint32",
-    dwWaitHint: "uint32",
-  });
   const SC_ACTION = koffi.struct("CAMS_SC_ACTION", { Type: "int32", Delay: "uint32" });
   const FAILURE_ACTIONS = koffi.struct("CAMS_SERVICE_FAILURE_ACTIONSW", {
     dwResetPeriod: "uint32",
@@ -117,7 +109,8 @@ async function bind(): Promise<Bound> {
       koffi.out(koffi.pointer("uint32")),
     ]),
     startService: fn("StartServiceW", "bool", ["void *", "uint32", "void *"]),
-    controlService: fn("ControlService", "bool", ["void *", "uint32", koffi.out(koffi.pointer(STATUS))]),
+    // The SERVICE_STATUS it fills is not read: a buffer of its size (seven DWORDs) is enough.
+    controlService: fn("ControlService", "bool", ["void *", "uint32", "void *"]),
     createService: fn("CreateServiceW", "void *", [
       "void *",
       "str16",
@@ -224,7 +217,11 @@ export class KoffiServiceManagerApi implements ServiceManagerApi {
       service,
       { manager: SC_MANAGER_CONNECT, service: SERVICE_STOP },
       async (api, h) => {
-        const code = await runAsync(api.controlService, api.lastError, [h, SERVICE_CONTROL_STOP, {}]);
+        const code = await runAsync(api.controlService, api.lastError, [
+          h,
+          SERVICE_CONTROL_STOP,
+          Buffer.alloc(SERVICE_STATUS_BYTES),
+        ]);
         if (code === 0) return "stopping";
         if (code === WIN32.SERVICE_NOT_ACTIVE) return "not-active";
         throw serviceError("ControlService(STOP)", service, code);
