@@ -144,7 +144,7 @@ test("the monitor trusts a recorded channel only when the record and the pipe's 
   assert.deepEqual(await readHealthRecord(dir.path), { path, pid: 700, startedAt: new Date(T0).toISOString() });
 
   servers.set(path, 700);
-  assert.deepEqual(await locator.locate(700), { path });
+  assert.deepEqual(await locator.locate(700), { path, pid: 700 });
   // The service manager runs a newer connector: the record is the old one's, and its name may be anyone's now.
   const stale = await locator.locate(701);
   assert.match(

@@ -134,7 +134,7 @@ export async function readHealthRecord(dataDir: string): Promise<HealthRecord | 
 /** Where the monitor finds the connector's channel, and proof that the connector, not another program, serves it. */
 export interface HealthLocator {
   /** `pid`: the connector's process as the service manager reports it, when known. */
-  locate(pid: number | null): Promise<{ readonly path: string } | { readonly problem: string }>;
+  locate(pid: number | null): Promise<{ readonly path: string; readonly pid?: number } | { readonly problem: string }>;
 }
 
 /** Linux and process mode: the socket's directory is private, so its path is proof enough. */
@@ -168,7 +168,7 @@ export function recordedHealthChannel(dataDir: string, serverPid: (path: string)
           problem: `the health channel ${record.path} is served by process ${server}, not the connector (pid ${record.pid}): another program holds its name; no request was sent`,
         };
       }
-      return { path: record.path };
+      return { path: record.path, pid: record.pid };
     },
   };
 }

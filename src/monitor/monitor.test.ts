@@ -187,6 +187,38 @@ test("a stall (answers, but a running source has not polled for the stall time) 
   assert.equal(m.events[0]?.id, EVENT_IDS.monitorRestart);
 });
 
+test("a channel that answers for another process than the one verified counts as unresponsive, and is restarted", async () => {
+  await using dir = await tempDir();
+  const now = new Date().toISOString();
+  const healthy = {
+    version: "0.1.0",
+    startedAt: now,
+    connectivity: { state: "online" },
+    outbox: { depth: 0, oldestUnsentAgeMs: null },
+    shipper: { lastDeliveryAt: null, lastError: null, retryAt: null },
+    sources: [],
+  } as unknown as ConnectorStatus;
+  const path = join(dir.path, "health.sock");
+  // The channel runs in this process, so it reports this pid; the locator verified another one.
+  const channel = await HealthChannel.start({ path, status: () => healthy, logger: silentLogger });
+  const manager = new FakeManager({ state: "running", pid: 4242, stoppedCleanly: false, exit: null });
+  const m = await monitorWith(dir.path, manager, {
+    health: { locate: async () => ({ path, pid: process.pid + 1 }) },
+    startGraceMs: 60_000,
+  });
+  try {
+    await waitFor("a kill and a restart", () => manager.kills === 1 && manager.starts === 1, 20_000, 5);
+  } finally {
+    await m.stop();
+    await channel.close();
+  }
+  const record = await readMonitorRecord(dir.path);
+  assert.match(
+    record?.actions[0]?.reason ?? "",
+    new RegExp(`unresponsive: the health channel answered for process ${process.pid}, not the connector`),
+  );
+});
+
 /**
  * A service manager whose connector sits in a pending state, on a clock that moves `stepMs` per query: one query is
  * one check, so the test walks through minutes of checks without waiting for them.

@@ -184,6 +184,13 @@ export class Monitor {
       const target = await this.#o.health.locate(snap.pid);
       if ("problem" in target) throw new BioError("SERVICE", target.problem);
       const report = await probeHealth(target.path, this.#o.probeTimeoutMs, signal);
+      // A second line of defence for the window between the server check and the request (two connections).
+      if (target.pid !== undefined && report.pid !== target.pid) {
+        throw new BioError(
+          "SERVICE",
+          `the health channel answered for process ${report.pid}, not the connector (pid ${target.pid})`,
+        );
+      }
       this.#lastProbe = { responsive: true, progressing: report.progress.progressing, reason: report.progress.reason };
       if (!report.progress.progressing) problem = `stalled: ${report.progress.reason}`;
     } catch (error) {

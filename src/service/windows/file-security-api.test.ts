@@ -187,6 +187,36 @@ describe("the installer's data directory step", () => {
     return { api, made, mkdir: mkdirs };
   }
 
+  test("a junction at the data directory (or above it) is refused by install, enroll and the start check, untouched", async () => {
+    const { api, made, mkdir } = volume();
+    // Any user may create a junction in ProgramData, pointing it at a system folder owned by SYSTEM.
+    api.create(DIR, { owner: SID.SYSTEM, dacl: "D:(A;OICI;FA;;;BU)" });
+    api.links.add(DIR);
+    for (const run of [
+      () => prepareDataDir(api, DIR, mkdir),
+      () => claimDataDir(api, DIR, mkdir.parent),
+      () => assertDataDirOwned(api, DIR),
+    ]) {
+      await assert.rejects(run(), /is a junction or symbolic link, so .* is not a folder of its own/);
+    }
+    assert.deepEqual(api.calls, [], "the target's owner is not even read, and nothing is reset");
+    assert.deepEqual(made, []);
+    api.links.clear();
+    api.links.add("C:\\ProgramData");
+    await assert.rejects(assertDataDirOwned(api, `${DIR}\\sub`), /c:\\programdata is a junction/i);
+  });
+
+  test("enroll resets a folder this account made but Administrators do not own, as install would", async () => {
+    const { api, mkdir } = volume();
+    api.create(DIR, { owner: api.selfSid, dacl: `D:(A;OICI;FA;;;${api.selfSid})` });
+    await claimDataDir(api, DIR, mkdir.parent);
+    assert.deepEqual(
+      api.calls.map((c) => c.op),
+      ["owner", "secure"],
+    );
+    assert.equal(api.securityOf(DIR)?.owner, SID.ADMINISTRATORS);
+  });
+
   test("enroll before install: a missing folder is created owned by Administrators; a user's folder is refused untouched", async () => {
     const fresh = volume();
     await claimDataDir(fresh.api, DIR, fresh.mkdir.parent);

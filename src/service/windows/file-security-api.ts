@@ -24,6 +24,11 @@ export interface FileSecurityApi {
   createDir(path: string): Promise<Win32Outcome<void>>;
   /** OpenProcessToken + GetTokenInformation(TokenUser): the SID of the account this process runs as. */
   self(): Promise<Win32Outcome<string>>;
+  /**
+   * The first of `path` and its parents that is a reparse point (a junction or a symbolic link), if any. Owner and
+   * access calls by name follow them: a junction any user may create would have them read and reset its target.
+   */
+  linkOnPath(path: string): Promise<string | undefined>;
 }
 
 export const SID = {
@@ -113,13 +118,17 @@ export async function prepareDataDir(
   dataDir: string,
   mkdirs: { parent: (path: string) => Promise<unknown>; inside: (path: string) => Promise<unknown> },
 ): Promise<void> {
+  await refuseLinks(api, dataDir);
   let owner = await ownerOf(api, dataDir);
   if (owner === undefined) {
     await mkdirs.parent(dataDir);
     const made = await api.createDir(dataDir);
     if (!made.ok && made.error !== FILE_ERROR.ALREADY_EXISTS)
       throw fileSecurityError("CreateDirectory", dataDir, made.error);
-    if (!made.ok) owner = await ownerOf(api, dataDir);
+    if (!made.ok) {
+      await refuseLinks(api, dataDir);
+      owner = await ownerOf(api, dataDir);
+    }
   }
   if (owner !== undefined) checkDataDirOwner(dataDir, owner, await selfOf(api));
   const r = await api.secure(dataDir);
@@ -138,15 +147,37 @@ export async function claimDataDir(
   dataDir: string,
   mkParent: (path: string) => Promise<unknown>,
 ): Promise<void> {
+  await refuseLinks(api, dataDir);
   let owner = await ownerOf(api, dataDir);
   if (owner === undefined) {
     await mkParent(dataDir);
     const made = await api.createDir(dataDir);
     if (made.ok) return;
     if (made.error !== FILE_ERROR.ALREADY_EXISTS) throw fileSecurityError("CreateDirectory", dataDir, made.error);
+    await refuseLinks(api, dataDir);
     owner = await ownerOf(api, dataDir);
   }
-  if (owner !== undefined) checkDataDirOwner(dataDir, owner, await selfOf(api));
+  if (owner === undefined) return;
+  checkDataDirOwner(dataDir, owner, await selfOf(api));
+  // Owned by this account but not by Administrators: made by a process of the same user, elevated or not (UAC is
+  // not a boundary), so reset it as install does before the enrollment goes in; entries added inside go too.
+  if (!TRUSTED_OWNERS.has(owner.toUpperCase())) {
+    const r = await api.secure(dataDir);
+    if (!r.ok) throw fileSecurityError("TreeResetNamedSecurityInfo", dataDir, r.error);
+  }
+}
+
+async function refuseLinks(api: FileSecurityApi, dataDir: string): Promise<void> {
+  const link = await api.linkOnPath(dataDir);
+  if (link === undefined) return;
+  throw new BioError(
+    "SERVICE",
+    `${link} is a junction or symbolic link, so ${dataDir} is not a folder of its own: its owner and access list would be those of wherever it points, which anyone who made the link can change.`,
+    {
+      hint: `Remove the link as an administrator (rmdir "${link}" removes a junction, not its target), then run the command again; or give --data-dir a real folder.`,
+      context: { link },
+    },
+  );
 }
 
 async function selfOf(api: FileSecurityApi): Promise<string> {
@@ -157,6 +188,7 @@ async function selfOf(api: FileSecurityApi): Promise<string> {
 
 /** The service's start check: the data directory must exist and be owned by SYSTEM or Administrators. */
 export async function assertDataDirOwned(api: FileSecurityApi, dataDir: string): Promise<void> {
+  await refuseLinks(api, dataDir);
   const owner = await ownerOf(api, dataDir);
   if (owner === undefined) throw fileSecurityError("GetNamedSecurityInfo", dataDir, FILE_ERROR.PATH_NOT_FOUND);
   checkDataDirOwner(dataDir, owner, await selfOf(api));

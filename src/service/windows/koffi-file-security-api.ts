@@ -1,3 +1,5 @@
+import { lstat } from "node:fs/promises";
+import { win32 } from "node:path";
 import { failed, ok, WIN32_ERROR, type Win32Outcome } from "../../secrets/registry-api.ts";
 import { loadKoffi } from "../native.ts";
 import { DATA_DIR_SDDL, type FileSecurityApi } from "./file-security-api.ts";
@@ -117,6 +119,17 @@ const TOKEN_QUERY = 0x0008;
 const TOKEN_USER = 1;
 
 export class KoffiFileSecurityApi implements FileSecurityApi {
+  async linkOnPath(path: string): Promise<string | undefined> {
+    // Node's lstat reports junctions (mount points) as symbolic links on Windows, as libuv does.
+    for (let p = win32.resolve(path); ; ) {
+      const st = await lstat(p).catch(() => undefined);
+      if (st?.isSymbolicLink()) return p;
+      const parent = win32.dirname(p);
+      if (parent === p) return undefined;
+      p = parent;
+    }
+  }
+
   async self(): Promise<Win32Outcome<string>> {
     const api = await advapi32();
     const token: unknown[] = [null];

@@ -142,6 +142,9 @@ async function bind(): Promise<Bound> {
 function runAsync(f: Native, lastError: Native, args: unknown[]): Promise<number> {
   return new Promise((resolve, reject) =>
     f.async(...args, (e: unknown, ok: unknown) => {
+      // koffi holds no reference to a buffer passed as a pointer, and the worker wrote into it until now: the
+      // arguments are released here, not when the call was queued.
+      args.splice(0);
       if (e) reject(e);
       else resolve(ok ? 0 : (lastError() as number) || -1);
     }),

@@ -67,6 +67,18 @@ export class MemoryFileSecurityApi implements FileSecurityApi {
     return ok(undefined);
   }
 
+  /** Paths that are junctions or symbolic links. */
+  readonly links = new Set<string>();
+
+  async linkOnPath(path: string): Promise<string | undefined> {
+    for (let p = key(path); ; ) {
+      if ([...this.links].some((l) => key(l) === p)) return p;
+      const parent = p.replace(/\\[^\\]*$/, "");
+      if (parent === p) return undefined;
+      p = parent;
+    }
+  }
+
   /** The account the process runs as: an administrator's own SID by default (install runs elevated). */
   selfSid = "S-1-5-21-1004336348-1177238915-682003330-500";
 
