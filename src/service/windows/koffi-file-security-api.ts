@@ -115,6 +115,17 @@ async function bind(): Promise<Advapi32> {
   };
 }
 
+/** A SID as its string form ("S-1-5-32-544"); the SID itself stays its owner's to free. */
+function sidText(api: Advapi32, sid: unknown): Win32Outcome<string> {
+  const text: unknown[] = [null];
+  if (!api.sidToString(sid, text)) return failed(ERROR_INVALID_SID);
+  try {
+    return ok(api.decode16(text[0]));
+  } finally {
+    api.localFree(text[0]);
+  }
+}
+
 const TOKEN_QUERY = 0x0008;
 const TOKEN_USER = 1;
 
@@ -141,13 +152,7 @@ export class KoffiFileSecurityApi implements FileSecurityApi {
       if (!api.getTokenInformation(token[0], TOKEN_USER, buffer, buffer.length, needed)) {
         return failed(api.getLastError() as number);
       }
-      const text: unknown[] = [null];
-      if (!api.sidToString(api.readPointer(buffer), text)) return failed(ERROR_INVALID_SID);
-      try {
-        return ok(api.decode16(text[0]));
-      } finally {
-        api.localFree(text[0]);
-      }
+      return sidText(api, api.readPointer(buffer));
     } finally {
       api.closeHandle(token[0]);
     }
@@ -161,13 +166,7 @@ export class KoffiFileSecurityApi implements FileSecurityApi {
     if (rc !== WIN32_ERROR.SUCCESS) return failed(rc as number);
     try {
       // The owner SID points into the descriptor: converted before the descriptor is freed.
-      const text: unknown[] = [null];
-      if (!api.sidToString(owner[0], text)) return failed(ERROR_INVALID_SID);
-      try {
-        return ok(api.decode16(text[0]));
-      } finally {
-        api.localFree(text[0]);
-      }
+      return sidText(api, owner[0]);
     } finally {
       api.localFree(sd[0]);
     }

@@ -7,6 +7,7 @@ import {
   type ServiceQuery,
   serviceError,
   WIN32,
+  win32CodeOf,
 } from "./service-manager-api.ts";
 
 /*
@@ -320,7 +321,7 @@ export class KoffiServiceManagerApi implements ServiceManagerApi {
         },
       );
     } catch (error) {
-      if ((error as { context?: { win32?: number } }).context?.win32 === WIN32.SERVICE_DOES_NOT_EXIST) return "absent";
+      if (win32CodeOf(error) === WIN32.SERVICE_DOES_NOT_EXIST) return "absent";
       throw error;
     }
   }
