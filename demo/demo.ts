@@ -5,12 +5,13 @@ import { parseArgs } from "node:util";
 import { startCloud } from "../cloud/cloud-server.ts";
 import { ZkSimulator } from "../sim/zk/zk-simulator.ts";
 import { Connector } from "../src/app/connector.ts";
-import { ensureDataDir, openSecretStore } from "../src/app/data-dir.ts";
+import { ensureDataDir } from "../src/app/data-dir.ts";
 import { optionsOf, renderHelp } from "../src/cli/command-spec.ts";
 import { DEMO } from "../src/cli/commands.ts";
 import { readEndpoint, statusPageUrl } from "../src/cli/status-command.ts";
 import { createLogger, Redactor } from "../src/core/logger.ts";
 import { saveEnrollment } from "../src/secrets/enrollment.ts";
+import { openSecretStore } from "../src/secrets/open-secret-store.ts";
 import { DemoAttendanceWriter } from "./demo-attendance-writer.ts";
 
 export const DEMO_USAGE = renderHelp(DEMO);

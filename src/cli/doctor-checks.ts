@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { dataDirLayout, openSecretStore } from "../app/data-dir.ts";
+import { dataDirLayout } from "../app/data-dir.ts";
 import { decryptEnvelope, openCache, parseEnvelope } from "../config/config-envelope.ts";
 import {
   type ConnectorConfig,
@@ -15,6 +15,7 @@ import { clause } from "../core/sentence.ts";
 import { CloudClient, cloudErrorText } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
+import { openSecretStore } from "../secrets/open-secret-store.ts";
 import { ZkClient } from "../sources/zk/zk-client.ts";
 import { Store } from "../store/store.ts";
 import { formatDuration, type WorkerStatus } from "../supervisor/supervisor.ts";

@@ -1,13 +1,14 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { dataDirLayout, defaultDataDir, openSecretStore } from "../app/data-dir.ts";
+import { dataDirLayout, defaultDataDir } from "../app/data-dir.ts";
 import { openCache } from "../config/config-envelope.ts";
 import { issueSentence } from "../config/config-rules.ts";
 import { type DatabaseSourceConfig, parseConfig, parseDatabaseSource } from "../config/config-schema.ts";
 import { BioError, describeError } from "../core/errors.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
+import { openSecretStore } from "../secrets/open-secret-store.ts";
 import { DatabaseReader, isRowProblem, timeSemantics } from "../sources/database/database-reader.ts";
 import { cursorKey, TARGET_KEY } from "../sources/database/database-source.ts";
 import { openSqlClient } from "../sources/database/open-client.ts";

@@ -2,13 +2,14 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { type DataDirLayout, defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
+import { type DataDirLayout, defaultDataDir, ensureDataDir } from "../app/data-dir.ts";
 import { systemClock } from "../core/clock.ts";
 import { BioError } from "../core/errors.ts";
 import { CloudClient, type CloudResponse, cloudErrorText } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
+import { claimDataDir, type FileSecurityApi } from "../platform/windows/file-security-api.ts";
 import { type Enrollment, loadEnrollment, saveEnrollment, validateEnrollment } from "../secrets/enrollment.ts";
-import { claimDataDir, type FileSecurityApi } from "../service/windows/file-security-api.ts";
+import { openSecretStore } from "../secrets/open-secret-store.ts";
 import { InstanceLock } from "../store/instance-lock.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 import { refusalWords } from "./cloud-refusal.ts";
@@ -86,7 +87,7 @@ export async function enrollCommand(
   const dataDir = values["data-dir"] ?? defaultDataDir();
   if (platform === "win32") {
     const api =
-      fileSecurity ?? new (await import("../service/windows/koffi-file-security-api.ts")).KoffiFileSecurityApi();
+      fileSecurity ?? new (await import("../platform/windows/koffi-file-security-api.ts")).KoffiFileSecurityApi();
     await claimDataDir(api, dataDir, (path) => mkdir(dirname(path), { recursive: true }));
   }
   const layout = ensureDataDir(dataDir);

@@ -1,6 +1,6 @@
 import { BioError, describeError, EXIT_STORE_FULL } from "../core/errors.ts";
 import { VERSION } from "../core/version.ts";
-import { detectSelf } from "../service/self.ts";
+import { detectSelf } from "../platform/self.ts";
 import { type CliIo, processIo } from "./cli-io.ts";
 import { renderIndex } from "./command-spec.ts";
 import { COMMAND_SPECS } from "./commands.ts";

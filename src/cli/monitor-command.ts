@@ -2,7 +2,6 @@ import { parseArgs } from "node:util";
 import { defaultDataDir, ensureDataDir } from "../app/data-dir.ts";
 import { systemClock } from "../core/clock.ts";
 import { createLogger } from "../core/logger.ts";
-import { fixedHealthPath, healthChannelPath, recordedHealthChannel } from "../monitor/health-channel.ts";
 import { Monitor } from "../monitor/monitor.ts";
 import { DEFAULT_RESTART_POLICY } from "../monitor/restart-policy.ts";
 import {
@@ -11,9 +10,10 @@ import {
   SystemdController,
   WindowsServiceController,
 } from "../monitor/service-controller.ts";
-import { platformEventLog } from "../service/event-log.ts";
-import { execTool } from "../service/exec.ts";
-import { selfCommand } from "../service/self.ts";
+import { platformEventLog } from "../platform/event-log.ts";
+import { execTool } from "../platform/exec.ts";
+import { selfCommand } from "../platform/self.ts";
+import { fixedHealthPath, healthChannelPath, recordedHealthChannel } from "../status/health-channel.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 import { optionsOf, renderHelp } from "./command-spec.ts";
 import { MONITOR } from "./commands.ts";
@@ -51,7 +51,7 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
     case "windows":
       controller = new WindowsServiceController(
         values.unit ?? "CamsBioApi",
-        new (await import("../service/windows/koffi-service-manager-api.ts")).KoffiServiceManagerApi(),
+        new (await import("../platform/windows/koffi-service-manager-api.ts")).KoffiServiceManagerApi(),
         execTool,
       );
       break;
@@ -68,7 +68,7 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
     dataDir: layout.root,
     health:
       process.platform === "win32"
-        ? recordedHealthChannel(layout.root, (await import("../service/windows/koffi-pipe-guard.ts")).pipeServerPid)
+        ? recordedHealthChannel(layout.root, (await import("../platform/windows/koffi-pipe-guard.ts")).pipeServerPid)
         : fixedHealthPath(healthChannelPath(layout.root)),
     controller,
     logger,
@@ -89,7 +89,7 @@ export async function monitorCommand(argv: string[], io: CliIo): Promise<number>
   });
   const controllerAbort = new AbortController();
   if (values.service && process.platform === "win32") {
-    const { runMonitorUnderScm } = await import("../service/windows/monitor-service.ts");
+    const { runMonitorUnderScm } = await import("../monitor/monitor-service.ts");
     return runMonitorUnderScm({ monitor, controller, logger, abort: controllerAbort });
   }
   const done = monitor.run(controllerAbort.signal);

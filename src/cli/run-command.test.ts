@@ -3,8 +3,8 @@ import { test } from "node:test";
 import { captureIo } from "../../test/helpers/capture-io.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { BioError } from "../core/errors.ts";
-import { SID } from "../service/windows/file-security-api.ts";
-import { MemoryFileSecurityApi } from "../service/windows/memory-file-security-api.ts";
+import { SID } from "../platform/windows/file-security-api.ts";
+import { MemoryFileSecurityApi } from "../platform/windows/memory-file-security-api.ts";
 import { runCommand } from "./run-command.ts";
 
 const BOB = "S-1-5-21-1004336348-1177238915-682003330-1001";

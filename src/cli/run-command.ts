@@ -2,14 +2,15 @@ import { existsSync } from "node:fs";
 import { resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
 import { Connector } from "../app/connector.ts";
-import { defaultDataDir, ensureDataDir, openSecretStore } from "../app/data-dir.ts";
+import { defaultDataDir, ensureDataDir } from "../app/data-dir.ts";
 import { BioError, describeError } from "../core/errors.ts";
 import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logger.ts";
-import { assessProgress } from "../monitor/health-channel.ts";
-import { EVENT_IDS, platformEventLog } from "../service/event-log.ts";
+import { EVENT_IDS, platformEventLog } from "../platform/event-log.ts";
+import { assertDataDirOwned, type FileSecurityApi } from "../platform/windows/file-security-api.ts";
+import { KoffiFileSecurityApi } from "../platform/windows/koffi-file-security-api.ts";
+import { openSecretStore } from "../secrets/open-secret-store.ts";
 import { SystemdNotifier } from "../service/linux/sd-notify.ts";
-import { assertDataDirOwned, type FileSecurityApi } from "../service/windows/file-security-api.ts";
-import { KoffiFileSecurityApi } from "../service/windows/koffi-file-security-api.ts";
+import { assessProgress } from "../status/health-channel.ts";
 import { Store } from "../store/store.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 import { optionsOf, renderHelp } from "./command-spec.ts";
@@ -83,7 +84,7 @@ export async function runCommand(argv: string[], io: CliIo, deps: RunDeps = {}):
     }
   }
   if (asWindowsService) {
-    const { runConnectorUnderScm } = await import("../service/windows/connector-service.ts");
+    const { runConnectorUnderScm } = await import("../app/connector-service.ts");
     const startDeadlineMs = Number(values["start-deadline-ms"]);
     if (!Number.isFinite(startDeadlineMs) || startDeadlineMs <= 0) {
       throw usageError("--start-deadline-ms must be a positive number of milliseconds.");
@@ -174,9 +175,9 @@ function outboxDepth(path: string): number {
 /** SYSTEM, Administrators and the connector service's own SID: the only accounts that may use the health pipe. */
 async function windowsHealthGuard(): Promise<(path: string) => Promise<void>> {
   const [{ restrictPipe }, { healthPipeSddl }, { CONNECTOR_SERVICE }] = await Promise.all([
-    import("../service/windows/koffi-pipe-guard.ts"),
-    import("../service/windows/pipe-access.ts"),
-    import("../service/windows/connector-service.ts"),
+    import("../platform/windows/koffi-pipe-guard.ts"),
+    import("../platform/windows/pipe-access.ts"),
+    import("../service/windows/service-names.ts"),
   ]);
   return (path) => restrictPipe(path, healthPipeSddl(CONNECTOR_SERVICE));
 }

@@ -2,12 +2,16 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { win32 } from "node:path";
 import { parseArgs } from "node:util";
-import { dataDirLayout, WINDOWS_SECRETS_KEY } from "../app/data-dir.ts";
+import { dataDirLayout } from "../app/data-dir.ts";
 import { BioError, describeError } from "../core/errors.ts";
-import { readHealthRecord } from "../monitor/health-channel.ts";
 import { formatMonitorRecord, readMonitorRecord, writeIntent } from "../monitor/monitor-state.ts";
+import { type Exec, execTool } from "../platform/exec.ts";
+import { selfCommand } from "../platform/self.ts";
+import { DATA_DIR_SDDL, type FileSecurityApi, prepareDataDir } from "../platform/windows/file-security-api.ts";
+import { KoffiFileSecurityApi } from "../platform/windows/koffi-file-security-api.ts";
+import { type ServiceManagerApi, WIN32, win32CodeOf } from "../platform/windows/service-manager-api.ts";
+import { WINDOWS_SECRETS_KEY } from "../secrets/open-secret-store.ts";
 import { CREDENTIAL_NAME, CREDSTORE_PATH } from "../secrets/systemd-creds-protector.ts";
-import { type Exec, execTool } from "../service/exec.ts";
 import {
   installSystemd,
   notRunningError,
@@ -16,9 +20,6 @@ import {
   uninstallSystemd,
 } from "../service/linux/install.ts";
 import { CONNECTOR_UNIT, MONITOR_UNIT, STATE_DIR } from "../service/linux/units.ts";
-import { selfCommand } from "../service/self.ts";
-import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "../service/windows/connector-service.ts";
-import { DATA_DIR_SDDL, type FileSecurityApi, prepareDataDir } from "../service/windows/file-security-api.ts";
 import {
   isScmStep,
   type Step,
@@ -26,8 +27,8 @@ import {
   windowsInstallPlan,
   windowsUninstallPlan,
 } from "../service/windows/install.ts";
-import { KoffiFileSecurityApi } from "../service/windows/koffi-file-security-api.ts";
-import { type ServiceManagerApi, WIN32, win32CodeOf } from "../service/windows/service-manager-api.ts";
+import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "../service/windows/service-names.ts";
+import { readHealthRecord } from "../status/health-channel.ts";
 import { InstanceLock } from "../store/instance-lock.ts";
 import { type CliIo, usageError } from "./cli-io.ts";
 import { optionsOf, renderHelp } from "./command-spec.ts";
@@ -43,7 +44,7 @@ function defaultManager(): "systemd" | "windows" {
 export type ScmProvider = () => Promise<ServiceManagerApi>;
 
 const koffiScmApi: ScmProvider = async () => {
-  const { KoffiServiceManagerApi } = await import("../service/windows/koffi-service-manager-api.ts");
+  const { KoffiServiceManagerApi } = await import("../platform/windows/koffi-service-manager-api.ts");
   return new KoffiServiceManagerApi();
 };
 
@@ -251,7 +252,7 @@ async function printMonitor(dataDir: string, io: CliIo): Promise<void> {
 async function printHealthPipe(dataDir: string, io: CliIo): Promise<void> {
   const record = await readHealthRecord(dataDir);
   if (!record) return;
-  const { pipeAccess, pipeServerPid } = await import("../service/windows/koffi-pipe-guard.ts");
+  const { pipeAccess, pipeServerPid } = await import("../platform/windows/koffi-pipe-guard.ts");
   try {
     const server = await pipeServerPid(record.path);
     const who = server === record.pid ? "the connector" : `NOT the connector (pid ${record.pid})`;

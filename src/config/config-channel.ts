@@ -1,7 +1,7 @@
-import { Notifier } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
 import { BioError, describeError, isAbortError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { Notifier } from "../core/notifier.ts";
 import { clause } from "../core/sentence.ts";
 import { type CloudClient, cloudErrorText } from "../link/cloud-client.ts";
 import type { NodeKeys } from "../link/node-keys.ts";

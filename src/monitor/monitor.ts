@@ -2,8 +2,8 @@ import { sleep } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
 import { BioError, describeError, EXIT_STORE_FULL } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import { EVENT_IDS, type EventLog } from "../service/event-log.ts";
-import { type HealthLocator, probeHealth } from "./health-channel.ts";
+import { EVENT_IDS, type EventLog } from "../platform/event-log.ts";
+import { type HealthLocator, probeHealth } from "../status/health-channel.ts";
 import {
   type MonitorAction,
   type MonitorRecord,

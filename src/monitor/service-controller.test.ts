@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Exec, ExecResult } from "../service/exec.ts";
+import type { Exec, ExecResult } from "../platform/exec.ts";
+import { MemoryServiceManagerApi } from "../platform/windows/memory-service-manager-api.ts";
 import { windowsServices } from "../service/windows/install.ts";
-import { MemoryServiceManagerApi } from "../service/windows/memory-service-manager-api.ts";
 import { parseSystemctlShow, SystemdController, WindowsServiceController } from "./service-controller.ts";
 
 /** Records every command and answers from a table keyed by "file verb". */

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { BioError } from "../core/errors.ts";
-import type { Exec } from "../service/exec.ts";
-import type { ServiceManagerApi } from "../service/windows/service-manager-api.ts";
+import type { Exec } from "../platform/exec.ts";
+import type { ServiceManagerApi } from "../platform/windows/service-manager-api.ts";
 
 /** What the service manager says about the connector service. */
 export interface ServiceSnapshot {

@@ -7,13 +7,8 @@ import { dirname, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { BioError } from "../core/errors.ts";
-import { KoffiRegistryApi } from "../service/windows/koffi-registry-api.ts";
-import { DpapiKeyProtector, FakeDpapi } from "./dpapi.ts";
-import { loadEnrollment, saveEnrollment } from "./enrollment.ts";
-import { EnvelopeSecretStore } from "./envelope-secret-store.ts";
-import { RegistryEnvelopeStorage } from "./envelope-storage.ts";
-import { MemoryRegistryApi } from "./memory-registry-api.ts";
-import { Win32Registry } from "./registry.ts";
+import { KoffiRegistryApi } from "../platform/windows/koffi-registry-api.ts";
+import { MemoryRegistryApi } from "../platform/windows/memory-registry-api.ts";
 import {
   queryInTwoCalls,
   type RawQuery,
@@ -22,7 +17,12 @@ import {
   SECRETS_KEY_SDDL,
   WIN32_ERROR,
   type Win32Outcome,
-} from "./registry-api.ts";
+} from "../platform/windows/registry-api.ts";
+import { DpapiKeyProtector, FakeDpapi } from "./dpapi-key-protector.ts";
+import { loadEnrollment, saveEnrollment } from "./enrollment.ts";
+import { EnvelopeSecretStore } from "./envelope-secret-store.ts";
+import { RegistryEnvelopeStorage } from "./envelope-storage.ts";
+import { Win32Registry } from "./registry.ts";
 
 const onWindows = process.platform === "win32";
 
@@ -271,14 +271,14 @@ describe("no child process on the Windows secrets path", () => {
   test("the modules that read and write the registry envelope import neither child_process nor exec", async () => {
     const graph = await importGraph([
       "secrets/registry.ts",
-      "secrets/registry-api.ts",
+      "platform/windows/registry-api.ts",
       "secrets/envelope-storage.ts",
       "secrets/envelope-secret-store.ts",
-      "secrets/dpapi.ts",
+      "secrets/dpapi-key-protector.ts",
       "secrets/enrollment.ts",
-      "service/windows/koffi-registry-api.ts",
+      "platform/windows/koffi-registry-api.ts",
     ]);
-    assert.ok(graph.has(resolve(SRC, "service/native.ts")), "the walk follows imports (sanity)");
+    assert.ok(graph.has(resolve(SRC, "platform/native.ts")), "the walk follows imports (sanity)");
     for (const [file, specifiers] of graph) {
       for (const s of specifiers) {
         assert.ok(!/^(node:)?child_process$/.test(s), `${file} imports ${s}`);

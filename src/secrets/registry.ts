@@ -6,7 +6,7 @@ import {
   SECRETS_KEY_SDDL,
   WIN32_ERROR,
   win32ErrorName,
-} from "./registry-api.ts";
+} from "../platform/windows/registry-api.ts";
 
 /** The registry operations the secret store needs. Keys are full paths such as HKLM\SOFTWARE\CamsBioApi. */
 export interface RegistryPort {

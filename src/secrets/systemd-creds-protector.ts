@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { BioError } from "../core/errors.ts";
-import { type Exec, execTool } from "../service/exec.ts";
+import { type Exec, execTool } from "../platform/exec.ts";
 import { open, seal } from "./envelope.ts";
 import type { KeyProtector } from "./secret-store.ts";
 

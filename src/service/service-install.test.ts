@@ -6,11 +6,11 @@ import { captureIo } from "../../test/helpers/capture-io.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { serviceCommand } from "../cli/service-command.ts";
 import { BioError } from "../core/errors.ts";
-import { type Exec, execTool } from "./exec.ts";
+import { type Exec, execTool } from "../platform/exec.ts";
+import { MemoryFileSecurityApi } from "../platform/windows/memory-file-security-api.ts";
+import { MemoryServiceManagerApi } from "../platform/windows/memory-service-manager-api.ts";
 import { connectorUnit, execLine, monitorUnit } from "./linux/units.ts";
 import { isScmStep, type ScmStep, windowsInstallPlan, windowsUninstallPlan } from "./windows/install.ts";
-import { MemoryFileSecurityApi } from "./windows/memory-file-security-api.ts";
-import { MemoryServiceManagerApi } from "./windows/memory-service-manager-api.ts";
 
 const EXE = "C:\\Program Files\\Cams\\bioapi.exe";
 

@@ -5,17 +5,17 @@ import { sqliteFull } from "../../test/helpers/disk-full-errors.ts";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { waitFor } from "../../test/helpers/wait-for.ts";
 import { shipperSchema } from "../config/config-schema.ts";
-import { Notifier } from "../core/abort.ts";
 import { systemClock } from "../core/clock.ts";
 import { BioError } from "../core/errors.ts";
 import { silentLogger } from "../core/logger.ts";
+import { Notifier } from "../core/notifier.ts";
 import { makePunch } from "../core/punch.ts";
 import type { CloudClient } from "../link/cloud-client.ts";
+import { Connectivity } from "../link/connectivity.ts";
 import type { Sink, SinkResult } from "../sinks/sink.ts";
 import { DiskSpace } from "../store/disk-space.ts";
 import type { OutboxEntry } from "../store/store.ts";
 import { Store } from "../store/store.ts";
-import { Connectivity } from "../supervisor/connectivity.ts";
 import { type Outbox, Shipper } from "./shipper.ts";
 
 /** Deterministic PRNG (mulberry32) so a failing seed can be replayed. */

@@ -1,13 +1,14 @@
 import type { ShipperConfig } from "../config/config-schema.ts";
-import { type Notifier, sleep } from "../core/abort.ts";
+import { sleep } from "../core/abort.ts";
 import { Backoff } from "../core/backoff.ts";
 import type { Clock } from "../core/clock.ts";
 import { BioError, describeError, isAbortError, isDiskFullError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import type { Notifier } from "../core/notifier.ts";
+import type { Connectivity } from "../link/connectivity.ts";
 import type { Sink, SinkResult } from "../sinks/sink.ts";
 import type { DiskSpace } from "../store/disk-space.ts";
 import type { OutboxEntry, Store } from "../store/store.ts";
-import type { Connectivity } from "../supervisor/connectivity.ts";
 
 /** A Retry-After beyond this is treated as this: a misconfigured proxy must not park delivery for days. */
 const MAX_RETRY_AFTER_MS = 15 * 60_000;

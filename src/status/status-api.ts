@@ -1,7 +1,7 @@
 import type { ConfigChannelStatus } from "../config/config-channel.ts";
+import type { ConnectivityChange, ConnectivityState } from "../link/connectivity.ts";
 import type { ShipperStatus } from "../shipper/shipper.ts";
 import type { DiskSpaceStatus } from "../store/disk-space.ts";
-import type { ConnectivityChange, ConnectivityState } from "../supervisor/connectivity.ts";
 import type { WorkerStatus } from "../supervisor/supervisor.ts";
 
 /** The one typed contract behind `GET /v1/status`, `bioapi status --json` and the heartbeat. No secrets in it. */

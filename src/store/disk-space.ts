@@ -1,10 +1,11 @@
 import { closeSync, fsyncSync, openSync, rmSync, statfsSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { Notifier, sleep } from "../core/abort.ts";
+import { sleep } from "../core/abort.ts";
 import { Backoff } from "../core/backoff.ts";
 import type { Clock } from "../core/clock.ts";
 import { BioError, isDiskFullError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { Notifier } from "../core/notifier.ts";
 
 export const DISK_STATES = ["ok", "full"] as const;
 export type DiskState = (typeof DISK_STATES)[number];

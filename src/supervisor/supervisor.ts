@@ -1,10 +1,10 @@
 import { isDeepStrictEqual } from "node:util";
 import type { SourceConfig } from "../config/config-schema.ts";
-import type { Notifier } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
 import { formatDuration } from "../core/duration.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import type { Notifier } from "../core/notifier.ts";
 import { spawnTask, type TaskHandle } from "../core/task.ts";
 import type { Backlog, DeviceStatus, LateRows, Source, SourceProgress } from "../sources/source.ts";
 import type { ConnectorMetrics } from "../status/metrics.ts";

@@ -4,8 +4,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { dataDirLayout, openSecretStore } from "../../src/app/data-dir.ts";
+import { dataDirLayout } from "../../src/app/data-dir.ts";
 import { saveEnrollment } from "../../src/secrets/enrollment.ts";
+import { openSecretStore } from "../../src/secrets/open-secret-store.ts";
 import { e2e, fastConfig, PATIENT_SHIPPER } from "../helpers/e2e-harness.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 

@@ -1,9 +1,10 @@
 import { join } from "node:path";
 import { type CloudServer, startCloud } from "../../cloud/cloud-server.ts";
 import { Connector } from "../../src/app/connector.ts";
-import { ensureDataDir, openSecretStore } from "../../src/app/data-dir.ts";
+import { ensureDataDir } from "../../src/app/data-dir.ts";
 import { createLogger, type Logger, Redactor } from "../../src/core/logger.ts";
 import { saveEnrollment } from "../../src/secrets/enrollment.ts";
+import { openSecretStore } from "../../src/secrets/open-secret-store.ts";
 import { ATT_LOG_COLUMNS, AttendanceDb } from "./attendance-db.ts";
 import { tempDir } from "./temp-dir.ts";
 

@@ -1,4 +1,4 @@
-import { loadKoffi } from "../../src/service/native.ts";
+import { loadKoffi } from "../../src/platform/native.ts";
 
 /**
  * systemd's end of sd_notify, for tests: a bound AF_UNIX datagram socket read without blocking. Written against

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { serviceCommand } from "../../src/cli/service-command.ts";
 import { BioError } from "../../src/core/errors.ts";
-import type { Exec, ExecResult } from "../../src/service/exec.ts";
+import type { Exec, ExecResult } from "../../src/platform/exec.ts";
 import type { SystemdHost } from "../../src/service/linux/install.ts";
 import { captureIo } from "../helpers/capture-io.ts";
 import { BIN } from "../helpers/connector-process.ts";

@@ -4,7 +4,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { atomicWrite } from "../../core/atomic-write.ts";
 import { BioError } from "../../core/errors.ts";
-import type { Exec } from "../exec.ts";
+import type { Exec } from "../../platform/exec.ts";
 import type { ExecStep } from "../windows/install.ts";
 import { CONNECTOR_UNIT, connectorUnit, MONITOR_UNIT, monitorUnit, SERVICE_USER } from "./units.ts";
 

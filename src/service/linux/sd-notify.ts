@@ -1,5 +1,5 @@
 import { BioError } from "../../core/errors.ts";
-import { loadKoffi } from "../native.ts";
+import { loadKoffi } from "../../platform/native.ts";
 
 /**
  * sd_notify(3) without libsystemd: one AF_UNIX datagram per message to $NOTIFY_SOCKET. Node has no unix datagram

@@ -1,6 +1,4 @@
 import { win32 } from "node:path";
-import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "./connector-service.ts";
-import { POWERSHELL_ARGS, secureKeyScript } from "./secure-key-script.ts";
 import {
   binPath,
   describeCreate,
@@ -9,7 +7,9 @@ import {
   type ServiceManagerApi,
   WIN32,
   win32CodeOf,
-} from "./service-manager-api.ts";
+} from "../../platform/windows/service-manager-api.ts";
+import { POWERSHELL_ARGS, secureKeyScript } from "./secure-key-script.ts";
+import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "./service-names.ts";
 
 /** A tool to run: PowerShell, systemctl. */
 export interface ExecStep {

@@ -1,7 +1,7 @@
 /**
  * PowerShell that creates the secrets key and replaces its ACL with exactly SYSTEM and Administrators (by SID, so it
  * works on every display language), inheritance off. The installer runs it once; the connector itself sets the same
- * access list through RegSetKeySecurity before its first write (src/service/windows/koffi-registry-api.ts), so
+ * access list through RegSetKeySecurity before its first write (src/platform/windows/koffi-registry-api.ts), so
  * neither depends on the other. It carries no secret: only the key path travels to PowerShell, on stdin.
  */
 export function secureKeyScript(key: string): string {

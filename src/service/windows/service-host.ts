@@ -1,19 +1,7 @@
 import { describeError, EXIT_STORE_FULL } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
-import { ServiceStateMachine, type ServiceStatusReport } from "./service-state.ts";
-
-/**
- * The Service Control Manager as seen from the service process. The koffi backend calls advapi32; tests use a fake
- * that plays the SCM's part (ServiceMain, then control codes) and records every reported status.
- */
-export interface ScmPort {
-  /**
-   * StartServiceCtrlDispatcher: blocks (off the JS thread) until the service reports STOPPED. Calls `main` when the
-   * SCM starts the service and `control` for each control code; `control` returns the HandlerEx result.
-   */
-  dispatch(name: string, handlers: { main(): void; control(code: number): number }): Promise<void>;
-  setStatus(report: ServiceStatusReport): void;
-}
+import type { ScmPort, ServiceStatusReport } from "../../platform/windows/scm-port.ts";
+import { ServiceStateMachine } from "./service-state.ts";
 
 export interface RunningService {
   stop(): Promise<void>;

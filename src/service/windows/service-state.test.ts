@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { type Logger, silentLogger } from "../../core/logger.ts";
-import {
-  EXIT_START_DEADLINE,
-  EXIT_STOP_DEADLINE,
-  hostWindowsService,
-  type RunningService,
-  type ScmPort,
-} from "./service-host.ts";
+import type { ScmPort, ServiceStatusReport } from "../../platform/windows/scm-port.ts";
+import { EXIT_START_DEADLINE, EXIT_STOP_DEADLINE, hostWindowsService, type RunningService } from "./service-host.ts";
 import {
   ERROR_CALL_NOT_IMPLEMENTED,
   ERROR_SERVICE_SPECIFIC_ERROR,
@@ -15,7 +10,6 @@ import {
   SERVICE_CONTROL,
   SERVICE_STATE,
   ServiceStateMachine,
-  type ServiceStatusReport,
 } from "./service-state.ts";
 
 const S = SERVICE_STATE;

@@ -4,6 +4,8 @@
  * the FFI boundary, so all the rules are tested on Linux.
  */
 
+import type { ServiceStatusReport } from "../../platform/windows/scm-port.ts";
+
 export const SERVICE_STATE = { STOPPED: 1, START_PENDING: 2, STOP_PENDING: 3, RUNNING: 4 } as const;
 export const SERVICE_CONTROL = { STOP: 1, INTERROGATE: 4, SHUTDOWN: 5, PRESHUTDOWN: 0x0f } as const;
 export const SERVICE_ACCEPT = { STOP: 0x1, SHUTDOWN: 0x4, PRESHUTDOWN: 0x100 } as const;
@@ -12,16 +14,6 @@ export const NO_ERROR = 0;
 export const ERROR_CALL_NOT_IMPLEMENTED = 120;
 /** With this Win32 code the SCM reads the service's own exit code from dwServiceSpecificExitCode. */
 export const ERROR_SERVICE_SPECIFIC_ERROR = 1066;
-
-export interface ServiceStatusReport {
-  readonly serviceType: number;
-  readonly currentState: number;
-  readonly controlsAccepted: number;
-  readonly win32ExitCode: number;
-  readonly serviceSpecificExitCode: number;
-  readonly checkPoint: number;
-  readonly waitHintMs: number;
-}
 
 export type ControlOutcome =
   /** Begin a graceful stop now; report the returned STOP_PENDING first. */

@@ -1,9 +1,9 @@
-import type { Logger } from "../../core/logger.ts";
-import type { Monitor } from "../../monitor/monitor.ts";
-import type { ServiceController } from "../../monitor/service-controller.ts";
-import { MONITOR_SERVICE } from "./connector-service.ts";
-import { hostWindowsService } from "./service-host.ts";
-import { koffiScm } from "./win32.ts";
+import type { Logger } from "../core/logger.ts";
+import { koffiScm } from "../platform/windows/koffi-scm.ts";
+import { hostWindowsService } from "../service/windows/service-host.ts";
+import { MONITOR_SERVICE } from "../service/windows/service-names.ts";
+import type { Monitor } from "./monitor.ts";
+import type { ServiceController } from "./service-controller.ts";
 
 /** `bioapi monitor --service` on Windows: the monitor loop as the CamsBioApiMonitor service. */
 export async function runMonitorUnderScm(options: {

@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { silentLogger } from "../core/logger.ts";
-import type { ConnectorStatus } from "../status/status-api.ts";
 import {
   assessProgress,
   HealthChannel,
@@ -14,6 +13,7 @@ import {
   recordedHealthChannel,
   writeHealthRecord,
 } from "./health-channel.ts";
+import type { ConnectorStatus } from "./status-api.ts";
 
 const T0 = Date.parse("2026-11-26T10:00:00Z");
 const MIN = 60_000;

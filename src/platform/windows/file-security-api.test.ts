@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { BioError } from "../../core/errors.ts";
-import type { Win32Outcome } from "../../secrets/registry-api.ts";
 import {
   assertDataDirOwned,
   checkDataDirOwner,
@@ -19,6 +18,7 @@ import {
 } from "./file-security-api.ts";
 import { KoffiFileSecurityApi } from "./koffi-file-security-api.ts";
 import { MemoryFileSecurityApi } from "./memory-file-security-api.ts";
+import type { Win32Outcome } from "./registry-api.ts";
 
 const onWindows = process.platform === "win32";
 /** A standard user's SID, as Windows would report the owner of a folder they created. */

@@ -1,9 +1,9 @@
 import type { ConnectivityConfig } from "../config/config-schema.ts";
-import { Notifier } from "../core/abort.ts";
 import type { Clock } from "../core/clock.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import type { CloudClient } from "../link/cloud-client.ts";
+import { Notifier } from "../core/notifier.ts";
+import type { CloudClient } from "./cloud-client.ts";
 
 export const CONNECTIVITY_STATES = ["unknown", "online", "offline"] as const;
 export type ConnectivityState = (typeof CONNECTIVITY_STATES)[number];

@@ -1,6 +1,6 @@
 /**
  * The Win32 registry surface the secret store needs, as a port: the Windows implementation calls advapi32 through
- * koffi (src/service/windows/koffi-registry-api.ts), the in-memory one (memory-registry-api.ts) keeps the same
+ * koffi (src/platform/windows/koffi-registry-api.ts), the in-memory one (memory-registry-api.ts) keeps the same
  * contract for tests on Linux. Failures are Win32 error numbers, never message text: the numbers are the same in
  * every Windows display language, the text is not.
  *

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it, test } from "node:test";
 import { BioError } from "../../core/errors.ts";
-import { windowsServices } from "./install.ts";
+import { windowsServices } from "../../service/windows/install.ts";
 import { MemoryServiceManagerApi } from "./memory-service-manager-api.ts";
 import { binPath, type ServiceManagerApi, serviceError, WIN32, win32CodeOf } from "./service-manager-api.ts";
 

@@ -1,8 +1,8 @@
 import { lstat } from "node:fs/promises";
 import { win32 } from "node:path";
-import { failed, ok, WIN32_ERROR, type Win32Outcome } from "../../secrets/registry-api.ts";
 import { loadKoffi } from "../native.ts";
 import { DATA_DIR_SDDL, type FileSecurityApi } from "./file-security-api.ts";
+import { failed, ok, WIN32_ERROR, type Win32Outcome } from "./registry-api.ts";
 
 /*
  * advapi32's file security functions through koffi. GetNamedSecurityInfoW and TreeResetNamedSecurityInfoW return

@@ -1,12 +1,10 @@
-import type { Connector } from "../../app/connector.ts";
-import { describeError } from "../../core/errors.ts";
-import type { Logger, Redactor } from "../../core/logger.ts";
-import { EVENT_IDS, type EventLog } from "../event-log.ts";
-import { hostWindowsService } from "./service-host.ts";
-import { koffiScm } from "./win32.ts";
-
-export const CONNECTOR_SERVICE = "CamsBioApi";
-export const MONITOR_SERVICE = "CamsBioApiMonitor";
+import { describeError } from "../core/errors.ts";
+import type { Logger, Redactor } from "../core/logger.ts";
+import { EVENT_IDS, type EventLog } from "../platform/event-log.ts";
+import { koffiScm } from "../platform/windows/koffi-scm.ts";
+import { hostWindowsService } from "../service/windows/service-host.ts";
+import { CONNECTOR_SERVICE } from "../service/windows/service-names.ts";
+import type { Connector } from "./connector.ts";
 
 /** `bioapi run --service` on Windows: the connector inside the SCM protocol, with its Event Log entries. */
 export async function runConnectorUnderScm(options: {

@@ -83,7 +83,7 @@ describe("the bundle's koffi loads only the module it is given", () => {
     const entry = join(dir, "entry.mjs");
     writeFileSync(
       entry,
-      `import { provideKoffiNative } from ${JSON.stringify(join(root, "src/service/native.ts"))};
+      `import { provideKoffiNative } from ${JSON.stringify(join(root, "src/platform/native.ts"))};
 if (process.env.NATIVE) provideKoffiNative(process.env.NATIVE);
 const koffi = (await import("koffi")).default;
 console.log("sizeof int32", koffi.sizeof("int32"));`,

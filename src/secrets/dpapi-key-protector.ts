@@ -1,17 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { BioError } from "../core/errors.ts";
+import type { Dpapi } from "../platform/windows/dpapi.ts";
 import type { KeyProtector } from "./secret-store.ts";
-
-/**
- * Windows DPAPI in machine scope (CRYPTPROTECT_LOCAL_MACHINE): any process on this machine that can read the blob
- * can decrypt it, so the protection is the registry ACL around it; a copy taken to another machine is useless.
- * The entropy is not a secret (it ships in the executable); it only keeps other programs from casually decrypting.
- */
-export interface Dpapi {
-  readonly name: string;
-  protect(data: Uint8Array, entropy: Uint8Array): Promise<Buffer>;
-  unprotect(blob: Uint8Array, entropy: Uint8Array): Promise<Buffer>;
-}
 
 export const APP_ENTROPY = Buffer.from("cams-bioapi/dpapi-entropy/v1", "utf8");
 

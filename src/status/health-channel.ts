@@ -6,7 +6,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { atomicWrite } from "../core/atomic-write.ts";
 import { BioError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import type { ConnectorStatus } from "../status/status-api.ts";
+import type { ConnectorStatus } from "./status-api.ts";
 
 /**
  * The monitor's private line to the connector: HTTP over a unix socket (Linux) or a named pipe (Windows), so no

@@ -1,3 +1,4 @@
+import { loadKoffi } from "../native.ts";
 import {
   failed,
   ok,
@@ -7,8 +8,7 @@ import {
   type RegistryValue,
   WIN32_ERROR,
   type Win32Outcome,
-} from "../../secrets/registry-api.ts";
-import { loadKoffi } from "../native.ts";
+} from "./registry-api.ts";
 
 /*
  * advapi32's registry functions through koffi. Each returns its Win32 error number (LSTATUS) directly, so no

@@ -1,5 +1,5 @@
-import { failed, ok, type Win32Outcome } from "../../secrets/registry-api.ts";
 import { DATA_DIR_SDDL, FILE_ERROR, type FileSecurityApi, SID } from "./file-security-api.ts";
+import { failed, ok, type Win32Outcome } from "./registry-api.ts";
 
 type Operation = keyof FileSecurityApi;
 

@@ -1,5 +1,5 @@
 import { BioError } from "../../core/errors.ts";
-import { type Win32Outcome, win32ErrorName } from "../../secrets/registry-api.ts";
+import { type Win32Outcome, win32ErrorName } from "./registry-api.ts";
 
 /**
  * The NTFS security surface the installer and the service need, as a port: the Windows implementation calls
