@@ -1,4 +1,3 @@
-import type { ConnectivityConfig } from "../config/config-schema.ts";
 import type { Clock } from "../core/clock.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
@@ -14,11 +13,18 @@ export interface ConnectivityChange {
   readonly reason: string;
 }
 
+/** What connectivity reads from the config on every use (config/'s `connectivity` section satisfies it). */
+export interface ConnectivitySettings {
+  readonly probeIntervalMs: number;
+  readonly probeTimeoutMs: number;
+  readonly failuresBeforeOffline: number;
+}
+
 export interface ConnectivityOptions {
   readonly client: CloudClient;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly config: () => ConnectivityConfig;
+  readonly config: () => ConnectivitySettings;
 }
 
 const HISTORY = 50;

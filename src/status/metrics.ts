@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { ERROR_CODES } from "../core/errors.ts";
+import type { WorkerMetrics } from "../supervisor/supervisor.ts";
 import type { ConnectorStatus } from "./status-api.ts";
 
 /**
@@ -18,7 +19,7 @@ const KNOWN_CODES = new Set<string>([...ERROR_CODES, "INTERNAL"]);
  * are set from the status snapshot at scrape time, so they can never disagree with `bioapi status`. No label ever
  * holds a secret: labels are source ids (chosen by the operator in the config), error codes and quarantine stages.
  */
-export class ConnectorMetrics {
+export class ConnectorMetrics implements WorkerMetrics {
   readonly registry = new Registry();
   readonly #slots = new Set<string>();
   readonly #read: Counter<"source">;

@@ -7,7 +7,6 @@ import type { Logger } from "../core/logger.ts";
 import type { Notifier } from "../core/notifier.ts";
 import { spawnTask, type TaskHandle } from "../core/task.ts";
 import type { Backlog, DeviceStatus, LateRows, Source, SourceProgress } from "../sources/source.ts";
-import type { ConnectorMetrics } from "../status/metrics.ts";
 import type { CursorValue, Store } from "../store/store.ts";
 
 export { formatDuration } from "../core/duration.ts";
@@ -87,6 +86,14 @@ export interface ActivityGate {
   waitOpen(signal: AbortSignal): Promise<void>;
 }
 
+/** What the supervisor counts as its workers run; status/'s ConnectorMetrics implements it. */
+export interface WorkerMetrics {
+  read(sourceId: string, n: number): void;
+  emitted(sourceId: string, enqueued: number, duplicates: number, quarantined: number): void;
+  pollDuration(sourceId: string, seconds: number): void;
+  error(sourceId: string, code: string): void;
+}
+
 export interface SupervisorOptions {
   readonly store: Store;
   readonly clock: Clock;
@@ -95,7 +102,7 @@ export interface SupervisorOptions {
   readonly createSource: (config: SourceConfig) => Source;
   /** Woken after every committed emit, so the shipper need not poll the outbox. */
   readonly outboxChanged: Notifier;
-  readonly metrics?: ConnectorMetrics;
+  readonly metrics?: WorkerMetrics;
 }
 
 /** A catch-up is logged in the foreground this often, so a long first read shows it is moving. */

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { atomicWrite } from "../../core/atomic-write.ts";
 import { BioError } from "../../core/errors.ts";
 import type { Exec } from "../../platform/exec.ts";
-import type { ExecStep } from "../windows/install.ts";
+import type { ExecStep } from "../exec-step.ts";
 import { CONNECTOR_UNIT, connectorUnit, MONITOR_UNIT, monitorUnit, SERVICE_USER } from "./units.ts";
 
 /** What `service install|uninstall|status` needs from the machine; tests pass their own. */

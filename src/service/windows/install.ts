@@ -8,18 +8,9 @@ import {
   WIN32,
   win32CodeOf,
 } from "../../platform/windows/service-manager-api.ts";
+import type { ExecStep } from "../exec-step.ts";
 import { POWERSHELL_ARGS, secureKeyScript } from "./secure-key-script.ts";
 import { CONNECTOR_SERVICE, MONITOR_SERVICE } from "./service-names.ts";
-
-/** A tool to run: PowerShell, systemctl. */
-export interface ExecStep {
-  readonly file: string;
-  readonly args: readonly string[];
-  readonly input?: string;
-  /** Exit codes that mean "already so". */
-  readonly accept?: readonly number[];
-  readonly why: string;
-}
 
 /** Calls into the Service Control Manager's API; `calls` is what a dry run prints. */
 export interface ScmStep {
@@ -29,6 +20,7 @@ export interface ScmStep {
   readonly why: string;
 }
 
+export type { ExecStep };
 export type Step = ExecStep | ScmStep;
 
 export const isScmStep = (step: Step): step is ScmStep => "run" in step;
