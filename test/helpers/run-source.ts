@@ -1,9 +1,9 @@
 import { join } from "node:path";
-import { sourceFactory } from "../../src/app/connector.ts";
 import type { SourceConfig } from "../../src/config/config-schema.ts";
 import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { type Logger, silentLogger } from "../../src/core/logger.ts";
 import { Notifier } from "../../src/core/notifier.ts";
+import { sourceFactory } from "../../src/sources/source-factory.ts";
 import { Store } from "../../src/store/store.ts";
 import { Supervisor } from "../../src/supervisor/supervisor.ts";
 

@@ -10,11 +10,11 @@ import { promisify } from "node:util";
 import { warningsLogger } from "../../../test/helpers/run-source.ts";
 import { PG_URL, scratch } from "../../../test/helpers/sql-servers.ts";
 import { tempDir } from "../../../test/helpers/temp-dir.ts";
-import { sourceFactory } from "../../app/connector.ts";
 import { type DatabaseSourceConfig, databaseSourceSchema } from "../../config/config-schema.ts";
 import { systemClock } from "../../core/clock.ts";
 import { BioError } from "../../core/errors.ts";
 import type { SourceContext } from "../source.ts";
+import { sourceFactory } from "../source-factory.ts";
 import { openSqlClient } from "./open-client.ts";
 
 /**
