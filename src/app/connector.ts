@@ -20,9 +20,9 @@ import { ConnectorMetrics } from "../status/metrics.ts";
 import type { ConnectorStatus } from "../status/status-api.ts";
 import { StatusEndpoint } from "../status/status-endpoint.ts";
 import { StatusSnapshot } from "../status/status-snapshot.ts";
-import { withDataDirClaim } from "../store/data-dir-claim.ts";
 import { pruneDelivered } from "../store/delivered-retention.ts";
 import type { DiskSpace } from "../store/disk-space.ts";
+import { holdDataDir } from "../store/hold-data-dir.ts";
 import type { InstanceLock } from "../store/instance-lock.ts";
 import { OutboxGate } from "../store/outbox-gate.ts";
 import { Store } from "../store/store.ts";
@@ -60,7 +60,7 @@ export class Connector {
   static async start(options: ConnectorOptions): Promise<Connector> {
     const layout = ensureDataDir(options.dataDir);
     const clock = options.clock ?? systemClock;
-    return withDataDirClaim(layout.root, { clock, logger: options.logger }, async ({ lock, space }) => {
+    return holdDataDir(layout.root, { clock, logger: options.logger }, async ({ lock, space }) => {
       const wired = await wire(options, layout, lock, space);
       // A start that fails stops what had started, without "Connector stopped.": the caller reports why.
       await wired.parts.start();

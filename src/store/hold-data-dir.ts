@@ -9,7 +9,7 @@ import { InstanceLock } from "./instance-lock.ts";
  * before anything is written or logged) and no other connector runs on it. A start that fails releases the lock;
  * the disk filling during the start is told as the full disk it is.
  */
-export async function withDataDirClaim<T>(
+export async function holdDataDir<T>(
   root: string,
   options: { readonly clock: Clock; readonly logger: Logger },
   start: (claim: { readonly lock: InstanceLock; readonly space: DiskSpace }) => Promise<T>,
