@@ -7,7 +7,8 @@ import { resolveTime, toLocal } from "../../core/local-time.ts";
 import { makePunch, type Punch } from "../../core/punch.ts";
 import type { CursorValue, QuarantineInput } from "../../store/store.ts";
 import type { DeviceStatus, Source, SourceContext } from "../source.ts";
-import { type DeviceInfo, ZkClient } from "./zk-client.ts";
+import { openZkSession, readClockDrift } from "./open-zk-session.ts";
+import type { DeviceInfo, ZkClient } from "./zk-client.ts";
 import type { DeviceTime } from "./zk-codec.ts";
 import { EVENT_FLAG } from "./zk-commands.ts";
 import {
@@ -115,17 +116,7 @@ export class ZkSource implements Source {
   async run(ctx: SourceContext): Promise<void> {
     const config = this.#config;
     const address = `${config.host}:${config.port}/${config.transport}`;
-    const client = await ZkClient.connect({
-      host: config.host,
-      port: config.port,
-      transport: config.transport,
-      commKey: config.commKey,
-      timeoutMs: config.requestTimeoutMs,
-      connectTimeoutMs: config.connectTimeoutMs,
-      signal: ctx.signal,
-      label: config.serial ?? `${config.host}:${config.port}`,
-      checksum: config.checksum,
-    });
+    const client = await openZkSession(config, ctx.signal, config.serial ?? `${config.host}:${config.port}`);
     const events: Promise<void>[] = [];
     // A real-time punch that fails to commit ends the session like any other failure, at the next check.
     let eventFailure: unknown;
@@ -279,11 +270,7 @@ class DeviceSession {
   }
 
   async measureDrift(): Promise<void> {
-    const before = this.#ctx.clock.now();
-    const local = await this.#client.deviceTime();
-    const hostNow = (before + this.#ctx.clock.now()) / 2;
-    const deviceMs = resolveTime(local, this.#config.timezone).epochMs;
-    this.#driftMs = Math.round(deviceMs - hostNow);
+    this.#driftMs = await readClockDrift(this.#client, this.#config.timezone, this.#ctx.clock);
     if (Math.abs(this.#driftMs) < this.#config.maxClockDriftMs) {
       this.#warnedDrift = undefined;
       return;
