@@ -6,9 +6,10 @@ import { clause } from "../core/sentence.ts";
 import { type CloudClient, cloudErrorText } from "../link/cloud-client.ts";
 import type { NodeKeys } from "../link/node-keys.ts";
 import type { Store } from "../store/store.ts";
-import { decryptEnvelope, openCache, parseEnvelope, sealCache } from "./config-envelope.ts";
+import { decryptEnvelope, parseEnvelope, sealCache } from "./config-envelope.ts";
 import { issueSentence } from "./config-rules.ts";
 import { type ConnectorConfig, parseConfig } from "./config-schema.ts";
+import { openCachedConfig } from "./open-cached-config.ts";
 
 export interface AppliedConfig {
   readonly version: number;
@@ -68,11 +69,11 @@ export class ConfigChannel {
 
   /** Starts from the cached last good config, so the connector works offline from the first second. */
   loadCached(): AppliedConfig | undefined {
-    const cached = this.#o.store.cachedConfig();
-    if (!cached) return undefined;
+    const cached = openCachedConfig(this.#o.store, this.#o.keys.local, this.#o.client.nodeId);
+    if (cached.state === "none") return undefined;
     try {
-      const raw = openCache(this.#o.keys.local, this.#o.client.nodeId, cached.version, cached.iv, cached.ciphertext);
-      const parsed = parseConfig(raw);
+      if (cached.state === "unreadable") throw cached.error;
+      const parsed = cached.parsed;
       if (!parsed.ok)
         throw new BioError("CONFIG_INVALID", `Cached config is invalid: ${issueSentence(parsed.issues)}.`);
       this.#current = { version: cached.version, config: parsed.config };
