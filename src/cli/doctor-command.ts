@@ -2,47 +2,22 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { dataDirLayout, defaultDataDir } from "../app/data-dir.ts";
-import { openCache } from "../config/config-envelope.ts";
 import { issueSentence } from "../config/config-rules.ts";
 import { type DatabaseSourceConfig, parseConfig, parseDatabaseSource } from "../config/config-schema.ts";
-import { BioError, describeError } from "../core/errors.ts";
+import { openCachedConfig } from "../config/open-cached-config.ts";
+import { BioError } from "../core/errors.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
 import { openSecretStore } from "../secrets/open-secret-store.ts";
-import { DatabaseReader, isRowProblem, timeSemantics } from "../sources/database/database-reader.ts";
-import { cursorKey, TARGET_KEY } from "../sources/database/database-source.ts";
-import { openSqlClient } from "../sources/database/open-client.ts";
-import { cleartextPasswordWarning, wireSummary } from "../sources/database/wire-security.ts";
+import { type DatabaseDiagnosis, diagnoseDatabase } from "../sources/database/diagnose-database.ts";
 import type { CursorValue } from "../store/store.ts";
 import { Store } from "../store/store.ts";
 import type { CliIo } from "./cli-io.ts";
 import { optionsOf, renderHelp } from "./command-spec.ts";
 import { DOCTOR } from "./commands.ts";
-import { formatFull, fullDoctor } from "./doctor-checks.ts";
+import { formatFull, fullDoctor } from "./full-doctor.ts";
 
 export const DOCTOR_USAGE = renderHelp(DOCTOR);
-
-interface Check {
-  readonly name: string;
-  readonly ok: boolean;
-  readonly detail: string;
-}
-
-export interface DoctorReport {
-  readonly source: string;
-  readonly engine: string;
-  readonly preset: string;
-  readonly ok: boolean;
-  readonly checks: Check[];
-  readonly tables: Array<{
-    table: string;
-    rows: number;
-    partitions: number;
-    newest: unknown[];
-    startCursor: Record<string, CursorValue | "start">;
-  }>;
-  readonly warnings: string[];
-}
 
 function onlyDatabases(where: string): BioError {
   return new BioError("USAGE", `${where} is a terminal source: --source-config checks only database sources.`, {
@@ -90,10 +65,10 @@ async function cachedSource(dataDir: string, id: string): Promise<DatabaseSource
   const keys = deriveNodeKeys(enrollment.nodeSecret);
   const store = Store.openReadOnly(layout.store);
   try {
-    const cached = store.cachedConfig();
-    if (!cached) throw new BioError("USAGE", `The connector in ${dataDir} has no config yet.`);
-    const raw = openCache(keys.local, enrollment.nodeId, cached.version, cached.iv, cached.ciphertext);
-    return pickSource(raw, id, `the cached config (version ${cached.version})`);
+    const cached = openCachedConfig(store, keys.local, enrollment.nodeId);
+    if (cached.state === "none") throw new BioError("USAGE", `The connector in ${dataDir} has no config yet.`);
+    if (cached.state === "unreadable") throw cached.error;
+    return pickSource(cached.raw, id, `the cached config (version ${cached.version})`);
   } finally {
     store.close();
   }
@@ -110,89 +85,7 @@ function committedCursors(dataDir: string, sourceId: string): Map<string, Cursor
   }
 }
 
-/** Runs every check it can; a failure stops only the checks that depend on it. */
-export async function diagnose(
-  config: DatabaseSourceConfig,
-  options: { rows: number; cursors: Map<string, CursorValue> | undefined; signal: AbortSignal },
-): Promise<DoctorReport> {
-  const checks: Check[] = [];
-  const warnings: string[] = [];
-  const tables: DoctorReport["tables"] = [];
-  const report = () => ({
-    source: config.id,
-    engine: config.connection.engine,
-    preset: config.preset,
-    ok: checks.every((c) => c.ok),
-    checks,
-    tables,
-    warnings,
-  });
-  const started = Date.now();
-  let client: Awaited<ReturnType<typeof openSqlClient>>;
-  try {
-    client = await openSqlClient(config, options.signal);
-    const wire = wireSummary(config.connection, client.wire);
-    checks.push({
-      name: "connect",
-      ok: true,
-      detail: `${config.connection.engine} in ${Date.now() - started} ms${wire ? `; ${wire}` : ""}`,
-    });
-    const cleartext = cleartextPasswordWarning(config.connection, client.wire);
-    if (cleartext) warnings.push(cleartext);
-  } catch (error) {
-    checks.push({ name: "connect", ok: false, detail: describeError(error).message });
-    return report();
-  }
-  try {
-    const reader = new DatabaseReader(client, config, options.signal);
-    const plan = reader.plan;
-    const cursors = options.cursors;
-    for (const logical of plan.tables(Date.now())) {
-      try {
-        const t = await reader.table(logical);
-        if (!t) {
-          warnings.push(`Table ${logical} does not exist yet (normal for next month's eTimeTrackLite table).`);
-          continue;
-        }
-        const timeCol = t.info.columns.find((c) => c.name === t.col(plan.time));
-        const semantics = timeSemantics(client.engine, timeCol?.type ?? "");
-        checks.push({
-          name: `table ${t.name}`,
-          ok: true,
-          detail: `columns ${t.select.join(", ")}; ${t.col(plan.time)} (${timeCol?.type}) is ${semantics === "naive" ? `a wall-clock time read in ${config.timezone}` : `an instant shown in ${config.timezone}`}; cursor: ${plan.cursor.kind === "id" ? `last ${t.col(plan.cursor.column)} per ${t.col(plan.partition)}` : `newest ${t.col(plan.cursor.column)} per ${t.col(plan.partition)}, ${plan.cursor.lookbackMs / 60_000} min re-read`}`,
-        });
-        const missing = await reader.missingIndex(t);
-        if (missing)
-          warnings.push(`No index on (${plan.index.join(", ")}) of ${t.name}: every poll scans it. ${missing}`);
-        const rows = await reader.count(t);
-        const partitions = await reader.partitions(t, undefined);
-        const lookups = await reader.lookups();
-        const collectedAt = new Date().toISOString();
-        const newest = (await reader.newest(t, options.rows)).map((row) => {
-          const partition = String(row[t.col(plan.partition)] ?? "");
-          const punch = reader.toPunch(t, row, partition, lookups, collectedAt);
-          return isRowProblem(punch) ? { quarantined: punch.reason } : punch;
-        });
-        const startCursor: Record<string, CursorValue | "start"> = {};
-        const fromStart = !cursors || cursors.size === 0;
-        for (const p of partitions.slice(0, 50)) {
-          const key = cursorKey(reader, logical, p);
-          startCursor[key] = fromStart ? "start" : (cursors.get(key) ?? "start");
-        }
-        tables.push({ table: t.name, rows, partitions: partitions.length, newest, startCursor });
-      } catch (error) {
-        checks.push({ name: `table ${logical}`, ok: false, detail: describeError(error).message });
-      }
-    }
-    if (cursors?.has(TARGET_KEY))
-      warnings.push("Cursors come from the data directory's store (what the connector committed).");
-  } finally {
-    await client.close();
-  }
-  return report();
-}
-
-export function formatDoctor(r: DoctorReport): string {
+export function formatDoctor(r: DatabaseDiagnosis): string {
   const lines = [`source ${r.source}: ${r.engine}, preset ${r.preset}`];
   for (const c of r.checks) lines.push(`  ${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
   for (const t of r.tables) {
@@ -258,7 +151,7 @@ export async function doctorCommand(argv: string[], io: CliIo): Promise<number> 
   } else config = await cachedSource(dataDir, values.source as string);
   const rows = Math.max(1, Math.min(100, Number(values.rows) || 5));
   const controller = new AbortController();
-  const report = await diagnose(config, {
+  const report = await diagnoseDatabase(config, {
     rows,
     cursors: committedCursors(dataDir, config.id),
     signal: controller.signal,

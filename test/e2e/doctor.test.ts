@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { startCloud } from "../../cloud/cloud-server.ts";
 import { ensureDataDir } from "../../src/app/data-dir.ts";
 import type { CliIo } from "../../src/cli/cli-io.ts";
-import type { FullReport } from "../../src/cli/doctor-checks.ts";
+import type { FullReport } from "../../src/cli/full-doctor.ts";
 import { main } from "../../src/cli/main.ts";
 import { saveEnrollment } from "../../src/secrets/enrollment.ts";
 import { openSecretStore } from "../../src/secrets/open-secret-store.ts";
