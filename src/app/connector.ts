@@ -1,6 +1,5 @@
 import { ConfigChannel } from "../config/config-channel.ts";
 import { configPoller } from "../config/config-poller.ts";
-import { configSecrets } from "../config/config-secrets.ts";
 import { LiveConfig } from "../config/live-config.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Logger, Redactor } from "../core/logger.ts";
@@ -12,8 +11,8 @@ import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
 import type { SecretStore } from "../secrets/secret-store.ts";
 import { Shipper } from "../shipper/shipper.ts";
-import { createSink } from "../sinks/sink-factory.ts";
-import { sourceFactory } from "../sources/source-factory.ts";
+import { createSink } from "../sinks/sink-kinds.ts";
+import { sourceFactory, sourceSecrets } from "../sources/source-kinds.ts";
 import { HealthEndpoint } from "../status/health-endpoint.ts";
 import { heartbeatBody } from "../status/heartbeat-body.ts";
 import { ConnectorMetrics } from "../status/metrics.ts";
@@ -175,7 +174,7 @@ async function wire(options: ConnectorOptions, layout: DataDirLayout, lock: Inst
   });
   // Told in this order on every new config: secrets are redacted before any part can log them.
   live.subscribe((next) => {
-    for (const secret of configSecrets(next)) redactor.add(secret);
+    for (const secret of sourceSecrets(next.sources)) redactor.add(secret);
     link.configChanged();
   });
 

@@ -12,7 +12,7 @@ import { deriveNodeKeys } from "../link/node-keys.ts";
 import { type Enrollment, loadEnrollment } from "../secrets/enrollment.ts";
 import { openSecretStore } from "../secrets/open-secret-store.ts";
 import type { RunningSource } from "../sources/source-check.ts";
-import { checkSource } from "../sources/source-checks.ts";
+import { checkSource } from "../sources/source-kinds.ts";
 import { Store } from "../store/store.ts";
 import { fetchStatus } from "./status-command.ts";
 

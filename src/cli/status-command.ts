@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { dataDirLayout, defaultDataDir } from "../app/data-dir.ts";
 import { BioError } from "../core/errors.ts";
 import { formatMonitorRecord, readMonitorRecord } from "../monitor/monitor-state.ts";
+import { backlogUnit } from "../sources/source-kinds.ts";
 import type { ConnectorStatus, StatusEndpointFile } from "../status/status-api.ts";
 import { formatProgress } from "../supervisor/supervisor.ts";
 import type { CliIo } from "./cli-io.ts";
@@ -116,7 +117,7 @@ export function formatStatus(s: ConnectorStatus): string {
     lines.push(
       `  ${w.sourceId} [${w.kind}] ${w.state}  last punch ${w.lastPunchTime ?? "-"}  emitted ${w.emitted}  delivered ${w.delivered}  lag ${age(w.lagMs)}  cursor ${cursor || "-"}${w.lastError ? `\n    ! ${w.lastError.code}: ${w.lastError.message}` : ""}`,
     );
-    if (w.backlog) lines.push(`    catching up: ${formatProgress(w.backlog, w.kind === "zk" ? "records" : "rows")}`);
+    if (w.backlog) lines.push(`    catching up: ${formatProgress(w.backlog, backlogUnit(w.kind))}`);
     const late = w.lateRows;
     if (late && (late.openIds > 0 || late.expiredIds > 0))
       lines.push(

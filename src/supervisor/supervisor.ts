@@ -7,6 +7,7 @@ import type { Logger } from "../core/logger.ts";
 import type { Notifier } from "../core/notifier.ts";
 import { spawnTask, type TaskHandle } from "../core/task.ts";
 import type { Backlog, DeviceStatus, LateRows, Source, SourceProgress } from "../sources/source.ts";
+import { backlogUnit } from "../sources/source-kinds.ts";
 import type { CursorValue, Store } from "../store/store.ts";
 
 export { formatDuration } from "../core/duration.ts";
@@ -265,7 +266,7 @@ export class Supervisor {
 
   #backlog(worker: Worker, backlog: Backlog | null, logger: Logger): void {
     const now = this.#o.clock.now();
-    const unit = worker.config.kind === "zk" ? "records" : "rows";
+    const unit = backlogUnit(worker.config.kind);
     if (backlog === null || backlog.done >= backlog.total) {
       const ended = worker.backlog;
       worker.backlog = null;

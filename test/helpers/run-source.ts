@@ -3,7 +3,7 @@ import type { SourceConfig } from "../../src/config/config-schema.ts";
 import { type Clock, systemClock } from "../../src/core/clock.ts";
 import { type Logger, silentLogger } from "../../src/core/logger.ts";
 import { Notifier } from "../../src/core/notifier.ts";
-import { sourceFactory } from "../../src/sources/source-factory.ts";
+import { sourceFactory } from "../../src/sources/source-kinds.ts";
 import { Store } from "../../src/store/store.ts";
 import { Supervisor } from "../../src/supervisor/supervisor.ts";
 

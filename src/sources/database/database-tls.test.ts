@@ -14,7 +14,7 @@ import { type DatabaseSourceConfig, databaseSourceSchema } from "../../config/co
 import { systemClock } from "../../core/clock.ts";
 import { BioError } from "../../core/errors.ts";
 import type { SourceContext } from "../source.ts";
-import { sourceFactory } from "../source-factory.ts";
+import { sourceFactory } from "../source-kinds.ts";
 import { openSqlClient } from "./open-client.ts";
 
 /**
