@@ -16,6 +16,14 @@ export interface CloudResponse {
   readonly authenticated: boolean;
 }
 
+/**
+ * Whether a request got no answer at all (refused, reset, timed out): CLOUD_UNAVAILABLE without an HTTP status. Only
+ * that is evidence of lost connectivity; a 5xx, a redirect or a forged answer is something talking.
+ */
+export function isTransportFailure(error: unknown): error is BioError {
+  return error instanceof BioError && error.code === "CLOUD_UNAVAILABLE" && error.context.httpStatus === undefined;
+}
+
 /** An answer bigger than this is not the cloud's: the largest, a config envelope, is a few hundred KiB. */
 export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
@@ -49,7 +57,8 @@ export interface CloudClientOptions {
 
 /**
  * Every request to the cloud goes through here: signed, with a timeout and the caller's cancellation. Transport
- * failures become retriable CLOUD_UNAVAILABLE errors; HTTP statuses are returned for the caller to interpret.
+ * failures become CLOUD_UNAVAILABLE errors without an HTTP status (isTransportFailure); HTTP statuses are returned
+ * for the caller to interpret.
  */
 export class CloudClient {
   readonly #options: CloudClientOptions;

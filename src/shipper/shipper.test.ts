@@ -9,10 +9,10 @@ import { systemClock } from "../core/clock.ts";
 import { BioError } from "../core/errors.ts";
 import { silentLogger } from "../core/logger.ts";
 import { Notifier } from "../core/notifier.ts";
-import { makePunch } from "../core/punch.ts";
+import { makePunch, type Punch } from "../core/punch.ts";
 import type { CloudClient } from "../link/cloud-client.ts";
 import { Connectivity } from "../link/connectivity.ts";
-import type { Sink, SinkResult } from "../sinks/sink.ts";
+import type { Sink, SinkOutcome } from "../sinks/sink.ts";
 import { DiskSpace } from "../store/disk-space.ts";
 import type { OutboxEntry } from "../store/store.ts";
 import { Store } from "../store/store.ts";
@@ -28,6 +28,36 @@ function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** `count` punches spread over `serials` terminals, each with its own id. */
+function somePunches(count: number, serials = 1): Punch[] {
+  return Array.from({ length: count }, (_, i) =>
+    makePunch({
+      deviceSerial: `S${i % serials}`,
+      userId: String(i),
+      local: "2026-11-26T08:00:00",
+      iso: "2026-11-26T08:00:00+00:00",
+      stateCode: 0,
+      verifyCode: 1,
+      source: "database",
+      collectedAt: "2026-11-26T08:00:01.000Z",
+    }),
+  );
+}
+
+const lostConnectivity = (message: string): SinkOutcome => ({
+  kind: "failed",
+  error: new BioError("CLOUD_UNAVAILABLE", message),
+  lostConnectivity: true,
+});
+const batchRefused = (message: string): SinkOutcome => ({
+  kind: "batch-refused",
+  error: new BioError("CLOUD_REJECTED", message, { context: { httpStatus: 400 } }),
+});
+const tooLarge = (message: string): SinkOutcome => ({
+  kind: "too-large",
+  error: new BioError("CLOUD_TOO_LARGE", message, { context: { httpStatus: 413 } }),
+});
 
 /**
  * A sink that misbehaves at random: transport failures (some after the cloud already stored the batch, so the ack
@@ -48,20 +78,20 @@ class ChaosSink implements Sink {
     this.poison = poison;
   }
 
-  async send(batch: readonly OutboxEntry[]): Promise<SinkResult> {
+  async send(batch: readonly OutboxEntry[]): Promise<SinkOutcome> {
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
       await new Promise((r) => setTimeout(r, 1 + this.#random() * 4));
       const roll = this.#random();
-      if (roll < 0.08) throw new BioError("CLOUD_UNAVAILABLE", "connection reset", { retriable: true });
-      if (roll < 0.12)
-        throw new BioError("CLOUD_UNAVAILABLE", "502", { retriable: true, context: { httpStatus: 502 } });
-      if (roll < 0.15)
-        throw new BioError("CLOUD_REJECTED", "400 from a proxy", { retriable: true, context: { httpStatus: 400 } });
-      if (batch.length > 40 && roll < 0.25)
-        throw new BioError("CLOUD_TOO_LARGE", "413", { context: { httpStatus: 413 } });
-      if (roll < 0.28) return { acked: [], rejected: [], retryAfterMs: 5 };
+      if (roll < 0.08) return lostConnectivity("connection reset");
+      if (roll < 0.12) {
+        const error = new BioError("CLOUD_UNAVAILABLE", "502", { context: { httpStatus: 502 } });
+        return { kind: "failed", error, lostConnectivity: false };
+      }
+      if (roll < 0.15) return batchRefused("400 from a proxy");
+      if (batch.length > 40 && roll < 0.25) return tooLarge("413");
+      if (roll < 0.28) return { kind: "retry-after", ms: 5 };
       const acked: string[] = [];
       const rejected = [];
       for (const entry of batch) {
@@ -75,8 +105,8 @@ class ChaosSink implements Sink {
         acked.push(entry.id);
       }
       // The cloud stored it, but the reply is lost on the way back.
-      if (this.#random() < 0.05) throw new BioError("CLOUD_UNAVAILABLE", "reply lost", { retriable: true });
-      return { acked, rejected };
+      if (this.#random() < 0.05) return lostConnectivity("reply lost");
+      return { kind: "delivered", acked, rejected };
     } finally {
       this.inFlight--;
     }
@@ -88,18 +118,7 @@ for (const seed of [1, 2, 3]) {
     await using dir = await tempDir();
     const store = Store.open(join(dir.path, "s.db"));
     const random = prng(seed);
-    const punches = Array.from({ length: 1500 }, (_, i) =>
-      makePunch({
-        deviceSerial: `S${i % 3}`,
-        userId: String(i),
-        local: "2026-11-26T08:00:00",
-        iso: "2026-11-26T08:00:00+00:00",
-        stateCode: 0,
-        verifyCode: 1,
-        source: "database",
-        collectedAt: "2026-11-26T08:00:01.000Z",
-      }),
-    );
+    const punches = somePunches(1500, 3);
     const poison = new Set(punches.filter((_, i) => i % 250 === 7).map((p) => p.id));
     const sink = new ChaosSink(random, poison);
     const connectivity = onlineConnectivity();
@@ -141,12 +160,12 @@ for (const seed of [1, 2, 3]) {
 }
 
 /** Online, with no probe loop started: the shipper only reports successes and failures to it. */
-function onlineConnectivity(): Connectivity {
+function onlineConnectivity(failuresBeforeOffline = 1000): Connectivity {
   const connectivity = new Connectivity({
     client: {} as CloudClient,
     clock: systemClock,
     logger: silentLogger,
-    config: () => ({ probeIntervalMs: 1000, probeTimeoutMs: 1000, failuresBeforeOffline: 1000, policy: "pause" }),
+    config: () => ({ probeIntervalMs: 1000, probeTimeoutMs: 1000, failuresBeforeOffline, policy: "pause" }),
   });
   connectivity.reportSuccess();
   return connectivity;
@@ -177,18 +196,7 @@ test("an acknowledgement the full disk refuses is held in memory and committed w
       store.quarantineOutbox(rejections);
     },
   };
-  const punches = Array.from({ length: 100 }, (_, i) =>
-    makePunch({
-      deviceSerial: "S1",
-      userId: String(i),
-      local: "2026-11-26T08:00:00",
-      iso: "2026-11-26T08:00:00+00:00",
-      stateCode: 0,
-      verifyCode: 1,
-      source: "database",
-      collectedAt: "2026-11-26T08:00:01.000Z",
-    }),
-  );
+  const punches = somePunches(100);
   const poisoned = punches[7]?.id ?? "";
   const deliveries = new Map<string, number>();
   let sends = 0;
@@ -200,6 +208,7 @@ test("an acknowledgement the full disk refuses is held in memory and committed w
       // The disk fills while the batch is on its way: the cloud has it, but its answer cannot be committed.
       full = true;
       return {
+        kind: "delivered",
         acked: batch.filter((e) => e.id !== poisoned).map((e) => e.id),
         rejected: [{ id: poisoned, reason: "userId refused", permanent: true }],
       };
@@ -241,4 +250,245 @@ test("an acknowledgement the full disk refuses is held in memory and committed w
   assert.equal(sends, 1, "the batch was sent once");
   assert.ok([...deliveries.values()].every((n) => n === 1));
   store.close();
+});
+
+interface Scripted {
+  readonly store: Store;
+  readonly shipper: Shipper;
+  readonly connectivity: Connectivity;
+  /** Every batch the sink was sent, in order. */
+  readonly sent: OutboxEntry[][];
+  stop(): Promise<void>;
+}
+
+/**
+ * A shipper over a real store whose sink answers `answer(batch, n)` for its n-th send (from 1). Connectivity goes
+ * offline at the first reported failure, so a failure wrongly taken for lost connectivity shows.
+ */
+function scripted(
+  path: string,
+  count: number,
+  answer: (
+    batch: readonly OutboxEntry[],
+    n: number,
+    h: Scripted,
+    signal: AbortSignal,
+  ) => SinkOutcome | Promise<SinkOutcome>,
+  options: { batchSize?: number; backoffInitialMs?: number } = {},
+): Scripted {
+  const store = Store.open(join(path, "s.db"));
+  const sent: OutboxEntry[][] = [];
+  const sink: Sink = {
+    name: "scripted",
+    send: async (batch, signal) => {
+      sent.push([...batch]);
+      return answer(batch, sent.length, h, signal);
+    },
+  };
+  const connectivity = onlineConnectivity(1);
+  const config = shipperSchema.parse({
+    batchSize: options.batchSize ?? 100,
+    lingerMs: 0,
+    maxInFlight: 1,
+    maxBackoffMs: 3_600_000,
+  });
+  const shipper = new Shipper({
+    store,
+    space: new DiskSpace({ dir: path, clock: systemClock, logger: silentLogger }),
+    sink,
+    connectivity,
+    clock: systemClock,
+    logger: silentLogger,
+    config: () => config,
+    wake: new Notifier(),
+    // No jitter: every backoff is half its ceiling.
+    random: () => 0,
+    backoffInitialMs: options.backoffInitialMs ?? 5,
+  });
+  store.emit("src", somePunches(count), null);
+  const controller = new AbortController();
+  const h: Scripted = {
+    store,
+    shipper,
+    connectivity,
+    sent,
+    stop: async () => {
+      controller.abort(new DOMException("done", "AbortError"));
+      await running.catch(() => undefined);
+      store.close();
+    },
+  };
+  const running = shipper.run(controller.signal);
+  return h;
+}
+
+const ids = (batch: readonly OutboxEntry[]) => batch.map((e) => e.id);
+
+test("delivered: one answer acknowledges, quarantines and leaves the rest for a retry after a backoff", async () => {
+  await using dir = await tempDir();
+  let retried: unknown;
+  const h = scripted(dir.path, 3, (batch, n, self) => {
+    if (n > 1) {
+      retried = self.shipper.status().lastError;
+      return { kind: "delivered", acked: ids(batch), rejected: [] };
+    }
+    const [a, b, c] = ids(batch);
+    return {
+      kind: "delivered",
+      acked: [a ?? ""],
+      rejected: [
+        { id: b ?? "", reason: "userId refused", permanent: true },
+        { id: c ?? "", reason: "try later", permanent: false },
+      ],
+    };
+  });
+  await waitFor("everything settled", () => h.store.depth === 0);
+  const [first, second] = h.sent;
+  assert.equal(h.sent.length, 2);
+  assert.deepEqual(ids(second ?? []), ids(first ?? []).slice(2), "only the unsettled punch is sent again");
+  assert.deepEqual(retried, { code: "CLOUD_RETRY", message: "1 punches not settled by the cloud; retrying." });
+  assert.deepEqual(
+    h.store.quarantine().map((q) => [q.punchId, q.reason]),
+    [[first?.[1]?.id, "userId refused"]],
+  );
+  const status = h.shipper.status();
+  assert.deepEqual([status.delivered, status.quarantined, status.lastError], [2, 1, null]);
+  await h.stop();
+});
+
+test("retry-after: nothing settles or counts as an attempt, and the wait is the cloud's, capped at 15 minutes", async () => {
+  await using dir = await tempDir();
+  const h = scripted(dir.path, 3, () => ({ kind: "retry-after", ms: 24 * 3600_000 }));
+  await waitFor("the cloud's wait on the status", () => h.shipper.status().lastError?.code === "CLOUD_BUSY");
+  const status = h.shipper.status();
+  assert.equal(status.lastError?.message, "The cloud asked to retry after 900 s.");
+  const waitMs = Date.parse(status.retryAt ?? "") - Date.now();
+  assert.ok(waitMs > 14 * 60_000 && waitMs <= 15 * 60_000, `waits the capped Retry-After (${waitMs} ms)`);
+  assert.equal(h.connectivity.isOnline, true);
+  assert.equal(h.sent.length, 1);
+  assert.deepEqual(
+    h.store.peek(10).map((e) => e.attempts),
+    [0, 0, 0],
+    "a request to slow down is not a failed attempt",
+  );
+  await h.stop();
+});
+
+test("too-large: the batch is halved until it fits; a punch too large alone goes to quarantine with the cloud's words", async () => {
+  await using dir = await tempDir();
+  let big = "";
+  const h = scripted(
+    dir.path,
+    8,
+    (batch, n) => {
+      if (n === 1) big = batch[5]?.id ?? "";
+      if (batch.length > 2 || ids(batch).includes(big)) return tooLarge(`a batch of ${batch.length} is too large`);
+      return { kind: "delivered", acked: ids(batch), rejected: [] };
+    },
+    { batchSize: 8 },
+  );
+  await waitFor("everything settled", () => h.store.depth === 0);
+  assert.deepEqual(
+    h.sent.slice(0, 3).map((b) => b.length),
+    [8, 4, 2],
+    "halved after each refusal",
+  );
+  assert.deepEqual(
+    h.store.quarantine().map((q) => [q.punchId, q.reason]),
+    [[big, "a batch of 1 is too large"]],
+  );
+  assert.equal(h.shipper.status().delivered, 7);
+  assert.equal(h.connectivity.isOnline, true);
+  await h.stop();
+});
+
+test("batch-refused: the same batch is retried whole with backoff, never halved or quarantined", async () => {
+  await using dir = await tempDir();
+  const seen: unknown[] = [];
+  const h = scripted(
+    dir.path,
+    4,
+    (batch, n, self) => {
+      seen.push({
+        attempts: batch[0]?.attempts,
+        online: self.connectivity.isOnline,
+        error: self.shipper.status().lastError,
+      });
+      if (n <= 3) return batchRefused("The cloud refused a batch of 4: 400 bad request.");
+      return { kind: "delivered", acked: ids(batch), rejected: [] };
+    },
+    { batchSize: 4 },
+  );
+  await waitFor("everything settled", () => h.store.depth === 0);
+  assert.deepEqual(
+    h.sent.map((b) => b.length),
+    [4, 4, 4, 4],
+  );
+  const refusal = { code: "CLOUD_REJECTED", message: "The cloud refused a batch of 4: 400 bad request." };
+  assert.deepEqual(seen, [
+    { attempts: 0, online: true, error: null },
+    { attempts: 1, online: true, error: refusal },
+    { attempts: 2, online: true, error: refusal },
+    { attempts: 3, online: true, error: refusal },
+  ]);
+  assert.equal(h.store.quarantineCount(), 0);
+  await h.stop();
+});
+
+test("failed with lost connectivity: connectivity hears of it, and its return cuts a long backoff short", async () => {
+  await using dir = await tempDir();
+  const h = scripted(
+    dir.path,
+    2,
+    (batch, n) =>
+      n === 1 ? lostConnectivity("Cannot reach the cloud.") : { kind: "delivered", acked: ids(batch), rejected: [] },
+    { backoffInitialMs: 60_000 },
+  );
+  await waitFor("offline", () => h.connectivity.state === "offline");
+  assert.deepEqual(h.shipper.status().lastError, { code: "CLOUD_UNAVAILABLE", message: "Cannot reach the cloud." });
+  h.connectivity.reportSuccess();
+  await waitFor("delivered without waiting out 30 s", () => h.store.depth === 0, 5000);
+  await h.stop();
+});
+
+test("failed with an answer (5xx): connectivity stays online and the backoff runs in full", async () => {
+  await using dir = await tempDir();
+  const h = scripted(
+    dir.path,
+    2,
+    () => ({
+      kind: "failed",
+      error: new BioError("CLOUD_UNAVAILABLE", "The cloud failed to take punches: 502.", {
+        context: { httpStatus: 502 },
+      }),
+      lostConnectivity: false,
+    }),
+    { backoffInitialMs: 60_000 },
+  );
+  await waitFor("the failure on the status", () => h.shipper.status().lastError?.code === "CLOUD_UNAVAILABLE");
+  assert.equal(h.connectivity.isOnline, true);
+  const waitMs = Date.parse(h.shipper.status().retryAt ?? "") - Date.now();
+  assert.ok(waitMs > 25_000, `backs off (${waitMs} ms)`);
+  // A loss and return of connectivity seen elsewhere does not cut a backoff the cloud's own failure caused.
+  h.connectivity.reportFailure(new Error("probe failed"));
+  h.connectivity.reportSuccess();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(h.sent.length, 1);
+  assert.equal(h.store.peek(10)[0]?.attempts, 1);
+  await h.stop();
+});
+
+test("a sink that throws (a bug) is retried like a failed attempt; an abort during a send ends the run", async () => {
+  await using dir = await tempDir();
+  let afterBug: unknown;
+  const h = scripted(dir.path, 1, (_batch, n, self, signal) => {
+    if (n === 1) throw new TypeError("a bug in the sink");
+    afterBug = { error: self.shipper.status().lastError, online: self.connectivity.isOnline };
+    return new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+  });
+  await waitFor("the retry", () => h.sent.length === 2);
+  assert.deepEqual(afterBug, { error: { code: "INTERNAL", message: "a bug in the sink" }, online: true });
+  await h.stop();
+  assert.equal(h.sent.length, 2, "nothing is sent after the abort");
+  assert.equal(h.store.depth, 1);
 });

@@ -2,11 +2,11 @@ import type { ShipperConfig } from "../config/config-schema.ts";
 import { sleep } from "../core/abort.ts";
 import { Backoff } from "../core/backoff.ts";
 import type { Clock } from "../core/clock.ts";
-import { BioError, describeError, isAbortError, isDiskFullError } from "../core/errors.ts";
+import { type BioError, describeError, isAbortError, isDiskFullError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Notifier } from "../core/notifier.ts";
 import type { Connectivity } from "../link/connectivity.ts";
-import type { Sink, SinkResult } from "../sinks/sink.ts";
+import type { Sink, SinkOutcome } from "../sinks/sink.ts";
 import type { DiskSpace } from "../store/disk-space.ts";
 import type { OutboxEntry, Store } from "../store/store.ts";
 
@@ -52,8 +52,10 @@ export interface ShipperStatus {
 
 /**
  * Drains the outbox in order: batches by size and linger, acknowledges per id, quarantines permanent rejections,
- * and backs off with jitter (never sooner than Retry-After). A batch refused as a whole is split until the one bad
- * punch is isolated and quarantined, so no single record blocks the queue.
+ * and backs off with jitter (never sooner than Retry-After). It decides on the sink's outcome (SinkOutcome), never on
+ * error codes. A batch too large for the cloud is halved until it fits, and a single punch still too large is
+ * quarantined, so no single record blocks the queue; a batch refused as a whole is retried and never quarantined,
+ * since that refusal is about the request, not a punch.
  */
 export class Shipper {
   readonly #o: ShipperOptions;
@@ -258,17 +260,52 @@ export class Shipper {
 
   /** Sends one batch and settles it; false when something is left to retry (after the backoff has run). */
   async #deliver(batch: OutboxEntry[], signal: AbortSignal): Promise<boolean> {
-    const { sink, connectivity, clock, logger } = this.#o;
-    let result: SinkResult;
+    const { sink, connectivity } = this.#o;
+    let outcome: SinkOutcome;
     const sendStarted = performance.now();
     try {
-      result = await sink.send(batch, signal);
+      outcome = await sink.send(batch, signal);
     } catch (error) {
       if (isAbortError(error) && signal.aborted) throw error;
-      return this.#failed(batch, error, signal);
+      // A bug, not an answer: retried like a failed attempt, never taken for lost connectivity.
+      return this.#failed(batch, error, false, signal);
     }
+    switch (outcome.kind) {
+      case "delivered":
+        connectivity.reportSuccess();
+        return this.#settlePerPunch(batch, outcome, sendStarted, signal);
+      case "retry-after": {
+        connectivity.reportSuccess();
+        const retryAfter = Math.min(outcome.ms, MAX_RETRY_AFTER_MS);
+        this.#lastError = {
+          code: "CLOUD_BUSY",
+          message: `The cloud asked to retry after ${Math.round(retryAfter / 1000)} s.`,
+        };
+        await this.#pause(Math.max(retryAfter, this.#nextBackoff()), signal, false);
+        return false;
+      }
+      case "too-large":
+        this.#attemptFailed(batch, outcome.error);
+        await this.#isolate(batch, outcome.error, signal);
+        return false;
+      case "batch-refused":
+        return this.#failed(batch, outcome.error, false, signal);
+      case "failed":
+        return this.#failed(batch, outcome.error, outcome.lostConnectivity, signal);
+      default:
+        throw new TypeError(`Unknown sink outcome: ${JSON.stringify(outcome satisfies never)}`);
+    }
+  }
+
+  /** Settles what the receiver answered per punch; the rest of the batch waits out a backoff. */
+  async #settlePerPunch(
+    batch: OutboxEntry[],
+    result: Extract<SinkOutcome, { kind: "delivered" }>,
+    sendStarted: number,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const { clock, logger } = this.#o;
     const sendMs = performance.now() - sendStarted;
-    connectivity.reportSuccess();
     // Only ids of this batch settle it: a confused reply cannot acknowledge punches it was not sent.
     const ids = new Set(batch.map((e) => e.id));
     const acked = [...new Set(result.acked.filter((id) => ids.has(id)))];
@@ -289,15 +326,9 @@ export class Shipper {
     if (acked.length > 0) this.#lastDeliveryAt = clock.now();
     if (!saved) return false;
     const unsettled = batch.length - acked.length - new Set(permanent.map((r) => r.id)).size;
-    if (result.retryAfterMs !== undefined || unsettled > 0) {
-      const retryAfter =
-        result.retryAfterMs === undefined ? undefined : Math.min(result.retryAfterMs, MAX_RETRY_AFTER_MS);
-      const wait = Math.max(retryAfter ?? 0, this.#nextBackoff());
-      this.#lastError =
-        retryAfter !== undefined
-          ? { code: "CLOUD_BUSY", message: `The cloud asked to retry after ${Math.round(retryAfter / 1000)} s.` }
-          : { code: "CLOUD_RETRY", message: `${unsettled} punches not settled by the cloud; retrying.` };
-      await this.#pause(wait, signal, false);
+    if (unsettled > 0) {
+      this.#lastError = { code: "CLOUD_RETRY", message: `${unsettled} punches not settled by the cloud; retrying.` };
+      await this.#pause(this.#nextBackoff(), signal, false);
       return false;
     }
     this.#backoff.reset();
@@ -309,22 +340,26 @@ export class Shipper {
     return true;
   }
 
-  async #failed(batch: OutboxEntry[], error: unknown, signal: AbortSignal): Promise<boolean> {
-    const { connectivity, logger } = this.#o;
+  /** What every failed attempt leaves: its error on the status page, and one more attempt on each punch. */
+  #attemptFailed(batch: readonly OutboxEntry[], error: unknown): void {
     const d = describeError(error);
     this.#lastError = { code: d.code, message: d.message };
     this.#recordAttempt(batch);
-    if (error instanceof BioError && error.code === "CLOUD_TOO_LARGE") {
-      await this.#isolate(batch, error, signal);
-      return false;
-    }
-    // Only a request that got no answer at all is evidence of lost connectivity; a 5xx is the cloud talking.
-    const transport =
-      error instanceof BioError && error.code === "CLOUD_UNAVAILABLE" && error.context.httpStatus === undefined;
-    if (transport) connectivity.reportFailure(error);
+  }
+
+  /** Retries after a backoff; connectivity coming back cuts it short when the failure was lost connectivity. */
+  async #failed(
+    batch: OutboxEntry[],
+    error: unknown,
+    lostConnectivity: boolean,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const { connectivity, logger } = this.#o;
+    this.#attemptFailed(batch, error);
+    if (lostConnectivity) connectivity.reportFailure(error);
     const wait = this.#nextBackoff();
     logger.warn("Delivery failed; will retry.", { error, retryInMs: wait, batch: batch.length });
-    await this.#pause(wait, signal, transport);
+    await this.#pause(wait, signal, lostConnectivity);
     return false;
   }
 

@@ -1,3 +1,4 @@
+import type { BioError } from "../core/errors.ts";
 import type { OutboxEntry } from "../store/store.ts";
 
 export interface SinkRejection {
@@ -7,19 +8,47 @@ export interface SinkRejection {
   readonly permanent: boolean;
 }
 
-export interface SinkResult {
-  /** Accepted or already known (duplicate): both mean the cloud has it. */
-  readonly acked: readonly string[];
-  readonly rejected: readonly SinkRejection[];
-  /** The sink asked us to slow down (429/503 Retry-After). */
-  readonly retryAfterMs?: number;
-}
-
 /**
- * Delivers a batch. Transport failures and 5xx throw a retriable BioError (evidence of lost connectivity); a
- * batch the receiver refuses as a whole throws a non-retriable BioError with code CLOUD_REJECTED.
+ * What became of one batch: every answer of the receiver, and every failure to get one, is one of these. The
+ * shipper switches on `kind`; the BioError some variants carry is what status and logs show, never a decision.
  */
+export type SinkOutcome =
+  /**
+   * The receiver answered per punch. Acked ids (accepted or already known: either way the receiver has them) leave
+   * the outbox; permanent rejections go to quarantine; the rest of the batch is sent again after a backoff. One
+   * batch can hold all three.
+   */
+  | {
+      readonly kind: "delivered";
+      readonly acked: readonly string[];
+      readonly rejected: readonly SinkRejection[];
+    }
+  /**
+   * The receiver asked us to slow down (429/503 with Retry-After). Nothing is settled; the batch is sent again after
+   * `ms` (capped, so a misconfigured proxy cannot park delivery for days) or the backoff, whichever is longer. An
+   * answer came back, so connectivity is fine.
+   */
+  | { readonly kind: "retry-after"; readonly ms: number }
+  /**
+   * The batch is too large for the receiver (413). The shipper halves the batch size until it fits; a single punch
+   * still too large goes to quarantine with `error.message` as its reason.
+   */
+  | { readonly kind: "too-large"; readonly error: BioError }
+  /**
+   * The receiver refused the batch as a whole (a 4xx other than 413: a proxy, a wrong URL, a receiver's bug). That
+   * is about the request, not a punch: nothing is quarantined, and the batch is retried with backoff.
+   */
+  | { readonly kind: "batch-refused"; readonly error: BioError }
+  /**
+   * The attempt failed for a reason outside the batch: no answer at all (transport failure, timeout), the receiver
+   * failing (5xx), refusing this node's signature, or an answer that is not the receiver's. Retried with backoff.
+   * `lostConnectivity` when no answer came back at all: only that is evidence of lost connectivity, so it is
+   * reported to connectivity, and connectivity coming back cuts the backoff short.
+   */
+  | { readonly kind: "failed"; readonly error: BioError; readonly lostConnectivity: boolean };
+
+/** Delivers a batch. Only the caller's abort and bugs throw; every answer, and every failure to get one, is returned. */
 export interface Sink {
   readonly name: string;
-  send(batch: readonly OutboxEntry[], signal: AbortSignal): Promise<SinkResult>;
+  send(batch: readonly OutboxEntry[], signal: AbortSignal): Promise<SinkOutcome>;
 }

@@ -1,9 +1,15 @@
 import type { Clock } from "../../core/clock.ts";
 import { BioError } from "../../core/errors.ts";
 import { clause } from "../../core/sentence.ts";
-import { type CloudClient, cloudErrorText, retryAfterMs } from "../../link/cloud-client.ts";
+import {
+  type CloudClient,
+  type CloudResponse,
+  cloudErrorText,
+  isTransportFailure,
+  retryAfterMs,
+} from "../../link/cloud-client.ts";
 import type { OutboxEntry } from "../../store/store.ts";
-import type { Sink, SinkRejection, SinkResult } from "../sink.ts";
+import type { Sink, SinkOutcome, SinkRejection } from "../sink.ts";
 
 export interface CamsCloudSinkOptions {
   readonly client: CloudClient;
@@ -28,72 +34,79 @@ export class CamsCloudSink implements Sink {
     this.#o = options;
   }
 
-  async send(batch: readonly OutboxEntry[], signal: AbortSignal): Promise<SinkResult> {
+  async send(batch: readonly OutboxEntry[], signal: AbortSignal): Promise<SinkOutcome> {
     const { client } = this.#o;
     // Outbox bodies are already JSON: splice them instead of parsing and re-serialising every punch.
     const body = `{"punches":[${batch.map((e) => e.body).join(",")}]}`;
-    const response = await client.request({
-      method: "POST",
-      path: client.nodePath("punches"),
-      rawJson: body,
-      gzip: this.#o.gzip(),
-      timeoutMs: this.#o.timeoutMs(),
-      signal,
-    });
+    let response: CloudResponse;
+    try {
+      response = await client.request({
+        method: "POST",
+        path: client.nodePath("punches"),
+        rawJson: body,
+        gzip: this.#o.gzip(),
+        timeoutMs: this.#o.timeoutMs(),
+        signal,
+      });
+    } catch (error) {
+      // The caller's abort and bugs are not answers; everything the client names (no answer, a redirect, a forged
+      // or oversized answer) is a failed attempt.
+      if (signal.aborted || !(error instanceof BioError)) throw error;
+      return { kind: "failed", error, lostConnectivity: isTransportFailure(error) };
+    }
+    return this.#outcome(batch, response);
+  }
+
+  #outcome(batch: readonly OutboxEntry[], response: CloudResponse): SinkOutcome {
     if (response.status === 429 || response.status === 503) {
-      return { acked: [], rejected: [], retryAfterMs: retryAfterMs(response.headers, this.#o.clock.now()) ?? 5000 };
+      return { kind: "retry-after", ms: retryAfterMs(response.headers, this.#o.clock.now()) ?? 5000 };
     }
     if (response.status >= 500) {
-      throw new BioError(
+      const error = new BioError(
         "CLOUD_UNAVAILABLE",
         `The cloud failed to take punches: ${clause(cloudErrorText(response))}.`,
-        {
-          retriable: true,
-          context: { httpStatus: response.status },
-        },
+        { context: { httpStatus: response.status } },
       );
+      return { kind: "failed", error, lostConnectivity: false };
     }
     if (response.status === 401 || response.status === 403) {
-      throw new BioError(
+      const error = new BioError(
         "CLOUD_AUTH",
         `The cloud refused this node's signature: ${clause(cloudErrorText(response))}.`,
         {
-          retriable: true,
           hint: "Check the host clock (within 5 minutes of real time) and that the node secret is current (bioapi enroll).",
         },
       );
+      return { kind: "failed", error, lostConnectivity: false };
     }
     if (response.status === 413) {
-      throw new BioError(
+      const error = new BioError(
         "CLOUD_TOO_LARGE",
         `The cloud found a batch of ${batch.length} too large: ${clause(cloudErrorText(response))}.`,
-        {
-          context: { httpStatus: 413 },
-        },
+        { context: { httpStatus: 413 } },
       );
+      return { kind: "too-large", error };
     }
     if (response.status !== 200) {
       // A refusal of the whole batch is about the request (a proxy, a wrong URL, a cloud bug), not one punch:
       // retry with backoff and never quarantine for it.
-      throw new BioError(
+      const error = new BioError(
         "CLOUD_REJECTED",
         `The cloud refused a batch of ${batch.length}: ${clause(cloudErrorText(response))}.`,
         {
-          retriable: true,
           context: { httpStatus: response.status },
           hint: "Check the cloud URL and any proxy between here and the cloud; the punches stay in the outbox.",
         },
       );
+      return { kind: "batch-refused", error };
     }
     let results: PunchResult[];
     try {
       results = (JSON.parse(response.body.toString("utf8")) as { results: PunchResult[] }).results;
       if (!Array.isArray(results)) throw new TypeError("results is not an array");
-    } catch (error) {
-      throw new BioError("CLOUD_PROTOCOL", "The cloud's punch response has no results array.", {
-        retriable: true,
-        cause: error,
-      });
+    } catch (cause) {
+      const error = new BioError("CLOUD_PROTOCOL", "The cloud's punch response has no results array.", { cause });
+      return { kind: "failed", error, lostConnectivity: false };
     }
     const acked: string[] = [];
     const rejected: SinkRejection[] = [];
@@ -102,6 +115,6 @@ export class CamsCloudSink implements Sink {
       else if (r.status === "rejected")
         rejected.push({ id: r.id, reason: r.reason ?? "rejected by the cloud", permanent: r.permanent !== false });
     }
-    return { acked, rejected };
+    return { kind: "delivered", acked, rejected };
   }
 }
