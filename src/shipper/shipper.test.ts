@@ -252,12 +252,13 @@ test("an acknowledgement the full disk refuses is held in memory and committed w
   store.close();
 });
 
-interface Scripted {
+interface Scripted extends AsyncDisposable {
   readonly store: Store;
   readonly shipper: Shipper;
   readonly connectivity: Connectivity;
   /** Every batch the sink was sent, in order. */
   readonly sent: OutboxEntry[][];
+  /** Aborts the run and closes the store; a failed assertion leaves the rest to the disposal. */
   stop(): Promise<void>;
 }
 
@@ -307,17 +308,16 @@ function scripted(
   });
   store.emit("src", somePunches(count), null);
   const controller = new AbortController();
-  const h: Scripted = {
-    store,
-    shipper,
-    connectivity,
-    sent,
-    stop: async () => {
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
       controller.abort(new DOMException("done", "AbortError"));
       await running.catch(() => undefined);
       store.close();
-    },
+    })();
+    return stopped;
   };
+  const h: Scripted = { store, shipper, connectivity, sent, stop, [Symbol.asyncDispose]: stop };
   const running = shipper.run(controller.signal);
   return h;
 }
@@ -327,7 +327,7 @@ const ids = (batch: readonly OutboxEntry[]) => batch.map((e) => e.id);
 test("delivered: one answer acknowledges, quarantines and leaves the rest for a retry after a backoff", async () => {
   await using dir = await tempDir();
   let retried: unknown;
-  const h = scripted(dir.path, 3, (batch, n, self) => {
+  await using h = scripted(dir.path, 3, (batch, n, self) => {
     if (n > 1) {
       retried = self.shipper.status().lastError;
       return { kind: "delivered", acked: ids(batch), rejected: [] };
@@ -353,12 +353,11 @@ test("delivered: one answer acknowledges, quarantines and leaves the rest for a 
   );
   const status = h.shipper.status();
   assert.deepEqual([status.delivered, status.quarantined, status.lastError], [2, 1, null]);
-  await h.stop();
 });
 
 test("retry-after: nothing settles or counts as an attempt, and the wait is the cloud's, capped at 15 minutes", async () => {
   await using dir = await tempDir();
-  const h = scripted(dir.path, 3, () => ({ kind: "retry-after", ms: 24 * 3600_000 }));
+  await using h = scripted(dir.path, 3, () => ({ kind: "retry-after", ms: 24 * 3600_000 }));
   await waitFor("the cloud's wait on the status", () => h.shipper.status().lastError?.code === "CLOUD_BUSY");
   const status = h.shipper.status();
   assert.equal(status.lastError?.message, "The cloud asked to retry after 900 s.");
@@ -371,13 +370,12 @@ test("retry-after: nothing settles or counts as an attempt, and the wait is the 
     [0, 0, 0],
     "a request to slow down is not a failed attempt",
   );
-  await h.stop();
 });
 
 test("too-large: the batch is halved until it fits; a punch too large alone goes to quarantine with the cloud's words", async () => {
   await using dir = await tempDir();
   let big = "";
-  const h = scripted(
+  await using h = scripted(
     dir.path,
     8,
     (batch, n) => {
@@ -399,13 +397,12 @@ test("too-large: the batch is halved until it fits; a punch too large alone goes
   );
   assert.equal(h.shipper.status().delivered, 7);
   assert.equal(h.connectivity.isOnline, true);
-  await h.stop();
 });
 
 test("batch-refused: the same batch is retried whole with backoff, never halved or quarantined", async () => {
   await using dir = await tempDir();
   const seen: unknown[] = [];
-  const h = scripted(
+  await using h = scripted(
     dir.path,
     4,
     (batch, n, self) => {
@@ -432,12 +429,11 @@ test("batch-refused: the same batch is retried whole with backoff, never halved 
     { attempts: 3, online: true, error: refusal },
   ]);
   assert.equal(h.store.quarantineCount(), 0);
-  await h.stop();
 });
 
 test("failed with lost connectivity: connectivity hears of it, and its return cuts a long backoff short", async () => {
   await using dir = await tempDir();
-  const h = scripted(
+  await using h = scripted(
     dir.path,
     2,
     (batch, n) =>
@@ -448,12 +444,11 @@ test("failed with lost connectivity: connectivity hears of it, and its return cu
   assert.deepEqual(h.shipper.status().lastError, { code: "CLOUD_UNAVAILABLE", message: "Cannot reach the cloud." });
   h.connectivity.reportSuccess();
   await waitFor("delivered without waiting out 30 s", () => h.store.depth === 0, 5000);
-  await h.stop();
 });
 
 test("failed with an answer (5xx): connectivity stays online and the backoff runs in full", async () => {
   await using dir = await tempDir();
-  const h = scripted(
+  await using h = scripted(
     dir.path,
     2,
     () => ({
@@ -475,13 +470,12 @@ test("failed with an answer (5xx): connectivity stays online and the backoff run
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(h.sent.length, 1);
   assert.equal(h.store.peek(10)[0]?.attempts, 1);
-  await h.stop();
 });
 
 test("a sink that throws (a bug) is retried like a failed attempt; an abort during a send ends the run", async () => {
   await using dir = await tempDir();
   let afterBug: unknown;
-  const h = scripted(dir.path, 1, (_batch, n, self, signal) => {
+  await using h = scripted(dir.path, 1, (_batch, n, self, signal) => {
     if (n === 1) throw new TypeError("a bug in the sink");
     afterBug = { error: self.shipper.status().lastError, online: self.connectivity.isOnline };
     return new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
