@@ -3,7 +3,7 @@ import { BioError, describeError, isAbortError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { Notifier } from "../core/notifier.ts";
 import { clause } from "../core/sentence.ts";
-import { type CloudClient, cloudErrorText } from "../link/cloud-client.ts";
+import { type CloudClient, cloudErrorText, isTransportFailure } from "../link/cloud-client.ts";
 import type { NodeKeys } from "../link/node-keys.ts";
 import type { Store } from "../store/store.ts";
 import { decryptEnvelope, parseEnvelope, sealCache } from "./config-envelope.ts";
@@ -118,21 +118,17 @@ export class ConfigChannel {
     }
     if (response.status === 401 || response.status === 403) {
       throw new BioError("CLOUD_AUTH", `The cloud refused this node's signature (${cloudErrorText(response)}).`, {
-        retriable: true,
         hint: "Check the host clock (timestamps must be within 5 minutes) and that the node secret is current (bioapi enroll).",
       });
     }
     if (response.status === 429 || response.status >= 500) {
       throw new BioError("CLOUD_UNAVAILABLE", `The cloud failed to serve the config: ${cloudErrorText(response)}.`, {
-        retriable: true,
         context: { httpStatus: response.status },
         hint: "The cloud is unreachable or failing right now; the fetch is retried by itself, and the last good config keeps running.",
       });
     }
     if (response.status !== 200) {
-      throw new BioError("CONFIG_FETCH", `Config fetch failed: ${clause(cloudErrorText(response))}.`, {
-        retriable: true,
-      });
+      throw new BioError("CONFIG_FETCH", `Config fetch failed: ${clause(cloudErrorText(response))}.`);
     }
     try {
       const envelope = parseEnvelope(response.body);
@@ -194,8 +190,7 @@ export class ConfigChannel {
         } catch (error) {
           if (isAbortError(error) && signal.aborted) return;
           // Only a transport failure is evidence of lost connectivity; a cloud answering 5xx is still there.
-          if (error instanceof BioError && error.code === "CLOUD_UNAVAILABLE" && error.context.httpStatus === undefined)
-            this.#o.onUnreachable?.(error);
+          if (isTransportFailure(error)) this.#o.onUnreachable?.(error);
           const d = describeError(error);
           this.#lastError = { code: d.code, message: d.message };
           if (this.#lastLogged !== d.message) {

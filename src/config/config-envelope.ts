@@ -19,7 +19,7 @@ export function parseEnvelope(body: Buffer): ConfigEnvelope {
   try {
     value = JSON.parse(body.toString("utf8")) as Partial<ConfigEnvelope>;
   } catch (error) {
-    throw new BioError("CLOUD_PROTOCOL", "The cloud's config response is not JSON.", { cause: error, retriable: true });
+    throw new BioError("CLOUD_PROTOCOL", "The cloud's config response is not JSON.", { cause: error });
   }
   if (
     typeof value.nodeId !== "string" ||
@@ -29,7 +29,6 @@ export function parseEnvelope(body: Buffer): ConfigEnvelope {
     typeof value.ciphertext !== "string"
   ) {
     throw new BioError("CLOUD_PROTOCOL", "The cloud's config response lacks nodeId, version, alg, iv or ciphertext.", {
-      retriable: true,
       hint: "The cloud speaks a different protocol version; check the cloud URL.",
     });
   }

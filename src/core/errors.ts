@@ -2,7 +2,8 @@ import { sentence } from "./sentence.ts";
 
 /**
  * The one error class of the connector. `code` is low-cardinality (it becomes a metric label and appears on the
- * status page); `retriable` tells the caller whether trying again can help; `hint` names the likely fix.
+ * status page); `hint` names the likely fix. Whether to try again is decided where the failure is understood (a
+ * sink's outcome, a source's backoff), not carried on the error.
  */
 export const ERROR_CODES = [
   "CONFIG_INVALID",
@@ -47,7 +48,6 @@ export const ERROR_CODES = [
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface BioErrorOptions {
-  readonly retriable?: boolean;
   readonly hint?: string;
   readonly cause?: unknown;
   readonly context?: Readonly<Record<string, string | number | boolean | undefined>>;
@@ -56,29 +56,27 @@ export interface BioErrorOptions {
 export class BioError extends Error {
   override readonly name = "BioError";
   readonly code: ErrorCode;
-  readonly retriable: boolean;
   readonly hint: string | undefined;
   readonly context: Readonly<Record<string, string | number | boolean | undefined>>;
 
   constructor(code: ErrorCode, message: string, options: BioErrorOptions = {}) {
     super(options.hint ? `${sentence(message)} ${options.hint}` : message, { cause: options.cause });
     this.code = code;
-    this.retriable = options.retriable ?? false;
     this.hint = options.hint;
     this.context = options.context ?? {};
   }
 }
 
 /** Describes any thrown value in one line, for logs and status. */
-export function describeError(error: unknown): { code: string; message: string; retriable: boolean } {
-  if (error instanceof BioError) return { code: error.code, message: error.message, retriable: error.retriable };
+export function describeError(error: unknown): { code: string; message: string } {
+  if (error instanceof BioError) return { code: error.code, message: error.message };
   if (error instanceof Error) {
-    if (isDiskFullError(error)) return { code: "STORE_FULL", message: error.message, retriable: true };
-    if (error.name === "AbortError") return { code: "ABORTED", message: error.message, retriable: true };
-    if (error.name === "TimeoutError") return { code: "TIMEOUT", message: error.message, retriable: true };
-    return { code: "INTERNAL", message: error.message, retriable: true };
+    if (isDiskFullError(error)) return { code: "STORE_FULL", message: error.message };
+    if (error.name === "AbortError") return { code: "ABORTED", message: error.message };
+    if (error.name === "TimeoutError") return { code: "TIMEOUT", message: error.message };
+    return { code: "INTERNAL", message: error.message };
   }
-  return { code: "INTERNAL", message: String(error), retriable: true };
+  return { code: "INTERNAL", message: String(error) };
 }
 
 export function isAbortError(error: unknown): boolean {

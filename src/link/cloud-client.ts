@@ -20,7 +20,7 @@ export interface CloudResponse {
  * Whether a request got no answer at all (refused, reset, timed out): CLOUD_UNAVAILABLE without an HTTP status. Only
  * that is evidence of lost connectivity; a 5xx, a redirect or a forged answer is something talking.
  */
-export function isTransportFailure(error: unknown): error is BioError {
+export function isTransportFailure(error: unknown): boolean {
   return error instanceof BioError && error.code === "CLOUD_UNAVAILABLE" && error.context.httpStatus === undefined;
 }
 
@@ -121,7 +121,6 @@ export class CloudClient {
           ? `The cloud at ${this.#base.origin} did not answer ${req.method} ${url.pathname} within ${req.timeoutMs} ms.`
           : `Cannot reach the cloud at ${this.#base.origin} (${(error as Error & { cause?: { code?: string } }).cause?.code ?? (error as Error).message}).`,
         {
-          retriable: true,
           cause: error,
           hint: "Check the internet connection, proxy and firewall rules for outbound HTTPS from this machine.",
         },
@@ -142,7 +141,6 @@ export class CloudClient {
         "CLOUD_UNAUTHENTICATED",
         `The answer to ${req.method} ${url.pathname} (HTTP ${response.status}) does not carry the cloud's response MAC${protocol === null ? "" : ` (it speaks protocol ${protocol.slice(0, 10)}; this connector needs ${PROTOCOL_VERSION})`}; it was ignored and nothing was acknowledged.`,
         {
-          retriable: true,
           context: { httpStatus: response.status },
           hint: "Something other than the cloud answered: a TLS-inspecting proxy, a captive portal, or a cloud too old for this connector. Check the cloud URL and the proxy; the request is retried and the punches stay in the outbox.",
         },
@@ -158,7 +156,6 @@ export class CloudClient {
       "CLOUD_REDIRECT",
       `The cloud at ${this.#base.origin} answered ${req.method} ${url.pathname} with HTTP ${response.status}, a redirect to ${location}; redirects are never followed.`,
       {
-        retriable: true,
         context: { httpStatus: response.status, location },
         hint: "If the cloud moved, enroll again with its new URL (bioapi enroll --cloud-url ...); otherwise a proxy or captive portal is answering. Nothing was sent there, and the request is retried.",
       },
@@ -174,7 +171,6 @@ function isRedirect(status: number): boolean {
 async function readLimited(response: Response, limit: number): Promise<Buffer> {
   const tooLarge = () =>
     new BioError("CLOUD_PROTOCOL", `The cloud's answer is larger than ${limit} bytes; it was not read.`, {
-      retriable: true,
       context: { httpStatus: response.status },
       hint: "Something other than the cloud may be answering (a proxy or portal page); check the cloud URL.",
     });

@@ -49,7 +49,6 @@ export const execTool: Exec = (file, args, options = {}) =>
                 `${file} ${args[0] ?? ""} did not finish within ${options.timeoutMs ?? 30_000} ms.`,
                 {
                   cause: error,
-                  retriable: true,
                 },
               ),
             );

@@ -98,7 +98,7 @@ test("a full disk is a state: entered once however many writers fail, left when 
   assert.ok(first instanceof BioError && first.code === "STORE_FULL");
   assert.match(first.message, /^The data disk is full \(STORE_FULL\): cannot write to .*data\. Free space on /);
   assert.ok(first.message.includes(f.space.volume), "the volume is named");
-  assert.equal(first.retriable, true);
+  assert.equal(isDiskFullError(first), true, "named so the shipper holds and a command exits 75 (try again)");
   const second = f.space.fail(enospc());
   assert.ok(second instanceof BioError && second.code === "STORE_FULL");
   assert.equal(f.space.isFull, true);

@@ -124,7 +124,6 @@ export class DiskSpace {
   /** The STORE_FULL error for the current volume, e.g. for a start that cannot write. */
   error(cause?: unknown): BioError {
     return new BioError("STORE_FULL", `The data disk is full (STORE_FULL): cannot write to ${this.#o.dir}.`, {
-      retriable: true,
       cause,
       context: { volume: this.volume },
       hint: `Free space on ${this.#where()}; the connector resumes by itself once there is room, and nothing is lost.`,

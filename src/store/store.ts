@@ -88,7 +88,6 @@ const namedOnly: WriteFailures = {
     isDiskFullError(error) && !(error instanceof BioError)
       ? new BioError("STORE_FULL", `The data disk is full (STORE_FULL): ${(error as Error).message}.`, {
           cause: error,
-          retriable: true,
           hint: "Free space on the volume holding the data directory.",
         })
       : error,

@@ -62,7 +62,6 @@ export class AccessClient implements SqlClient {
           "DB_CONNECT",
           `Cannot read the Access database ${this.#path}: ${clause((error as Error).message)}.`,
           {
-            retriable: true,
             cause: error,
             hint: "Check the path in the source config and that the service account may read the file.",
           },
@@ -103,7 +102,6 @@ export class AccessClient implements SqlClient {
       "DB_QUERY",
       `Cannot get a consistent copy of the Access database ${this.#path}: ${(last as Error)?.message ?? last}.`,
       {
-        retriable: true,
         cause: last,
         hint: "The attendance software may be writing continuously; the source retries with backoff.",
       },
@@ -130,8 +128,7 @@ export class AccessClient implements SqlClient {
     checkSpecIdentifiers(spec);
     const snap = await this.#current(options.signal);
     const name = snap.names.get(spec.table.toLowerCase());
-    if (!name)
-      throw new BioError("DB_SCHEMA", `Table "${spec.table}" is gone from ${this.#path}.`, { retriable: true });
+    if (!name) throw new BioError("DB_SCHEMA", `Table "${spec.table}" is gone from ${this.#path}.`);
     return evaluateSelect(this.#rows(snap, name), spec);
   }
 

@@ -440,7 +440,6 @@ export class DatabaseReader {
         `Lookup table "${l.table}" (${role}) not found in source ${this.config.id}, or not visible to the connector's user.`,
         {
           hint: `Grant the connector's user SELECT on ${l.table} (docs/configuration.md, Least privilege), or check the connection's database/schema: the ${this.plan.preset} preset needs it.`,
-          retriable: true,
         },
       );
     }
@@ -463,7 +462,6 @@ export class DatabaseReader {
         `Column "${key ? l.value : l.key}" not found in lookup table "${info.name}" (${role}). Columns that exist: ${info.columns.map((c) => c.name).join(", ")}.`,
         {
           hint: `This is not the ${this.plan.preset} schema this preset expects (or the connector's user may not see that column): check the preset, the database and the grants.`,
-          retriable: true,
         },
       );
     }

@@ -83,16 +83,15 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
   const raw = scrub(String(e.message ?? error), ctx.secrets)
     .replace(/\s+/g, " ")
     .trim();
-  const make = (c: ErrorCode, message: string, hint: string, retriable = true) =>
+  const make = (c: ErrorCode, message: string, hint: string) =>
     new BioError(c, `${message} (${ctx.where}): ${raw}`, {
       hint,
-      retriable,
       cause: error,
       context: { driverCode: code || num },
     });
 
   if (code === "28P01" || code === "28000" || code === "ER_ACCESS_DENIED_ERROR" || num === 1045 || code === "ELOGIN") {
-    return make("DB_AUTH", "Authentication failed", AUTH_HINT[ctx.engine] ?? AUTH_HINT.default ?? "", false);
+    return make("DB_AUTH", "Authentication failed", AUTH_HINT[ctx.engine] ?? AUTH_HINT.default ?? "");
   }
   if (
     code === "42501" ||
@@ -108,7 +107,6 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
       "DB_PERMISSION",
       `Not allowed ${ctx.table ? `to read ${ctx.table}` : "to read this database"}`,
       grantHint(raw, ctx),
-      false,
     );
   }
   if (code === "HANDSHAKE_NO_SSL_SUPPORT" || /server does not support (SSL|secure) connection/i.test(raw)) {
@@ -116,7 +114,6 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
       "DB_CONNECT",
       "The server offers no TLS, and the connection's tls requires it",
       'Enable TLS (ssl) on the database server, or set the connection\'s tls to "prefer", which then connects without it (doctor warns when a password crosses the network that way).',
-      false,
     );
   }
   if (
@@ -129,11 +126,10 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
       "DB_CONNECT",
       "The TLS handshake with the server failed",
       'With tls "verify", give the CA that signed the server certificate in tls.ca and, when the certificate names another host, tls.serverName; "require" encrypts without checking the certificate.',
-      false,
     );
   }
   if (code === "3D000" || code === "ER_BAD_DB_ERROR" || num === 1049 || num === 4060) {
-    return make("DB_CONNECT", "The database does not exist", "Check `database` in the connection settings.", false);
+    return make("DB_CONNECT", "The database does not exist", "Check `database` in the connection settings.");
   }
   if (
     code === "42P01" ||
@@ -183,7 +179,6 @@ export function dbError(error: unknown, ctx: DbErrorContext): BioError {
 export function notAllowedError(ctx: DbErrorContext, table: string, why: string, grant: string): BioError {
   return new BioError("DB_PERMISSION", `Not allowed to read table ${table} (${ctx.where}): ${why}.`, {
     hint: `As the table's owner or an administrator, run: ${grant}`,
-    retriable: true,
     context: { table },
   });
 }

@@ -94,7 +94,7 @@ export class MysqlClient implements SqlClient {
       throw new BioError(
         "DB_CONNECT",
         `tls.serverName (${c.tls.serverName}) cannot be checked on MySQL/MariaDB (mysql ${c.host}:${c.port}): the driver checks the certificate against host.`,
-        { hint: "Set host to the name the server certificate carries, and leave serverName out.", retriable: false },
+        { hint: "Set host to the name the server certificate carries, and leave serverName out." },
       );
     const ssl = sslOptions(c.tls);
     try {

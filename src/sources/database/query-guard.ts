@@ -35,7 +35,6 @@ export function guardQuery<T>(
       () =>
         stop(
           new BioError("DB_QUERY", `${describe()} took longer than ${options.timeoutMs} ms and was cancelled.`, {
-            retriable: true,
             hint: "Check that the index the preset expects exists (bioapi doctor names it), or raise queryTimeoutMs.",
           }),
         ),

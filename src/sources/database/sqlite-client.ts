@@ -43,22 +43,17 @@ export class SqliteClient implements SqlClient {
       this.#pending.delete(reply.id);
       if (reply.ok) pending.resolve(reply.rows as SqlRow[]);
       else {
-        pending.reject(
-          new BioError("DB_QUERY", `SQLite query on ${path} failed: ${clause(reply.message)}.`, { retriable: true }),
-        );
+        pending.reject(new BioError("DB_QUERY", `SQLite query on ${path} failed: ${clause(reply.message)}.`));
       }
     });
     worker.on("error", (error: Error) =>
       this.#fail(
         new BioError("DB_QUERY", `SQLite reader for ${path} crashed: ${clause(error.message)}.`, {
-          retriable: true,
           cause: error,
         }),
       ),
     );
-    worker.on("exit", () =>
-      this.#fail(new BioError("DB_CONNECT", `SQLite reader for ${path} has stopped.`, { retriable: true })),
-    );
+    worker.on("exit", () => this.#fail(new BioError("DB_CONNECT", `SQLite reader for ${path} has stopped.`)));
   }
 
   static async open(path: string, busyTimeoutMs: number): Promise<SqliteClient> {
@@ -83,7 +78,6 @@ export class SqliteClient implements SqlClient {
         "DB_CONNECT",
         `Cannot open the SQLite database ${path}: ${(error as Error).message.replace(/^SQLite query on .*? failed: /, "")}`,
         {
-          retriable: true,
           cause: error,
           hint: "Check the path in the source config and that the service account may read the file.",
         },
@@ -111,7 +105,7 @@ export class SqliteClient implements SqlClient {
       const kill = (error: Error) => {
         finish();
         this.#pending.delete(id);
-        this.#fail(error instanceof BioError ? error : new BioError("ABORTED", error.message, { retriable: true }));
+        this.#fail(error instanceof BioError ? error : new BioError("ABORTED", error.message));
         reject(error);
         this.#worker.terminate().catch(() => undefined);
       };
@@ -123,7 +117,6 @@ export class SqliteClient implements SqlClient {
               "DB_QUERY",
               `SQLite query on ${this.#path} took longer than ${options.timeoutMs} ms; abandoned.`,
               {
-                retriable: true,
                 hint: "Check that the table has the index bioapi doctor names for this source, or raise queryTimeoutMs.",
               },
             ),
@@ -195,7 +188,7 @@ export class SqliteClient implements SqlClient {
   }
 
   async close(): Promise<void> {
-    this.#dead ??= new BioError("DB_CONNECT", `SQLite reader for ${this.#path} is closed.`, { retriable: true });
+    this.#dead ??= new BioError("DB_CONNECT", `SQLite reader for ${this.#path} is closed.`);
     await this.#worker.terminate();
   }
 }

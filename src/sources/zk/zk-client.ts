@@ -199,7 +199,6 @@ export class ZkClient {
     if (reply.command === CMD.ACK_OK) return;
     if (reply.command === CMD.ACK_ERROR) {
       throw new BioError("DEVICE_BUSY", `Terminal ${this.#label} refused the session: it is busy.`, {
-        retriable: true,
         hint: "Another program (attendance software, another connector) may hold the terminal's only connection; close it, or give this connector its own transport.",
       });
     }
@@ -243,8 +242,7 @@ export class ZkClient {
     const transport = this.#transport;
     if (!transport || this.#lost.signal.aborted) {
       return Promise.reject(
-        this.#lost.signal.reason ??
-          new BioError("DEVICE_UNREACHABLE", `No session with terminal ${this.#label}.`, { retriable: true }),
+        this.#lost.signal.reason ?? new BioError("DEVICE_UNREACHABLE", `No session with terminal ${this.#label}.`),
       );
     }
     // A stopping session still says goodbye (and re-enables a locked keypad), but never waits long for it.
@@ -265,7 +263,6 @@ export class ZkClient {
               "DEVICE_TIMEOUT",
               `Terminal ${this.#label} did not answer ${commandName(command)} within ${timeoutMs} ms.`,
               {
-                retriable: true,
                 hint: "The terminal may be busy, stalled or on a slow link; the connector retries. If it persists, check the network or raise requestTimeoutMs.",
               },
             ),
@@ -329,7 +326,6 @@ export class ZkClient {
         // caller retries, and let anything else time out.
         this.#pending.get(packet.replyId)?.fail(
           new BioError("DEVICE_PROTOCOL", `Terminal ${this.#label} sent a packet with a bad checksum.`, {
-            retriable: true,
             hint: 'Usually line noise, retried. If it repeats on every read, set checksum: "ignore" for this terminal.',
           }),
         );
@@ -403,7 +399,6 @@ export class ZkClient {
       "DEVICE_PROTOCOL",
       `Terminal ${this.#label} answered ${commandName(command)} with ${commandName(reply.command)}.`,
       {
-        retriable: true,
         hint:
           reply.command === CMD.ACK_ERROR
             ? "The terminal refused the command; it may be busy (menu open, enrolling) or not support it."
@@ -420,7 +415,6 @@ export class ZkClient {
   #violation(message: string, hint: string): BioError {
     this.#violated = true;
     return new BioError("DEVICE_PROTOCOL", `Terminal ${this.#label} ${message}`, {
-      retriable: true,
       hint,
       context: { violation: true },
     });
@@ -443,7 +437,6 @@ export class ZkClient {
         "DEVICE_PROTOCOL",
         `Terminal ${this.#label} sent a ${reply.data.length}-byte size report; 80 or 92 expected.`,
         {
-          retriable: true,
           hint: "This firmware may not serve attendance over port 4370 (newer face terminals use push).",
         },
       );
@@ -585,17 +578,17 @@ export class ZkClient {
           throw new BioError(
             "DEVICE_PROTOCOL",
             `Terminal ${this.#label} sent ${data.length} bytes for a ${length}-byte chunk at offset ${offset}.`,
-            { retriable: true, hint: "Asked again; if it persists, lower chunkBytes for this terminal." },
+            { hint: "Asked again; if it persists, lower chunkBytes for this terminal." },
           );
         }
         return data;
       } catch (error) {
-        const retriable =
+        // A timeout or a garbled chunk is asked for again; a lost link, a broken bound or a refusal is not.
+        const again =
           error instanceof BioError &&
-          error.retriable &&
-          error.code !== "DEVICE_UNREACHABLE" &&
+          (error.code === "DEVICE_TIMEOUT" || error.code === "DEVICE_PROTOCOL") &&
           error.context.violation !== true;
-        if (!retriable || attempt >= CHUNK_ATTEMPTS || this.#lost.signal.aborted || signal.aborted) throw error;
+        if (!again || attempt >= CHUNK_ATTEMPTS || this.#lost.signal.aborted || signal.aborted) throw error;
         onRetry();
       }
     }
@@ -655,7 +648,6 @@ export class ZkClient {
               reject(
                 this.#options.transport === "udp"
                   ? new BioError("DEVICE_PROTOCOL", `Terminal ${this.#label} ${message}`, {
-                      retriable: true,
                       hint: "A duplicated datagram; the chunk is read again.",
                     })
                   : this.#violation(message, "A firmware quirk; the connector reconnects with backoff."),
@@ -674,7 +666,7 @@ export class ZkClient {
                 new BioError(
                   "DEVICE_PROTOCOL",
                   `Terminal ${this.#label} ended a chunk after ${received} of ${length} bytes.`,
-                  { retriable: true, hint: "Part of the chunk was lost in transit; it is read again." },
+                  { hint: "Part of the chunk was lost in transit; it is read again." },
                 ),
               );
             return;

@@ -42,7 +42,6 @@ function linkError(error: NodeJS.ErrnoException, options: OpenTransportOptions, 
   switch (error.code) {
     case "ECONNREFUSED":
       return new BioError("DEVICE_UNREACHABLE", `Connection to terminal ${where} was refused.`, {
-        retriable: true,
         cause: error,
         hint: `Check the port (usually 4370) and the transport: the terminal may listen on ${kind === "tcp" ? "UDP" : "TCP"} only, or another program holds its only connection.`,
       });
@@ -51,13 +50,11 @@ function linkError(error: NodeJS.ErrnoException, options: OpenTransportOptions, 
     case "ENOTFOUND":
     case "EAI_AGAIN":
       return new BioError("DEVICE_UNREACHABLE", `Terminal ${where} is unreachable (${error.code}).`, {
-        retriable: true,
         cause: error,
         hint: "Check the terminal's IP address in the config, that it is powered on, and that this machine can reach its network.",
       });
     default:
       return new BioError("DEVICE_UNREACHABLE", `Link to terminal ${where} failed: ${error.code ?? error.message}.`, {
-        retriable: true,
         cause: error,
         hint: "Check the network between this machine and the terminal.",
       });
@@ -78,7 +75,6 @@ export async function openTcpTransport(
           "DEVICE_TIMEOUT",
           `Terminal ${options.label} (${options.host}:${options.port}/tcp) did not accept a connection within ${options.timeoutMs} ms.`,
           {
-            retriable: true,
             hint: "Check the IP address and that nothing (a firewall, a VLAN) blocks TCP port 4370; some terminals speak UDP only.",
           },
         ),
@@ -144,7 +140,6 @@ export async function openTcpTransport(
   socket.on("close", () =>
     end(
       new BioError("DEVICE_UNREACHABLE", `Terminal ${options.label} closed the connection.`, {
-        retriable: true,
         hint: "The terminal may have restarted, or it serves one connection at a time and another program took it.",
       }),
     ),
