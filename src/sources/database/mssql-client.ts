@@ -1,9 +1,9 @@
 import { Connection, type ConnectionConfiguration, Request, TYPES } from "tedious";
 import type { TlsConfig } from "../../config/config-schema.ts";
 import { BioError } from "../../core/errors.ts";
-import { type DbErrorContext, dbError } from "./db-errors.ts";
+import type { DbErrorContext } from "./db-errors.ts";
 import { mssqlDialect } from "./dialects.ts";
-import { guardQuery } from "./query-guard.ts";
+import { pooledQuery } from "./pooled-query.ts";
 import { renameRows, renderSelect, type SelectSpec, type SqlDialect } from "./select-spec.ts";
 import {
   type IndexInfo,
@@ -30,7 +30,6 @@ type MssqlConnection = {
 
 /** One query's claim on the pool, so that a query that gives up leaves the waiting queue. */
 interface Ticket {
-  abandoned: boolean;
   waiter?: ((c: Connection | Error) => void) | undefined;
 }
 
@@ -131,7 +130,7 @@ export class MssqlClient implements SqlClient {
     });
   }
 
-  async #acquire(ticket: Ticket = { abandoned: false }): Promise<Connection> {
+  async #acquire(ticket: Ticket = {}): Promise<Connection> {
     const idle = this.#idle.pop();
     if (idle) return idle;
     if (this.#open < this.#size) {
@@ -162,9 +161,8 @@ export class MssqlClient implements SqlClient {
     return got;
   }
 
-  /** A query that gave up: out of the queue if still waiting; a connection reaching it later goes back (query()). */
+  /** A query that gave up: out of the queue if still waiting; a connection reaching it later goes back (pooledQuery). */
   #abandon(ticket: Ticket): void {
-    ticket.abandoned = true;
     const waiter = ticket.waiter;
     if (!waiter) return;
     ticket.waiter = undefined;
@@ -186,63 +184,45 @@ export class MssqlClient implements SqlClient {
     else this.#idle.push(conn);
   }
 
-  async query(sql: string, params: readonly unknown[], options: QueryOptions, table?: string): Promise<SqlRow[]> {
-    options.signal.throwIfAborted();
-    let conn: Connection | undefined;
-    let done = false;
-    const finish = (broken: boolean) => {
-      if (done || !conn) return;
-      done = true;
-      this.#release(conn, broken);
-    };
-    const ticket: Ticket = { abandoned: false };
-    const work = (async () => {
-      const c = await this.#acquire(ticket);
-      if (ticket.abandoned) {
-        // The guard gave up while this connection was being opened or handed over: it is unused, so it goes back.
-        this.#release(c, false);
-        throw new Error("abandoned");
-      }
-      conn = c;
-      return new Promise<SqlRow[]>((resolve, reject) => {
-        const rows: Record<string, unknown>[] = [];
-        const request = new Request(sql, (error) => (error ? reject(error) : resolve(rows)));
-        params.forEach((value, i) => {
-          const p = tediousParam(value);
-          request.addParameter(`p${i + 1}`, p.type, p.value);
-        });
-        request.on("row", (columns) => {
-          const row: Record<string, unknown> = {};
-          for (const col of columns as Array<{
-            value: unknown;
-            metadata: { colName: string; type: { name: string } };
-          }>) {
-            row[col.metadata.colName] = naive(col.value, col.metadata.type.name);
-          }
-          rows.push(row);
-        });
-        c.execSql(request);
-      });
-    })();
-    try {
-      return await guardQuery(
-        work,
-        options,
-        () => {
+  query(sql: string, params: readonly unknown[], options: QueryOptions, table?: string): Promise<SqlRow[]> {
+    const ticket: Ticket = {};
+    return pooledQuery<Connection>(
+      {
+        acquire: () => this.#acquire(ticket),
+        run: (c) =>
+          new Promise<SqlRow[]>((resolve, reject) => {
+            const rows: Record<string, unknown>[] = [];
+            const request = new Request(sql, (error) => (error ? reject(error) : resolve(rows)));
+            params.forEach((value, i) => {
+              const p = tediousParam(value);
+              request.addParameter(`p${i + 1}`, p.type, p.value);
+            });
+            request.on("row", (columns) => {
+              const row: Record<string, unknown> = {};
+              for (const col of columns as Array<{
+                value: unknown;
+                metadata: { colName: string; type: { name: string } };
+              }>) {
+                row[col.metadata.colName] = naive(col.value, col.metadata.type.name);
+              }
+              rows.push(row);
+            });
+            c.execSql(request);
+          }),
+        cancel: (conn) => {
           this.#abandon(ticket);
           // An attention packet stops the statement on the server; the connection stays usable but we drop it.
           conn?.cancel();
-          finish(true);
         },
-        () => `A SQL Server query on ${this.#ctx.where}`,
-      );
-    } catch (error) {
-      finish(true);
-      if (options.signal.aborted) throw error;
-      throw dbError(error, { ...this.#ctx, table });
-    } finally {
-      finish(false);
-    }
+        release: (conn, broken) => this.#release(conn, broken),
+        // Opened or handed over for a query that gave up: unused, so it goes back to the pool.
+        unused: "reuse",
+        engine: "SQL Server",
+        context: this.#ctx,
+      },
+      options,
+      table,
+    );
   }
 
   async select(spec: SelectSpec, options: QueryOptions): Promise<SqlRow[]> {

@@ -2,9 +2,10 @@ import type { SslOptions } from "mysql2";
 import mysql from "mysql2/promise";
 import type { TlsConfig } from "../../config/config-schema.ts";
 import { BioError } from "../../core/errors.ts";
-import { type DbErrorContext, dbError, notAllowedError } from "./db-errors.ts";
+import { type DbErrorContext, notAllowedError } from "./db-errors.ts";
 import { mysqlDialect } from "./dialects.ts";
-import { guardQuery, within } from "./query-guard.ts";
+import { pooledQuery } from "./pooled-query.ts";
+import { within } from "./query-guard.ts";
 import { renameRows, renderSelect, type SelectSpec } from "./select-spec.ts";
 import {
   type IndexInfo,
@@ -178,48 +179,28 @@ export class MysqlClient implements SqlClient {
     this.#prepared.add(conn.connection);
   }
 
-  async query(sql: string, params: readonly unknown[], options: QueryOptions, table?: string): Promise<SqlRow[]> {
-    options.signal.throwIfAborted();
-    let conn: mysql.PoolConnection | undefined;
-    let done = false;
-    // Set when the guard gave up: a connection the pool hands over afterwards is dropped at once, not kept.
-    let abandoned = false;
-    const finish = (destroy: boolean) => {
-      if (done || !conn) return;
-      done = true;
-      if (destroy) conn.destroy();
-      else conn.release();
-    };
-    const work = (async () => {
-      conn = await this.#pool.getConnection();
-      if (abandoned || options.signal.aborted) {
-        finish(true);
-        throw options.signal.aborted ? options.signal.reason : new Error("abandoned");
-      }
-      await this.#prepare(conn);
-      const [rows] = await conn.query({ sql, values: params as unknown[] });
-      return rows as SqlRow[];
-    })();
-    try {
-      return await guardQuery(
-        work,
-        options,
-        () => {
-          abandoned = true;
+  query(sql: string, params: readonly unknown[], options: QueryOptions, table?: string): Promise<SqlRow[]> {
+    return pooledQuery<mysql.PoolConnection>(
+      {
+        acquire: () => this.#pool.getConnection(),
+        run: async (conn) => {
+          await this.#prepare(conn);
+          const [rows] = await conn.query({ sql, values: params as unknown[] });
+          return rows as SqlRow[];
+        },
+        cancel: (conn) => {
           // Closing the socket does not stop the statement on the server; KILL QUERY does.
           const id = conn?.threadId;
           if (id) this.#pool.query(`KILL QUERY ${Math.trunc(id)}`).catch(() => undefined);
-          finish(true);
         },
-        () => `A MySQL query on ${this.#ctx.where}`,
-      );
-    } catch (error) {
-      finish(true);
-      if (options.signal.aborted) throw error;
-      throw dbError(error, { ...this.#ctx, table });
-    } finally {
-      finish(false);
-    }
+        release: (conn, destroy) => (destroy ? conn.destroy() : conn.release()),
+        unused: "drop",
+        engine: "MySQL",
+        context: this.#ctx,
+      },
+      options,
+      table,
+    );
   }
 
   async select(spec: SelectSpec, options: QueryOptions): Promise<SqlRow[]> {

@@ -2,9 +2,10 @@ import type tls from "node:tls";
 import pg from "pg";
 import type { TlsConfig } from "../../config/config-schema.ts";
 import type { BioError } from "../../core/errors.ts";
-import { type DbErrorContext, dbError, notAllowedError } from "./db-errors.ts";
+import { type DbErrorContext, notAllowedError } from "./db-errors.ts";
 import { postgresDialect } from "./dialects.ts";
-import { guardQuery, within } from "./query-guard.ts";
+import { pooledQuery } from "./pooled-query.ts";
+import { within } from "./query-guard.ts";
 import { renameRows, renderSelect, type SelectSpec, type SqlDialect } from "./select-spec.ts";
 import {
   type IndexInfo,
@@ -137,46 +138,23 @@ export class PostgresClient implements SqlClient {
     return client;
   }
 
-  async query(sql: string, params: readonly unknown[], options: QueryOptions, table?: string): Promise<SqlRow[]> {
-    options.signal.throwIfAborted();
-    let conn: pg.PoolClient | undefined;
-    let released = false;
-    // Set when the guard gave up: a connection the pool hands over afterwards is dropped at once, not kept.
-    let abandoned = false;
-    const release = (destroy: boolean) => {
-      if (released || !conn) return;
-      released = true;
-      conn.release(destroy ? new Error("cancelled") : undefined);
-    };
-    const work = (async () => {
-      conn = await this.#pool.connect();
-      if (abandoned || options.signal.aborted) {
-        release(true);
-        throw options.signal.aborted ? options.signal.reason : new Error("abandoned");
-      }
-      const result = await conn.query({ text: sql, values: params as unknown[] });
-      return result.rows as SqlRow[];
-    })();
-    try {
-      return await guardQuery(
-        work,
-        options,
-        () => {
-          abandoned = true;
+  query(sql: string, params: readonly unknown[], options: QueryOptions, table?: string): Promise<SqlRow[]> {
+    return pooledQuery<pg.PoolClient>(
+      {
+        acquire: () => this.#pool.connect(),
+        run: async (conn) => (await conn.query({ text: sql, values: params as unknown[] })).rows as SqlRow[],
+        cancel: (conn) => {
           const pid = (conn as unknown as { processID?: number } | undefined)?.processID;
-          // Dropping the socket alone leaves the statement running until statement_timeout; ask the server to stop.
           if (pid) this.#cancelBackend(pid);
-          release(true);
         },
-        () => `A PostgreSQL query on ${this.#ctx.where}`,
-      );
-    } catch (error) {
-      release(true);
-      if (options.signal.aborted) throw error;
-      throw dbError(error, { ...this.#ctx, table });
-    } finally {
-      release(false);
-    }
+        release: (conn, destroy) => conn.release(destroy ? new Error("cancelled") : undefined),
+        unused: "drop",
+        engine: "PostgreSQL",
+        context: this.#ctx,
+      },
+      options,
+      table,
+    );
   }
 
   #cancelBackend(pid: number): void {
