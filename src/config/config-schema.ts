@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DELIVERED_RETENTION_MS } from "../store/delivered-retention.ts";
 import {
   type AddIssue,
   type ConfigIssue,
@@ -210,8 +211,11 @@ export const databaseConnectionSchema = z.discriminatedUnion("engine", [
 
 export const DATABASE_PRESETS = ["generic", "biotime", "att2000", "etimetracklite", "zkbiosecurity"] as const;
 
-/** The delivered-id memory lasts 7 days (connector.ts); a longer time lookback could re-send what it forgot. */
-const MAX_LOOKBACK_MS = 6 * 24 * 3600_000;
+/**
+ * A time cursor's lookback re-reads rows the store must still know as delivered: a day less than that memory, so a
+ * row re-read at the window's far end is still dropped by id, not sent again.
+ */
+export const MAX_LOOKBACK_MS = DELIVERED_RETENTION_MS - 24 * 3600_000;
 
 export const databaseSourceSchema = z
   .object({
