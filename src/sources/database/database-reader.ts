@@ -3,7 +3,7 @@ import { BioError } from "../../core/errors.ts";
 import { resolveTime } from "../../core/local-time.ts";
 import type { Logger } from "../../core/logger.ts";
 import { makePunch, type Punch, UNKNOWN_STATE_CODE } from "../../core/punch.ts";
-import type { CursorValue } from "../../store/store.ts";
+import { NUMERIC_TYPE } from "./column-types.ts";
 import { type Lookup, type ReadPlan, readPlan, textOf } from "./presets.ts";
 import type { Condition, Scalar } from "./select-spec.ts";
 import type { QueryOptions, SqlClient, SqlRow, TableInfo } from "./sql-client.ts";
@@ -17,69 +17,6 @@ export interface ResolvedTable {
   col(logical: string): string;
   /** The selected columns, in real spelling. */
   readonly select: readonly string[];
-  /** Time cursors: the window re-read below the cursor, after the naive-time floor (0 for id cursors). */
-  readonly lookbackMs: number;
-}
-
-/**
- * Rows more than this far in the future are a device clock gone wrong: sent, but never allowed to move a cursor.
- * Small on purpose: a cursor moved hours ahead would put every row written until then below the lookback window.
- */
-export const FUTURE_SLACK_MS = 5 * 60_000;
-
-/**
- * The least lookback of a naive (wall-clock) time cursor. When clocks fall back, an hour of wall-clock times repeats:
- * rows of the second pass sort below a cursor set in the first. The floor covers the largest shift in use (1 h;
- * Lord Howe's is 30 min) plus an hour of lateness, whatever smaller `lookbackMs` a preset or config sets.
- */
-export const NAIVE_LOOKBACK_FLOOR_MS = 2 * 3600_000;
-
-/** The lookback a time-cursor column really gets: the configured one, raised to the floor for wall-clock columns. */
-export function effectiveLookbackMs(configured: number, engine: string, type: string): number {
-  if (NUMERIC_TYPE.test(type)) return configured; // epoch seconds / ms: instants, ordered as numbers
-  return timeSemantics(engine, type) === "naive" ? Math.max(configured, NAIVE_LOOKBACK_FLOOR_MS) : configured;
-}
-
-const ZONED_TYPE = /with time zone|timestamptz|datetimeoffset|^timestamp$/;
-
-/** How a time column's values are read: a wall-clock time in the source's zone, or an instant. */
-export function timeSemantics(engine: string, type: string): "naive" | "instant" {
-  // MySQL's TIMESTAMP is an instant (kept in UTC, shown in the session zone); PostgreSQL's bare "timestamp" is not.
-  if (type === "timestamp") return engine === "mysql" ? "instant" : "naive";
-  return ZONED_TYPE.test(type) ? "instant" : "naive";
-}
-
-const NAIVE = /^(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2})(?::(\d{2}))?/;
-const OFFSET = /(Z|[+-]\d{2}(?::?\d{2})?)$/i;
-
-/**
- * The same kind of time value `ms` earlier, spelled like the value: same separator, same offset suffix (if any).
- * Text columns compare the bound as text, so "…T02:00:00-05:00" must not become "…T07:00:00Z" (which sorts after
- * every row of that day). The wall clock is shifted in the value's own offset, so the instant moves by exactly `ms`.
- */
-export function shiftTime(value: string | number, ms: number): string | number {
-  if (typeof value === "number") return value > 1e11 ? value - ms : value - Math.ceil(ms / 1000);
-  const text = value.trim();
-  const m = NAIVE.exec(text);
-  if (m) {
-    const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[5]), Number(m[6]), Number(m[7] ?? 0));
-    const iso = new Date(t - ms).toISOString();
-    return `${iso.slice(0, 10)}${m[4]}${iso.slice(11, 19)}${OFFSET.exec(text)?.[1] ?? ""}`;
-  }
-  return new Date(Date.parse(value) - ms).toISOString();
-}
-
-function bindable(value: unknown): Scalar {
-  if (typeof value === "string") return { time: value };
-  if (typeof value === "number") return value;
-  if (value instanceof Date) return { time: value.toISOString() };
-  return String(value);
-}
-
-export interface PageResult {
-  readonly rows: SqlRow[];
-  /** Keyset position after the last row, for the next page. */
-  readonly next: readonly Scalar[] | undefined;
 }
 
 export interface SweepPage {
@@ -139,15 +76,16 @@ export class DatabaseReader {
     }
     const real = new Map(info.columns.map((c) => [c.name.toLowerCase(), c.name]));
     const p = this.plan;
+    const [cursor, ...tiebreaks] = p.cursor.columns.map((c): [string, string] => [c.role, c.name]);
     const roles: Array<[string, string | undefined]> = [
       ["deviceSerial", p.partition],
-      [p.cursor.kind === "id" ? "id" : "cursor", p.cursor.column],
+      ...(cursor ? [cursor] : []),
       ["userId", p.user],
       ["time", p.time],
       ["state", p.state],
       ["verify", p.verify],
       ["workCode", p.workCode],
-      ...(p.cursor.kind === "time" ? p.cursor.tiebreak.map((t): [string, string] => ["tie-break", t]) : []),
+      ...tiebreaks,
       ...p.filter.map((f): [string, string] => ["filter", f.column]),
     ];
     for (const [role, name] of roles) {
@@ -166,8 +104,7 @@ export class DatabaseReader {
     }
     const col = (name: string) => real.get(name.toLowerCase()) ?? name;
     const wanted = [
-      p.cursor.column,
-      ...(p.cursor.kind === "time" ? p.cursor.tiebreak : []),
+      ...p.cursor.columns.map((c) => c.name),
       p.partition,
       p.user,
       p.time,
@@ -178,10 +115,7 @@ export class DatabaseReader {
       p.rowSerial && real.has(p.rowSerial.toLowerCase()) ? p.rowSerial : undefined,
     ].filter((c): c is string => c !== undefined);
     const select = [...new Set(wanted.map(col))];
-    const cursorType = info.columns.find((c) => c.name === col(p.cursor.column))?.type ?? "";
-    const lookbackMs =
-      p.cursor.kind === "time" ? effectiveLookbackMs(p.cursor.lookbackMs, this.client.engine, cursorType) : 0;
-    const resolved: ResolvedTable = { logical, name: info.name, info, col, select, lookbackMs };
+    const resolved: ResolvedTable = { logical, name: info.name, info, col, select };
     this.#resolved.set(logical, resolved);
     await this.#checkIndex(resolved);
     return resolved;
@@ -218,17 +152,10 @@ export class DatabaseReader {
     return this.plan.filter.map((f) => ({ ...f, column: t.col(f.column) }));
   }
 
-  /** The partition values (usually serials) with rows at or above `since` (a cursor value), or all of them. */
-  async partitions(t: ResolvedTable, since: CursorValue | undefined): Promise<string[]> {
+  /** The partition values (usually serials) of the rows that meet `since` (the cursor's bound), or all of them. */
+  async partitions(t: ResolvedTable, since?: Condition): Promise<string[]> {
     const where = this.#filter(t);
-    const c = this.plan.cursor;
-    if (since !== undefined && since !== null) {
-      where.push({
-        column: t.col(c.column),
-        op: c.kind === "id" ? "gt" : "gte",
-        value: c.kind === "id" ? Number(since) : bindable(since),
-      });
-    }
+    if (since) where.push(since);
     const rows = await this.client.select(
       { table: t.name, columns: [t.col(this.plan.partition)], distinct: true, where },
       this.#opts,
@@ -241,48 +168,35 @@ export class DatabaseReader {
     return out;
   }
 
-  /**
-   * One keyset page of a partition. Id cursors: ids above `from`. Time cursors: times at or above `from` (already
-   * lowered by the lookback), continuing after `next` within one poll.
-   */
+  /** The keyset order of a table: the cursor column, then its tie-breaks (real spelling). */
+  #order(t: ResolvedTable): string[] {
+    return this.plan.cursor.columns.map((c) => t.col(c.name));
+  }
+
+  /** Within the filter, one partition's rows that meet `from` (the cursor's bounds on its columns). */
+  #inPartition(t: ResolvedTable, partition: string, from: readonly Condition[]): Condition[] {
+    const column = t.col(this.plan.partition);
+    return [...this.#filter(t), { column, op: "eq", value: partitionValue(t, column, partition) }, ...from];
+  }
+
+  /** One keyset page of a partition: rows meeting `from`, in cursor order, continuing after `after` within a poll. */
   async page(
     t: ResolvedTable,
     partition: string,
-    from: CursorValue | undefined,
-    next: readonly Scalar[] | undefined,
-  ): Promise<PageResult> {
-    const c = this.plan.cursor;
-    const where = this.#filter(t);
-    where.push({
-      column: t.col(this.plan.partition),
-      op: "eq",
-      value: partitionValue(t, t.col(this.plan.partition), partition),
-    });
-    const order = c.kind === "id" ? [t.col(c.column)] : [t.col(c.column), ...c.tiebreak.map((x) => t.col(x))];
-    if (c.kind === "id") {
-      where.push({ column: order[0] as string, op: "gt", value: next ? (next[0] as Scalar) : Number(from ?? 0) });
-    } else {
-      // A keyset over NULLs is undefined (engines even disagree on where NULLs sort); such rows are no punch anyway.
-      for (const col of order) where.push({ column: col, op: "notNull" });
-      if (from !== undefined && from !== null)
-        where.push({ column: order[0] as string, op: "gte", value: bindable(from) });
-    }
-    const rows = await this.client.select(
+    from: readonly Condition[],
+    after?: readonly Scalar[],
+  ): Promise<SqlRow[]> {
+    return this.client.select(
       {
         table: t.name,
         columns: t.select,
-        where,
-        orderBy: order,
-        ...(c.kind === "time" && next ? { after: next } : {}),
+        where: this.#inPartition(t, partition, from),
+        orderBy: this.#order(t),
+        ...(after ? { after } : {}),
         limit: this.config.batchSize,
       },
       this.#opts,
     );
-    const last = rows.at(-1);
-    const nextKey = last
-      ? order.map((col, i) => (i === 0 && c.kind === "time" ? bindable(last[col]) : (last[col] as Scalar)))
-      : undefined;
-    return { rows, next: nextKey };
   }
 
   /**
@@ -370,23 +284,11 @@ export class DatabaseReader {
   }
 
   /**
-   * Rows a partition's next drain will read from `from` (the cursor lowered by the lookback), by the same
-   * conditions as page(): an index range count on the (partition, cursor) index the poll already needs.
+   * Rows a partition's next drain will read, by the same kind of bounds as page(): an index range count on the
+   * (partition, cursor) index the poll already needs.
    */
-  async countAfter(t: ResolvedTable, partition: string, from: CursorValue | undefined): Promise<number> {
-    const c = this.plan.cursor;
-    const where = this.#filter(t);
-    where.push({
-      column: t.col(this.plan.partition),
-      op: "eq",
-      value: partitionValue(t, t.col(this.plan.partition), partition),
-    });
-    const column = t.col(c.column);
-    if (c.kind === "id") where.push({ column, op: "gt", value: Number(from ?? 0) });
-    else {
-      where.push({ column, op: "notNull" });
-      if (from !== undefined && from !== null) where.push({ column, op: "gte", value: bindable(from) });
-    }
+  async countIn(t: ResolvedTable, partition: string, from: readonly Condition[]): Promise<number> {
+    const where = this.#inPartition(t, partition, from);
     const [row] = await this.client.select({ table: t.name, aggregate: { count: true }, where }, this.#opts);
     return Number(row?.n ?? 0);
   }
@@ -417,10 +319,8 @@ export class DatabaseReader {
 
   /** The newest rows by cursor column (doctor). */
   async newest(t: ResolvedTable, limit: number): Promise<SqlRow[]> {
-    const c = this.plan.cursor;
-    const order = c.kind === "id" ? [t.col(c.column)] : [t.col(c.column), ...c.tiebreak.map((x) => t.col(x))];
     return this.client.select(
-      { table: t.name, columns: t.select, where: this.#filter(t), orderBy: order, descending: true, limit },
+      { table: t.name, columns: t.select, where: this.#filter(t), orderBy: this.#order(t), descending: true, limit },
       this.#opts,
     );
   }
@@ -489,59 +389,6 @@ export class DatabaseReader {
     if (!p.devices || lookups.devices.has(partition)) return false;
     const own = p.rowSerial ? t.col(p.rowSerial) : undefined;
     return rows.some((row) => own === undefined || textOf(row[own]) === undefined);
-  }
-
-  /** The cursor value of a row (id or time), as stored in the cursor. */
-  cursorOf(t: ResolvedTable, row: SqlRow): number | string | undefined {
-    const raw = row[t.col(this.plan.cursor.column)];
-    if (this.plan.cursor.kind === "id") {
-      const id = Number(raw);
-      if (!Number.isSafeInteger(id)) {
-        throw new BioError(
-          "DB_SCHEMA",
-          `Column "${t.col(this.plan.cursor.column)}" of "${t.name}" holds ${JSON.stringify(raw)}, not an integer.`,
-          {
-            hint: "The id column must be an integer that grows with every new row (identity / autoincrement); without one, leave columns.id out and the time column becomes the cursor.",
-          },
-        );
-      }
-      return id;
-    }
-    if (typeof raw === "number") return raw;
-    if (raw instanceof Date) return raw.toISOString();
-    return typeof raw === "string" ? raw : undefined;
-  }
-
-  /** Epoch ms of a time-cursor value, or undefined when it cannot be read. */
-  cursorEpoch(value: CursorValue | undefined): number | undefined {
-    if (value === undefined || value === null || typeof value === "boolean" || typeof value === "object")
-      return undefined;
-    try {
-      return resolveTime(value, this.config.timezone).epochMs;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** A time-cursor value far in the future (a device clock gone wrong) must not move the cursor. */
-  isFuture(value: number | string, nowMs: number): boolean {
-    const epoch = this.cursorEpoch(value);
-    return epoch !== undefined && epoch > nowMs + FUTURE_SLACK_MS;
-  }
-
-  /** Why the row's id cannot be a cursor (2.5, 'abc' in a SQLite INTEGER column), or undefined when it can. */
-  badId(t: ResolvedTable, row: SqlRow): RowProblem | undefined {
-    if (this.plan.cursor.kind !== "id") return undefined;
-    const column = t.col(this.plan.cursor.column);
-    const raw = row[column];
-    if (Number.isSafeInteger(Number(raw)) && raw !== null && raw !== "") return undefined;
-    // A column declared as text is the schema's fault, not one row's: every row would go to quarantine.
-    const type = t.info.columns.find((c) => c.name === column)?.type.toLowerCase() ?? "";
-    if (type !== "" && !NUMERIC_TYPE.test(type)) this.cursorOf(t, row);
-    return {
-      kind: `${column} is not an integer`,
-      reason: `${column} is not an integer: ${JSON.stringify(raw)?.slice(0, 60)}`,
-    };
   }
 
   /** The row as a punch, or why it cannot be one; a row-level fault never stops the source. */
@@ -627,8 +474,6 @@ function calendarFault(value: unknown): string | undefined {
   if (n(4) > 23 || n(5) > 59 || n(6) > 59) return "is not a time of day";
   return undefined;
 }
-
-const NUMERIC_TYPE = /int|long|byte|numeric|decimal|serial|number/;
 
 /** The ids of rows that are integers, ascending (2.5 and 'abc' are a bad row's business, never a position). */
 function integerIds(rows: readonly SqlRow[], column: string): number[] {

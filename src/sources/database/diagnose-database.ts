@@ -1,8 +1,10 @@
 import type { DatabaseSourceConfig } from "../../config/config-schema.ts";
 import { describeError } from "../../core/errors.ts";
 import type { CursorValue } from "../../store/store.ts";
-import { DatabaseReader, isRowProblem, timeSemantics } from "./database-reader.ts";
-import { cursorKey, TARGET_KEY } from "./database-source.ts";
+import { timeSemantics } from "./column-types.ts";
+import { cursorKey } from "./cursor-key.ts";
+import { DatabaseReader, isRowProblem } from "./database-reader.ts";
+import { TARGET_KEY } from "./database-source.ts";
 import { openSqlClient } from "./open-client.ts";
 import type { SqlClient } from "./sql-client.ts";
 import { cleartextPasswordWarning, wireSummary } from "./wire-security.ts";

@@ -11,16 +11,36 @@ export interface Lookup {
   readonly valueMayBeMissing?: string;
 }
 
+/** A column a cursor reads, with the role a schema error names it by. */
+export interface CursorColumn {
+  readonly role: string;
+  readonly name: string;
+}
+
 export type CursorPlan =
   /** Last id per partition; `lookbackRows` ids below it re-read every poll. */
-  | { readonly kind: "id"; readonly column: string }
-  /** Newest time per partition; `lookbackMs` below it re-read every poll; pages keyed on (column, ...tiebreak). */
-  | {
-      readonly kind: "time";
-      readonly column: string;
-      readonly tiebreak: readonly string[];
-      readonly lookbackMs: number;
-    };
+  (
+    | { readonly kind: "id"; readonly column: string }
+    /** Newest time per partition; `lookbackMs` below it re-read every poll; pages keyed on (column, ...tiebreak). */
+    | {
+        readonly kind: "time";
+        readonly column: string;
+        readonly tiebreak: readonly string[];
+        readonly lookbackMs: number;
+      }
+  ) & {
+    /** The cursor column first, then its tie-breaks: the order pages are read in. */
+    readonly columns: readonly CursorColumn[];
+  };
+
+function idCursor(column: string): CursorPlan {
+  return { kind: "id", column, columns: [{ role: "id", name: column }] };
+}
+
+function timeCursor(column: string, tiebreak: readonly string[], lookbackMs: number): CursorPlan {
+  const columns = [{ role: "cursor", name: column }, ...tiebreak.map((name) => ({ role: "tie-break", name }))];
+  return { kind: "time", column, tiebreak, lookbackMs, columns };
+}
 
 /**
  * How one vendor schema is read, in logical column names (matched case-insensitively against the database).
@@ -127,7 +147,7 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
         tables: () => [table],
         tablesMayBeMissing: false,
         partition: "terminal_sn",
-        cursor: { kind: "id", column: "id" },
+        cursor: idCursor("id"),
         user: "emp_code",
         time: "punch_time",
         state: "punch_state",
@@ -146,7 +166,7 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
         tablesMayBeMissing: false,
         // sn is often NULL (older downloads, USB imports); SENSORID, the machine number, is always there.
         partition: "SENSORID",
-        cursor: { kind: "time", column: "CHECKTIME", tiebreak: ["USERID"], lookbackMs: lookback(3 * DAY) },
+        cursor: timeCursor("CHECKTIME", ["USERID"], lookback(3 * DAY)),
         user: "USERID",
         time: "CHECKTIME",
         state: "CHECKTYPE",
@@ -171,7 +191,7 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
         tables: (now, keys) => eTimeTrackTables(now, config.timezone, keys ? oldestCursorMonth(keys) : undefined),
         tablesMayBeMissing: true,
         partition: "DeviceId",
-        cursor: { kind: "id", column: "DeviceLogId" },
+        cursor: idCursor("DeviceLogId"),
         user: "UserId",
         time: "LogDate",
         state: "Direction",
@@ -193,7 +213,7 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
         tablesMayBeMissing: false,
         partition: "dev_sn",
         // id is a string (UUID-like): useless as a cursor, fine as a tie-break. create_time is the server's insert time.
-        cursor: { kind: "time", column: "create_time", tiebreak: ["id"], lookbackMs: lookback(15 * 60_000) },
+        cursor: timeCursor("create_time", ["id"], lookback(15 * 60_000)),
         user: "pin",
         time: "event_time",
         verify: "verify_mode_no",
@@ -211,9 +231,7 @@ export function readPlan(config: DatabaseSourceConfig): ReadPlan {
         tables: () => [table],
         tablesMayBeMissing: false,
         partition: columns.deviceSerial,
-        cursor: columns.id
-          ? { kind: "id", column: columns.id }
-          : { kind: "time", column: columns.time, tiebreak: [columns.userId], lookbackMs: lookback(3600_000) },
+        cursor: columns.id ? idCursor(columns.id) : timeCursor(columns.time, [columns.userId], lookback(3600_000)),
         user: columns.userId,
         time: columns.time,
         ...(columns.state ? { state: columns.state } : {}),

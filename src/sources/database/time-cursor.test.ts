@@ -6,7 +6,7 @@ import { sourceHarness } from "../../../test/helpers/run-source.ts";
 import { tempDir } from "../../../test/helpers/temp-dir.ts";
 import { waitFor } from "../../../test/helpers/wait-for.ts";
 import { type DatabaseSourceConfig, databaseSourceSchema } from "../../config/config-schema.ts";
-import { shiftTime } from "./database-reader.ts";
+import { shiftTime } from "./time-cursor.ts";
 
 /** A generic source over att_log with the time column as the cursor (no id). */
 function timeSource(path: string, extra: Partial<DatabaseSourceConfig> = {}): DatabaseSourceConfig {
