@@ -60,10 +60,9 @@ export function targetFingerprint(config: DatabaseSourceConfig): string {
 
 /**
  * Reads an attendance table with a cursor per partition (device serial, or the vendor's device number): the last row
- * id, or the newest time when the table has no usable id. Id cursors read the table once per poll, above its
- * high-water mark, and track the ids missing below it until they appear or outlive `lateRowWindowMs`: a row that
- * commits out of id order is collected by time, not by a row count. Time cursors read each device from its cursor
- * lowered by a lookback window. Re-read punches are dropped by id in the store (invariant 6).
+ * id (IdCursor: the table once per poll, late rows found by their missing ids), or the newest time when the table
+ * has no usable id (TimeCursor: each device from its cursor lowered by a lookback window). The source owns the run:
+ * the target the cursors belong to, the poll loop and its status; how a table is read is its cursor type's.
  */
 export class DatabaseSource implements Source {
   readonly #config: DatabaseSourceConfig;

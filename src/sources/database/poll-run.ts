@@ -38,7 +38,7 @@ export class PollRun {
   /** Committed device cursors by key; updated after each commit that moves them. */
   readonly cursors: Map<string, CursorValue>;
   backfill: Backfill = { counted: new Set(), total: 0, done: 0 };
-  lookups: Lookups = { devices: new Map(), users: undefined };
+  #lookups: Lookups = { devices: new Map(), users: undefined };
   /** A row named a user the lookup lacks: refresh before the next poll. */
   #lookupMiss = false;
   #lookupsAt = Number.NEGATIVE_INFINITY;
@@ -63,7 +63,7 @@ export class PollRun {
   }
 
   async #refresh(): Promise<void> {
-    this.lookups = await this.reader.lookups();
+    this.#lookups = await this.reader.lookups();
   }
 
   /**
@@ -80,12 +80,12 @@ export class PollRun {
   ): Promise<void> {
     // A device registered since the last refresh (with its first punches): read the lookup again before any punch
     // goes out under a made-up serial, which would then stay in the cloud for good.
-    if (!this.#missingDevices.has(partition) && this.reader.needsDeviceLookup(t, rows, partition, this.lookups)) {
+    if (!this.#missingDevices.has(partition) && this.reader.needsDeviceLookup(t, rows, partition, this.#lookups)) {
       await this.#refresh();
-      if (!this.lookups.devices.has(partition)) this.#missingDevices.add(partition);
+      if (!this.#lookups.devices.has(partition)) this.#missingDevices.add(partition);
     }
     for (const row of rows) {
-      const result = this.reader.toPunch(t, row, partition, this.lookups, collectedAt);
+      const result = this.reader.toPunch(t, row, partition, this.#lookups, collectedAt);
       if (isRowProblem(result)) {
         if (this.reader.plan.users && / has no /.test(result.reason)) this.#lookupMiss = true;
         if (quarantineIf(row)) this.quarantine(t, row, result, batch);

@@ -111,6 +111,6 @@ test("a time cursor stored by the earlier code loads and advances the same", asy
     ["#target", "S1"],
     "a time cursor keeps nothing else beside its devices' cursors",
   );
-  assert.equal(h.supervisor.status()[0]?.lateRows, undefined);
+  assert.equal(h.supervisor.status()[0]?.lateRows, null, "a time cursor keeps no late-row book");
   db.close();
 });
