@@ -5,6 +5,7 @@ import { koffiScm } from "../platform/windows/koffi-scm.ts";
 import { hostWindowsService } from "../service/windows/service-host.ts";
 import { CONNECTOR_SERVICE } from "../service/windows/service-names.ts";
 import type { Connector } from "./connector.ts";
+import { startReported } from "./start-reported.ts";
 
 /** `bioapi run --service` on Windows: the connector inside the SCM protocol, with its Event Log entries. */
 export async function runConnectorUnderScm(options: {
@@ -21,15 +22,7 @@ export async function runConnectorUnderScm(options: {
     logger,
     ...(options.startDeadlineMs ? { startDeadlineMs: options.startDeadlineMs } : {}),
     start: async () => {
-      const connector = await options.start().catch(async (error: unknown) => {
-        await eventLog.write(
-          "error",
-          `Cams Bio API connector could not start: ${redactor.scrub(describeError(error).message)}`,
-          EVENT_IDS.fatal,
-        );
-        throw error;
-      });
-      await eventLog.write("info", "Cams Bio API connector started.", EVENT_IDS.started);
+      const connector = await startReported(options.start, eventLog, redactor);
       let end: (code: number) => void = () => undefined;
       const ended = new Promise<number>((resolve) => {
         end = resolve;

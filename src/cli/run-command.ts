@@ -3,6 +3,7 @@ import { resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
 import { Connector } from "../app/connector.ts";
 import { defaultDataDir, ensureDataDir } from "../app/data-dir.ts";
+import { startReported } from "../app/start-reported.ts";
 import { BioError, describeError } from "../core/errors.ts";
 import { createLogger, LOG_LEVELS, type LogLevel, Redactor } from "../core/logger.ts";
 import { EVENT_IDS, platformEventLog } from "../platform/event-log.ts";
@@ -112,18 +113,7 @@ export async function runCommand(argv: string[], io: CliIo, deps: RunDeps = {}):
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  let connector: Connector;
-  try {
-    connector = await start();
-  } catch (error) {
-    await eventLog.write(
-      "error",
-      `Cams Bio API connector could not start: ${redactor.scrub(describeError(error).message)}`,
-      EVENT_IDS.fatal,
-    );
-    throw error;
-  }
-  await eventLog.write("info", "Cams Bio API connector started.", EVENT_IDS.started);
+  const connector = await startReported(start, eventLog, redactor);
   const stallMs = Number(process.env.BIOAPI_STALL_MS ?? 15 * 60_000);
   const systemd = await SystemdNotifier.fromEnv(
     process.env,

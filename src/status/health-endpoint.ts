@@ -31,11 +31,16 @@ export class HealthEndpoint implements Part {
       ...(restrict ? { restrict } : {}),
     });
     // Written once the channel serves: the monitor trusts a channel only when this names the running connector.
-    await writeHealthRecord(dataDir, {
-      path: this.#channel.path,
-      pid: process.pid,
-      startedAt: new Date(startedAt).toISOString(),
-    });
+    try {
+      await writeHealthRecord(dataDir, {
+        path: this.#channel.path,
+        pid: process.pid,
+        startedAt: new Date(startedAt).toISOString(),
+      });
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
   }
 
   async stop(): Promise<undefined> {

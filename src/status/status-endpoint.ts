@@ -55,7 +55,13 @@ export class StatusEndpoint implements Part {
     };
     // Atomic and 0600: a reader never sees half a file, and nothing left at the path lends it a wider mode (the
     // token opens the status API).
-    await atomicWrite(statusFile, `${JSON.stringify(endpoint)}\n`);
+    try {
+      await atomicWrite(statusFile, `${JSON.stringify(endpoint)}\n`);
+    } catch (error) {
+      // A part whose start throws cleans up after itself (Parts stops only the parts that are up).
+      await this.stop();
+      throw error;
+    }
   }
 
   async stop(): Promise<undefined> {
