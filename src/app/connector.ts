@@ -1,5 +1,5 @@
 import { ConfigChannel } from "../config/config-channel.ts";
-import { configPoller } from "../config/config-poller.ts";
+import { cachedConfig, configPoller } from "../config/config-poller.ts";
 import { LiveConfig } from "../config/live-config.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Logger, Redactor } from "../core/logger.ts";
@@ -183,6 +183,7 @@ async function wire(options: ConnectorOptions, layout: DataDirLayout, lock: Inst
   const parts: Part[] = [
     { name: "lock", start: () => undefined, stop: () => void lock.release() },
     { name: "store", start: () => undefined, stop: () => void store.close() },
+    cachedConfig(channel),
     endpoint,
     new HealthEndpoint({ dataDir: options.dataDir, startedAt, status, logger, ...(restrict ? { restrict } : {}) }),
     loop("disk", (s) => space.run(s)),

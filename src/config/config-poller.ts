@@ -8,9 +8,14 @@ import type { ConnectorConfig } from "./config-schema.ts";
 const FIRST_CONFIG_POLL_MS = 5000;
 
 /**
- * The config channel as a part: the cached last good config first, so the connector works offline from the first
- * second, then a fetch every `configPollIntervalMs` while the cloud is reachable.
+ * The cached last good config, applied before anything else runs: the connector works offline from the first
+ * second, and the first probe, the first status answer and the first workers already use it.
  */
+export function cachedConfig(channel: ConfigChannel): Part {
+  return { name: "cached config", start: () => void channel.loadCached(), stop: () => undefined };
+}
+
+/** The config channel's poll as a part: a fetch every `configPollIntervalMs` while the cloud is reachable. */
 export function configPoller(
   channel: ConfigChannel,
   options: {
@@ -23,12 +28,5 @@ export function configPoller(
   const { config } = options;
   const interval = () =>
     channel.current ? config().configPollIntervalMs : Math.min(FIRST_CONFIG_POLL_MS, config().configPollIntervalMs);
-  const loop = loopPart("config", (signal) => channel.run(signal, interval, options.isOnline), options);
-  return {
-    ...loop,
-    start(signal) {
-      channel.loadCached();
-      return loop.start(signal);
-    },
-  };
+  return loopPart("config", (signal) => channel.run(signal, interval, options.isOnline), options);
 }

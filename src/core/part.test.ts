@@ -84,3 +84,45 @@ test("a loop part runs its loop under a signal that its stop aborts, and waits f
   assert.equal(ended, true);
   assert.equal(parent.signal.aborted, false, "stopping one part leaves the others' signal alone");
 });
+
+test("once the first part has stopped, every part below is aborted together, before any of their stops", async () => {
+  const { events, part } = recorder();
+  const loop = (name: string) => part(name, { abort: () => void events.push(`abort ${name}`) });
+  const parts = new Parts([part("store"), loop("connectivity"), loop("shipper"), part("workers")], systemClock);
+  await parts.start();
+  events.length = 0;
+  await parts.stop(1000);
+  assert.deepEqual(events, [
+    "stop workers",
+    "abort shipper",
+    "abort connectivity",
+    "stop shipper",
+    "stop connectivity",
+    "stop store",
+  ]);
+});
+
+test("a first part that takes the whole bound still leaves the parts below their grace to wind down", async () => {
+  let now = 1_000_000;
+  const clock = { now: () => now };
+  const deadlines: number[] = [];
+  const parts = new Parts(
+    [
+      { name: "store", start: () => undefined, stop: (d) => void deadlines.push(d) },
+      { name: "shipper", start: () => undefined, stop: (d) => void deadlines.push(d) },
+      {
+        name: "workers",
+        start: () => undefined,
+        stop: (d) => {
+          deadlines.push(d);
+          now = d + 5000;
+          return false;
+        },
+      },
+    ],
+    clock,
+  );
+  await parts.start();
+  assert.equal(await parts.stop(10_000), false);
+  assert.deepEqual(deadlines, [1_010_000, 1_015_100, 1_015_100]);
+});
