@@ -5,24 +5,28 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import { DOCS_BEGIN, DOCS_END, docsBlock } from "./layers/house-picture.ts";
-import { checkImports } from "./layers/import-check.ts";
+import { checkImports, SCRIPT } from "./layers/import-check.ts";
 
 const root = join(import.meta.dirname, "..");
 
-/** Product files of src/ (tests sit beside them but stand outside the house), and all of cloud/ and sim/. */
+/**
+ * Product files of src/ (tests sit beside them but stand outside the house), all of cloud/ and sim/, and the test
+ * helpers, which cloud/ and sim/ may share only while they reach no product code.
+ */
 export function readTree(base = root): Map<string, string> {
   const tree = new Map<string, string>();
   const walk = (dir: string, keepTests: boolean) => {
     for (const entry of readdirSync(join(base, dir), { withFileTypes: true })) {
       const path = posix.join(dir, entry.name);
       if (entry.isDirectory()) walk(path, keepTests);
-      else if (/\.(ts|mjs)$/.test(entry.name) && (keepTests || !/\.test\.ts$/.test(entry.name)))
+      else if (SCRIPT.test(entry.name) && (keepTests || !/\.test\.[cm]?[jt]s$/.test(entry.name)))
         tree.set(path, readFileSync(join(base, path), "utf8"));
     }
   };
   walk("src", false);
   walk("cloud", true);
   walk("sim", true);
+  walk("test/helpers", true);
   return tree;
 }
 

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { readTree } from "../../scripts/check-layers.ts";
 import { DOCS_BEGIN, DOCS_END, docsBlock } from "../../scripts/layers/house-picture.ts";
-import { checkImports, importsOf, type Violation } from "../../scripts/layers/import-check.ts";
+import { checkImports, importsOf, readImports, type Violation } from "../../scripts/layers/import-check.ts";
 
 const real = readTree();
 const key = (v: Violation) => `${v.rule} ${v.from} ${v.to}`;
@@ -90,7 +90,51 @@ describe("the floors of src/", () => {
       "import {\n  e,\n  type F,\n} from './e.ts';",
       'import { g } from "node:fs";',
     ].join("\n");
-    assert.deepEqual(importsOf(text), ["./a.ts", "./b.ts", "../c.ts", "./d.ts", "./e.ts"]);
+    assert.deepEqual(importsOf(text).sort(), ["../c.ts", "./a.ts", "./b.ts", "./d.ts", "./e.ts"]);
+  });
+
+  test("a comment cannot hide an arrow, and a commented-out import is none", () => {
+    const text = [
+      "import {",
+      "  a, // the one we need",
+      "  /* and */ b,",
+      '} from "./ab.ts";',
+      'const c = await import(/* lazily */ "./c.ts");',
+      "const d = await import(`./d.ts`);",
+      '// import { gone } from "./gone.ts";',
+      '/* import "./also-gone.ts"; */',
+      'const url = new URL("./worker.mjs", import.meta.url);',
+      'const data = new URL("../../package.json", import.meta.url);',
+      'const e = import.meta.resolve("./e.ts");',
+    ].join("\n");
+    assert.deepEqual(importsOf(text).sort(), ["./ab.ts", "./c.ts", "./d.ts", "./e.ts", "./worker.mjs"]);
+  });
+
+  test("a load no reader can follow is refused: a computed import() or require()", () => {
+    assert.deepEqual(
+      readImports("const m = await import(name);\nconst r = createRequire(import.meta.url);").unreadable,
+      ["import(name)", "createRequire("],
+    );
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the planted line is source text with a substitution.
+    const v = only(planted("src/core/clock.ts", 'const kind = "zk";\nawait import(`../sources/${kind}/x.ts`);'));
+    assert.equal(v.rule, "unreadable");
+  });
+
+  test("code for one operating system never loads code for the other, across folders too", () => {
+    const v = only(
+      planted("src/service/linux/units.ts", 'import type { ScmPort } from "../../platform/windows/scm-port.ts";'),
+    );
+    assert.equal(v.rule, "other-os");
+  });
+
+  test("cloud/ and sim/ import only themselves and helpers that reach no product code", () => {
+    const cloud = [...real.keys()].find((f) => f.startsWith("cloud/") && !f.includes("/", 6));
+    assert.ok(cloud);
+    assert.equal(only(planted(cloud, 'import { runDemo } from "../demo/demo.ts";')).rule, "outside-tree");
+    const through = only(planted(cloud, 'import { e2e } from "../test/helpers/e2e-harness.ts";'));
+    assert.equal(through.rule, "into-src");
+    assert.match(through.detail, /reaches src\//);
+    assert.deepEqual(added(checkImports(new Map(real))), [], "a helper that reaches no product code is allowed");
   });
 
   test("docs/architecture.md shows the table and the picture drawn from the same data", () => {
