@@ -48,7 +48,7 @@ interface Advapi32 {
 
 let bound: Promise<Advapi32> | undefined;
 
-/** Bound once per process: koffi type names are global (see crypt32() in win32.ts). */
+/** Bound once per process: koffi type names are global (see crypt32() in koffi-dpapi.ts). */
 function advapi32(): Promise<Advapi32> {
   bound ??= bind();
   return bound;

@@ -59,7 +59,7 @@ interface Bound {
 
 let bound: Promise<Bound> | undefined;
 
-/** Bound once per process: koffi type names are global (see crypt32() in win32.ts). */
+/** Bound once per process: koffi type names are global (see crypt32() in koffi-dpapi.ts). */
 function advapi32(): Promise<Bound> {
   bound ??= bind();
   return bound;
