@@ -2,9 +2,9 @@ import { loadKoffi } from "../native.ts";
 import type { ScmPort, ServiceStatusReport } from "./scm-port.ts";
 
 /*
- * The Win32 calls, through koffi (prebuilt N-API module; no compiler on the build machine). Only this file and
- * koffi-registry-api.ts know about FFI types; everything they feed is tested on Linux through the ports. Verified under Wine only by the
- * research spike; see docs/operations.md for what still needs a real Windows machine.
+ * The SCM's dispatcher, through koffi (prebuilt N-API module; no compiler on the build machine). Only the koffi-*.ts
+ * files of platform/windows know FFI types; everything they feed is tested on Linux through the ports. Proven under
+ * Wine by scripts/test-wine.sh; see docs/operations.md for what still needs a real Windows machine.
  */
 
 /** advapi32's service API: the dispatcher runs on a libuv worker thread; koffi brings SCM callbacks to the JS thread. */
