@@ -1,11 +1,9 @@
 import type { SourceConfig } from "../config/config-schema.ts";
 import type { Finding } from "../core/check.ts";
-import { checkDatabase } from "./database/database-check.ts";
 import { DatabaseSource } from "./database/database-source.ts";
 import { openSqlClient } from "./database/open-client.ts";
 import type { Source } from "./source.ts";
 import type { RunningSource, SourceCheck } from "./source-check.ts";
-import { checkTerminal } from "./zk/zk-check.ts";
 import { ZkSource } from "./zk/zk-source.ts";
 
 /** What every source of one connector shares across the restarts of its worker. */
@@ -18,7 +16,10 @@ export interface SourceShared {
 export interface SourceKind<C extends SourceConfig> {
   /** The source for one start of its worker: the supervisor makes a new one for every start. */
   readonly create: (config: C, shared: SourceShared) => Source;
-  /** Its `bioapi doctor` check: reads the source as its worker would, collects nothing. */
+  /**
+   * Its `bioapi doctor` check: reads the source as its worker would, collects nothing. Loaded when called, so a
+   * running connector does not carry the doctor's code (every module costs memory in the type stripper).
+   */
   readonly check: SourceCheck<C>;
   /** What its backlog counts, in status and in the log. */
   readonly unit: "records" | "rows";
@@ -35,13 +36,13 @@ type SourceKinds = { readonly [K in SourceConfig["kind"]]: SourceKind<Extract<So
 export const SOURCE_KINDS: SourceKinds = {
   database: {
     create: (config, shared) => new DatabaseSource({ config, connect: openSqlClient, warned: shared.warned }),
-    check: checkDatabase,
+    check: async (target, signal) => (await import("./database/database-check.ts")).checkDatabase(target, signal),
     unit: "rows",
     secrets: ({ connection }) => ("password" in connection && connection.password ? [connection.password] : []),
   },
   zk: {
     create: (config) => new ZkSource(config),
-    check: checkTerminal,
+    check: async (target, signal) => (await import("./zk/zk-check.ts")).checkTerminal(target, signal),
     unit: "records",
     secrets: () => [],
   },
