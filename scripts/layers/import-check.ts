@@ -69,6 +69,7 @@ const STATIC = new RegExp(
   "g",
 );
 const DYNAMIC = /(?:^|[^\w.$])import\s*\(\s*([^)\s][^)]*?)\s*[,)]/g;
+const ONLY_LITERAL = new RegExp(`^${LITERAL}$`);
 const URL_OF = new RegExp(`new\\s+URL\\s*\\(\\s*${LITERAL}\\s*,\\s*import\\.meta\\.url`, "g");
 const RESOLVE = new RegExp(`import\\.meta\\.resolve\\s*\\(\\s*${LITERAL}`, "g");
 const REQUIRE = /(?:^|[^\w.$])(?:require|createRequire)\s*\(/g;
@@ -97,7 +98,7 @@ export function readImports(raw: string): FileImports {
   for (const m of text.matchAll(STATIC)) keep(literal(m));
   for (const m of text.matchAll(DYNAMIC)) {
     const arg = m[1] ?? "";
-    const lit = new RegExp(`^${LITERAL}$`).exec(arg);
+    const lit = ONLY_LITERAL.exec(arg);
     if (lit) keep(literal(lit));
     else unreadable.push(`import(${arg})`);
   }

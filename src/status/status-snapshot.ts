@@ -91,8 +91,7 @@ export class StatusSnapshot {
       config: { ...config, lastError: scrubError(config.lastError) },
       outbox: {
         depth: outbox.depth,
-        oldestUnsentAgeMs:
-          outbox.oldestEnqueuedAt === null ? null : Math.max(0, o.clock.now() - outbox.oldestEnqueuedAt),
+        oldestUnsentAgeMs: outbox.oldestEnqueuedAt === null ? null : Math.max(0, now - outbox.oldestEnqueuedAt),
         quarantined: o.store.quarantineCount(),
       },
       shipper: { ...shipper, lastError: scrubError(shipper.lastError) },
