@@ -85,6 +85,18 @@ export function checkSourceIds(sources: readonly { readonly id: string }[], add:
   });
 }
 
+/** Sink ids are unique (delivery state is kept under them), and there is one enrolled cloud to deliver to. */
+export function checkSinks(sinks: readonly { readonly id: string; readonly kind?: string }[], add: AddIssue): void {
+  const seen = new Set<string>();
+  let clouds = 0;
+  sinks.forEach((sink, index) => {
+    if (seen.has(sink.id)) add(["sinks", index, "id"], `duplicate sink id "${sink.id}"`);
+    seen.add(sink.id);
+    if (sink.kind === "cams-cloud" && ++clouds > 1)
+      add(["sinks", index, "kind"], "at most one cams-cloud sink: there is one enrolled cloud");
+  });
+}
+
 interface ConfigLike {
   readonly sources?: readonly {
     readonly id: string;
@@ -95,6 +107,7 @@ interface ConfigLike {
     readonly table?: string;
     readonly columns?: unknown;
   }[];
+  readonly sinks?: readonly { readonly id: string; readonly kind?: string }[];
 }
 
 /**
@@ -115,6 +128,7 @@ export function checkConfigRules(config: ConfigLike): ConfigIssue[] {
     checkDatabaseSource(source, at(["sources", i]));
   });
   checkSourceIds(sources, at([]));
+  if (config.sinks) checkSinks(config.sinks, at([]));
   return issues;
 }
 

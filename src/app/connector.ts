@@ -1,6 +1,7 @@
 import { ConfigChannel } from "../config/config-channel.ts";
 import { cachedConfig, configPoller } from "../config/config-poller.ts";
 import { LiveConfig } from "../config/live-config.ts";
+import { DEFAULT_SINKS, type SinkConfig } from "../config/sink-schema.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Logger, Redactor } from "../core/logger.ts";
 import { Notifier } from "../core/notifier.ts";
@@ -147,7 +148,15 @@ async function wire(options: ConnectorOptions, layout: DataDirLayout, lock: Inst
   const shipper = new Shipper({
     store,
     space,
-    sink: createSink("cams-cloud", { client, clock, shipper: () => config().shipper }),
+    sink: createSink(DEFAULT_SINKS[0] as SinkConfig, {
+      nodeId,
+      client,
+      clock,
+      logger,
+      shipper: () => config().shipper,
+      memory: { get: () => undefined, put: () => undefined },
+      heartbeat: () => heartbeatBody(status()),
+    }),
     connectivity,
     clock,
     logger: logger.child("shipper"),

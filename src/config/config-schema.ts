@@ -5,11 +5,13 @@ import {
   type ConfigIssue,
   checkDatabaseSource,
   checkFilterCondition,
+  checkSinks,
   checkSourceIds,
   checkTimeZone,
   describeIssues,
   type RawIssue,
 } from "./config-rules.ts";
+import { DEFAULT_SINKS, type SinkConfig, sinkSchema } from "./sink-schema.ts";
 
 /**
  * The cloud-managed configuration: the single source of truth for its static type, its defaults and the JSON
@@ -423,9 +425,23 @@ export const connectorConfigSchema = z
     shipper: shipperSchema.default(shipperSchema.parse({})),
     outbox: outboxSchema.default(outboxSchema.parse({})),
     sources: z.array(sourceSchema).max(5000),
+    sinks: z
+      .array(sinkSchema)
+      .min(1)
+      .max(32)
+      .optional()
+      .describe("Where punches go, each exactly once. Absent: the enrolled Cams cloud alone."),
   })
   .strict()
-  .superRefine((config, ctx) => checkSourceIds(config.sources, adder(ctx)));
+  .superRefine((config, ctx) => {
+    checkSourceIds(config.sources, adder(ctx));
+    if (config.sinks) checkSinks(config.sinks, adder(ctx));
+  });
+
+/** The sinks a config runs: its `sinks` section, or the enrolled Cams cloud alone when it has none. */
+export function configuredSinks(config: Pick<ConnectorConfig, "sinks">): readonly SinkConfig[] {
+  return config.sinks ?? DEFAULT_SINKS;
+}
 
 export type ConnectorConfig = z.infer<typeof connectorConfigSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;

@@ -1,29 +1,73 @@
 import type { ShipperConfig } from "../config/config-schema.ts";
+import type { SinkConfig } from "../config/sink-schema.ts";
+import type { Check } from "../core/check.ts";
 import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/logger.ts";
 import type { CloudClient } from "../link/cloud-client.ts";
 import { CamsCloudSink } from "./cams-cloud/cams-cloud-sink.ts";
-import type { Sink } from "./sink.ts";
+import type { Sink, SinkMemory } from "./sink.ts";
 
 /** What a sink may use from the connector it runs in. */
 export interface SinkContext {
+  readonly nodeId: string;
+  /** The enrolled cloud's client: only the cams-cloud sink talks to it. */
   readonly client: CloudClient;
   readonly clock: Clock;
+  readonly logger: Logger;
+  /** The live `shipper` section; a sink's own fields (requestTimeoutMs...) override it. */
   readonly shipper: () => ShipperConfig;
+  readonly memory: SinkMemory;
+  /** The connector's heartbeat body (already redacted), for sinks that publish one (MQTT status topic). */
+  readonly heartbeat: () => unknown;
 }
 
-/** One line per sink kind: a new kind adds its folder, its config schema and its line here. */
-const SINK_KINDS = {
-  "cams-cloud": (ctx: SinkContext): Sink =>
-    new CamsCloudSink({
-      client: ctx.client,
-      clock: ctx.clock,
-      timeoutMs: () => ctx.shipper().requestTimeoutMs,
-      gzip: () => ctx.shipper().gzip,
-    }),
-} as const satisfies Record<string, (ctx: SinkContext) => Sink>;
+/** What `bioapi doctor` gives a sink's check. */
+export interface SinkCheckTarget<C extends SinkConfig> {
+  readonly config: C;
+  readonly nodeId: string;
+  readonly client: CloudClient | undefined;
+}
 
-export type SinkKind = keyof typeof SINK_KINDS;
+/** Reachable, authenticated, and a harmless probe where the protocol has one; it never delivers a punch. */
+export type SinkCheck<C extends SinkConfig> = Check<SinkCheckTarget<C>>;
 
-export function createSink(kind: SinkKind, ctx: SinkContext): Sink {
-  return SINK_KINDS[kind](ctx);
+export interface SinkKind<C extends SinkConfig> {
+  readonly create: (config: C, ctx: SinkContext) => Sink;
+  /** Loaded when called, so a running connector does not carry the doctor's code. */
+  readonly check?: SinkCheck<C>;
+  /** The secrets its config carries: redacted from every log line, status text and error once it is applied. */
+  readonly secrets: (config: C) => readonly string[];
+}
+
+type SinkKinds = { readonly [K in SinkConfig["kind"]]?: SinkKind<Extract<SinkConfig, { kind: K }>> };
+
+/**
+ * One entry per sink kind. A new kind adds its folder, its config schema (config/sink-schema.ts) and its entry here.
+ * TODO(issue 15): the mapped type becomes required for every kind once each kind has landed.
+ */
+export const SINK_KINDS: SinkKinds = {
+  "cams-cloud": {
+    create: (config, ctx) =>
+      new CamsCloudSink({
+        client: ctx.client,
+        clock: ctx.clock,
+        timeoutMs: () => config.requestTimeoutMs ?? ctx.shipper().requestTimeoutMs,
+        gzip: () => ctx.shipper().gzip,
+      }),
+    secrets: () => [],
+  },
+};
+
+function kindOf(config: SinkConfig): SinkKind<SinkConfig> {
+  const kind = SINK_KINDS[config.kind] as SinkKind<SinkConfig> | undefined;
+  if (!kind) throw new TypeError(`No sink kind "${config.kind}" in this build.`);
+  return kind;
+}
+
+export function createSink(config: SinkConfig, ctx: SinkContext): Sink {
+  return kindOf(config).create(config, ctx);
+}
+
+export function sinkSecrets(sinks: readonly SinkConfig[]): string[] {
+  return sinks.flatMap((sink) => [...kindOf(sink).secrets(sink)]);
 }

@@ -1,5 +1,5 @@
 import type { BioError } from "../core/errors.ts";
-import type { OutboxEntry } from "../store/store.ts";
+import type { CursorValue, OutboxEntry } from "../store/store.ts";
 
 export interface SinkRejection {
   readonly id: string;
@@ -47,8 +47,29 @@ export type SinkOutcome =
    */
   | { readonly kind: "failed"; readonly error: BioError; readonly lostConnectivity: boolean };
 
-/** Delivers a batch. Only the caller's abort and bugs throw; every answer, and every failure to get one, is returned. */
+/** Facts a sink adds to status, the page and the heartbeat: plain values, never a secret. */
+export type SinkDetails = Readonly<Record<string, string | number | boolean | null>>;
+
+/**
+ * Delivers a batch. Only the caller's abort and bugs throw; every answer, and every failure to get one, is returned.
+ * A batch holds punches in outbox order; a sink that sends one punch per request may send several at once, but
+ * never two of one user at once, and never a user's later punch before an earlier one has been delivered.
+ */
 export interface Sink {
   readonly name: string;
   send(batch: readonly OutboxEntry[], signal: AbortSignal): Promise<SinkOutcome>;
+  /**
+   * The sink's own background work while it runs (a broker connection and its status, ADMS heartbeats). Started
+   * once through the connector's loop helper, which logs and restarts it if it throws; it ends when `signal` aborts.
+   */
+  run?(signal: AbortSignal): Promise<void>;
+  /** Releases what it holds (connections, sessions); called once, after the last send and after run has ended. */
+  close?(): Promise<void>;
+  details?(): SinkDetails;
+}
+
+/** Small values a sink keeps across restarts in the store (ADMS stamps per serial), under its own id. */
+export interface SinkMemory {
+  get(key: string): CursorValue | undefined;
+  put(key: string, value: CursorValue): void;
 }

@@ -46,4 +46,29 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE quarantine ADD COLUMN row_key TEXT;
   CREATE UNIQUE INDEX quarantine_row_key ON quarantine (source_id, row_key) WHERE row_key IS NOT NULL;
   `,
+  // Several sinks (issue 15). A punch leaves the outbox once every sink has settled it; until then a sink that has
+  // settled it is recorded in sink_done. A sink delivers only rows after its from_seq (the outbox's newest row when
+  // it was added), so adding a sink does not send it the whole backlog. delivered keeps the body for backfills.
+  `
+  CREATE TABLE sinks (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    from_seq INTEGER NOT NULL,
+    added_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE sink_done (
+    sink_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (sink_id, seq)
+  ) WITHOUT ROWID;
+  CREATE TABLE sink_memory (
+    sink_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (sink_id, key)
+  ) WITHOUT ROWID;
+  ALTER TABLE delivered ADD COLUMN body TEXT;
+  ALTER TABLE quarantine ADD COLUMN sink_id TEXT;
+  `,
 ];
