@@ -37,6 +37,11 @@ export interface SinkKind<C extends SinkConfig> {
   readonly check?: SinkCheck<C>;
   /** The secrets its config carries: redacted from every log line, status text and error once it is applied. */
   readonly secrets: (config: C) => readonly string[];
+  /**
+   * One batch at a time (maxInFlight 1): a sink that sends punches one by one (sendEach) keeps each user's order
+   * within a batch, and only one batch travelling keeps it across batches.
+   */
+  readonly oneBatchAtATime?: boolean;
 }
 
 type SinkKinds = { readonly [K in SinkConfig["kind"]]?: SinkKind<Extract<SinkConfig, { kind: K }>> };
@@ -66,6 +71,10 @@ function kindOf(config: SinkConfig): SinkKind<SinkConfig> {
 
 export function createSink(config: SinkConfig, ctx: SinkContext): Sink {
   return kindOf(config).create(config, ctx);
+}
+
+export function sinkOneBatchAtATime(config: SinkConfig): boolean {
+  return kindOf(config).oneBatchAtATime === true;
 }
 
 export function sinkSecrets(sinks: readonly SinkConfig[]): string[] {
