@@ -69,6 +69,7 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (sink_id, key)
   ) WITHOUT ROWID;
   ALTER TABLE delivered ADD COLUMN body TEXT;
+  ALTER TABLE delivered ADD COLUMN source_id TEXT;
   ALTER TABLE quarantine ADD COLUMN sink_id TEXT;
   `,
 ];

@@ -4,6 +4,7 @@ import { systemClock } from "../core/clock.ts";
 import { BioError, isDiskFullError } from "../core/errors.ts";
 import type { Punch } from "../core/punch.ts";
 import { MIGRATIONS } from "./migrations.ts";
+import { SinkLanes } from "./sink-lanes.ts";
 
 /*
  * Invariants this module owns (DESIGN.md):
@@ -101,6 +102,8 @@ export class Store {
   /** Outbox depth kept in memory: count(*) scans the table, and status asks often. */
   #depth: number;
   #closed = false;
+  /** The outbox as each sink sees it: what it still has to settle. */
+  readonly lanes: SinkLanes;
 
   private constructor(db: DatabaseSync, clock: Clock, space: WriteFailures) {
     this.#db = db;
@@ -108,6 +111,27 @@ export class Store {
     this.#space = space;
     this.#stmts = prepare(db);
     this.#depth = (this.#stmts.depth.get() as { depth: number }).depth;
+    this.lanes = new SinkLanes({
+      db,
+      transaction: (fn) => this.#transaction(fn),
+      now: () => this.#clock.now(),
+      releaseRows: (ids) => this.#release(ids, this.#clock.now()),
+      depthChanged: (delta) => {
+        this.#depth += delta;
+      },
+      depth: () => this.#depth,
+    });
+  }
+
+  /** Inside a transaction: the ids leave the outbox for every sink, remembered as delivered with their body. */
+  #release(ids: readonly string[], now: number): number {
+    const s = this.#stmts;
+    let removed = 0;
+    for (const id of ids) {
+      if (Number(s.rememberRow.run(now, id).changes) === 0) s.remember.run(id, now);
+      removed += Number(s.dequeue.run(id).changes);
+    }
+    return removed;
   }
 
   static open(path: string, options: StoreOptions = {}): Store {
@@ -270,19 +294,14 @@ export class Store {
     }));
   }
 
-  /** Acknowledged by the sink: leave the outbox, remembered as delivered for dedupe (invariant 2). */
+  /**
+   * Settled for every sink at once: leave the outbox, remembered as delivered for dedupe (invariant 2). A running
+   * connector settles through its sinks' lanes; this is for tools and tests that stand in for all of them.
+   */
   ack(ids: readonly string[]): void {
     if (ids.length === 0) return;
     const now = this.#clock.now();
-    const s = this.#stmts;
-    this.#depth -= this.#transaction(() => {
-      let removed = 0;
-      for (const id of ids) {
-        s.remember.run(id, now);
-        removed += Number(s.dequeue.run(id).changes);
-      }
-      return removed;
-    });
+    this.#depth -= this.#transaction(() => this.#release(ids, now));
   }
 
   /** Rejected permanently by the sink: out of the queue into quarantine, with the reason. */
@@ -297,8 +316,7 @@ export class Store {
         if (!row) continue;
         s.quarantine.run(row.source_id, id, "sink", reason, row.body, now);
         // Remembered like a delivery, so the lookback re-read does not enqueue (and quarantine) it again.
-        s.remember.run(id, now);
-        removed += Number(s.dequeue.run(id).changes);
+        removed += this.#release([id], now);
       }
       return removed;
     });
@@ -398,6 +416,10 @@ function prepare(db: DatabaseSync) {
     ),
     dequeue: p("DELETE FROM outbox WHERE id = ?"),
     remember: p("INSERT INTO delivered (id, at) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at"),
+    // The body is kept as long as the id (DELIVERED_RETENTION_MS): a sink added later can be backfilled from it.
+    rememberRow: p(
+      "INSERT INTO delivered (id, at, body, source_id) SELECT id, ?, body, source_id FROM outbox WHERE id = ? ON CONFLICT(id) DO UPDATE SET at = excluded.at, body = excluded.body, source_id = excluded.source_id",
+    ),
     outboxById: p("SELECT source_id, body FROM outbox WHERE id = ?"),
     peek: p("SELECT seq, id, source_id, body, enqueued_at, attempts FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
     attempt: p("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"),
