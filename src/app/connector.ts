@@ -1,7 +1,7 @@
 import { ConfigChannel } from "../config/config-channel.ts";
 import { cachedConfig, configPoller } from "../config/config-poller.ts";
+import { configuredSinks } from "../config/config-schema.ts";
 import { LiveConfig } from "../config/live-config.ts";
-import { DEFAULT_SINKS, type SinkConfig } from "../config/sink-schema.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Logger, Redactor } from "../core/logger.ts";
 import { Notifier } from "../core/notifier.ts";
@@ -11,8 +11,8 @@ import { CloudLink } from "../link/cloud-link.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { loadEnrollment } from "../secrets/enrollment.ts";
 import type { SecretStore } from "../secrets/secret-store.ts";
-import { Shipper } from "../shipper/shipper.ts";
-import { createSink } from "../sinks/sink-kinds.ts";
+import { Deliveries } from "../shipper/deliveries.ts";
+import { sinkFactory, sinkOneBatchAtATime, sinkSecrets } from "../sinks/sink-kinds.ts";
 import { sourceFactory, sourceSecrets } from "../sources/source-kinds.ts";
 import { HealthEndpoint } from "../status/health-endpoint.ts";
 import { heartbeatBody } from "../status/heartbeat-body.ts";
@@ -20,7 +20,7 @@ import { ConnectorMetrics } from "../status/metrics.ts";
 import type { ConnectorStatus } from "../status/status-api.ts";
 import { StatusEndpoint } from "../status/status-endpoint.ts";
 import { StatusSnapshot } from "../status/status-snapshot.ts";
-import { pruneDelivered } from "../store/delivered-retention.ts";
+import { journalRoom, pruneDelivered } from "../store/delivered-retention.ts";
 import type { DiskSpace } from "../store/disk-space.ts";
 import { holdDataDir } from "../store/hold-data-dir.ts";
 import type { InstanceLock } from "../store/instance-lock.ts";
@@ -102,7 +102,8 @@ async function wire(options: ConnectorOptions, layout: DataDirLayout, lock: Inst
   const { nodeId, nodeSecret, cloudUrl } = await loadEnrollment(options.secrets);
   redactor.add(nodeSecret);
   const keys = deriveNodeKeys(nodeSecret);
-  const store = Store.open(layout.store, { clock, space });
+  const journal = journalRoom(layout.root, clock);
+  const store = Store.open(layout.store, { clock, space, journal });
   const live = new LiveConfig();
   const config = () => live.current;
   const outboxChanged = new Notifier();
@@ -145,32 +146,31 @@ async function wire(options: ConnectorOptions, layout: DataDirLayout, lock: Inst
     onApply: (applied) => live.set(applied.config),
     onUnreachable: (error) => connectivity.reportFailure(error),
   });
-  const shipper = new Shipper({
+  const deliveries = new Deliveries({
     store,
     space,
-    sink: createSink(DEFAULT_SINKS[0] as SinkConfig, {
+    live,
+    connectivity,
+    clock,
+    logger,
+    wake: outboxChanged,
+    createSink: sinkFactory({
       nodeId,
       client,
       clock,
       logger,
       shipper: () => config().shipper,
-      memory: { get: () => undefined, put: () => undefined },
       heartbeat: () => heartbeatBody(status()),
     }),
-    connectivity,
-    clock,
-    logger: logger.child("shipper"),
-    config: () => config().shipper,
-    wake: outboxChanged,
-    onSettled: (delivered, rejected) => {
-      snapshot.countDelivered(delivered);
-      metrics.delivered(delivered);
-      metrics.rejected(rejected);
+    oneBatchAtATime: sinkOneBatchAtATime,
+    onSettled: (settled) => {
+      metrics.settled(settled);
+      if (settled.first) snapshot.countDelivered(settled.delivered);
     },
   });
   const snapshot = new StatusSnapshot(
     { nodeId, startedAt, clock, redactor, config },
-    { store, channel, connectivity, space, supervisor, shipper, metrics },
+    { store, channel, connectivity, space, supervisor, deliveries, metrics },
   );
   const endpoint = new StatusEndpoint({
     host: options.statusHost ?? "127.0.0.1",
@@ -184,6 +184,7 @@ async function wire(options: ConnectorOptions, layout: DataDirLayout, lock: Inst
   // Told in this order on every new config: secrets are redacted before any part can log them.
   live.subscribe((next) => {
     for (const secret of sourceSecrets(next.sources)) redactor.add(secret);
+    for (const secret of sinkSecrets(configuredSinks(next))) redactor.add(secret);
     link.configChanged();
   });
 
@@ -198,8 +199,8 @@ async function wire(options: ConnectorOptions, layout: DataDirLayout, lock: Inst
     loop("disk", (s) => space.run(s)),
     ...link.parts(),
     configPoller(channel, { config, isOnline: () => connectivity.isOnline, logger, clock }),
-    loop("shipper", (s) => shipper.run(s)),
-    loop("prune", pruneDelivered(store, logger)),
+    deliveries,
+    loop("prune", pruneDelivered(store, logger, journal)),
     new Workers({ supervisor, live, logger, clock }),
   ];
   return { nodeId, parts: new Parts(parts, clock), snapshot, endpoint, supervisor };

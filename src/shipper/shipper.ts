@@ -8,20 +8,49 @@ import type { Notifier } from "../core/notifier.ts";
 import type { Connectivity } from "../link/connectivity.ts";
 import type { Sink, SinkOutcome } from "../sinks/sink.ts";
 import type { DiskSpace } from "../store/disk-space.ts";
-import type { OutboxEntry, Store } from "../store/store.ts";
+import type { SinkLane } from "../store/sink-lanes.ts";
+import type { OutboxEntry } from "../store/store.ts";
 
 /** A Retry-After beyond this is treated as this: a misconfigured proxy must not park delivery for days. */
 const MAX_RETRY_AFTER_MS = 15 * 60_000;
 
-/** What the shipper does with the store: read the outbox in order, and settle what the cloud answered. */
-export type Outbox = Pick<Store, "peek" | "ack" | "quarantineOutbox" | "recordAttempt">;
+/** What the shipper does with the store: read its sink's lane in order, and settle what the sink answered. */
+export type Outbox = Pick<SinkLane, "peek" | "ack" | "quarantineOutbox" | "recordAttempt">;
+
+/**
+ * What the shipper asks of the way to its receiver: the Cams cloud's link is `Connectivity` (its failures are
+ * evidence of lost internet); a receiver on the LAN is always worth trying, see `ALWAYS_REACHABLE`.
+ */
+export type Reach = Pick<Connectivity, "isOnline" | "waitOnline" | "waitChange" | "reportSuccess" | "reportFailure">;
+
+/** For sinks other than the Cams cloud: their failures are their own, never evidence that the internet is gone. */
+export const ALWAYS_REACHABLE: Reach = {
+  isOnline: true,
+  waitOnline: async () => undefined,
+  waitChange: (ms, signal) => sleep(ms, signal),
+  reportSuccess: () => undefined,
+  reportFailure: () => undefined,
+};
+
+/** How the shipper names its receiver in status and logs. */
+export interface ShipperTarget {
+  /** "the cloud", "sink erp (erpnext)". */
+  readonly words: string;
+  /** The lastError codes of a receiver that asked to wait, and of punches it left unsettled. */
+  readonly busyCode: string;
+  readonly retryCode: string;
+}
+
+const CLOUD_TARGET: ShipperTarget = { words: "the cloud", busyCode: "CLOUD_BUSY", retryCode: "CLOUD_RETRY" };
 
 export interface ShipperOptions {
   readonly store: Outbox;
   /** The data disk: while it is full nothing is sent, because no acknowledgement could be committed. */
   readonly space: Pick<DiskSpace, "isFull" | "waitRoom">;
   readonly sink: Sink;
-  readonly connectivity: Connectivity;
+  readonly connectivity: Reach;
+  /** Default: the Cams cloud. */
+  readonly target?: ShipperTarget;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly config: () => ShipperConfig;
@@ -73,6 +102,10 @@ export class Shipper {
    */
   readonly #unsavedAcks = new Set<string>();
   readonly #unsavedRejections = new Map<string, string>();
+
+  get #target(): ShipperTarget {
+    return this.#o.target ?? CLOUD_TARGET;
+  }
 
   constructor(options: ShipperOptions) {
     this.#o = options;
@@ -278,8 +311,8 @@ export class Shipper {
         connectivity.reportSuccess();
         const retryAfter = Math.min(outcome.ms, MAX_RETRY_AFTER_MS);
         this.#lastError = {
-          code: "CLOUD_BUSY",
-          message: `The cloud asked to retry after ${Math.round(retryAfter / 1000)} s.`,
+          code: this.#target.busyCode,
+          message: `${capital(this.#target.words)} asked to retry after ${Math.round(retryAfter / 1000)} s.`,
         };
         await this.#pause(Math.max(retryAfter, this.#nextBackoff()), signal, false);
         return false;
@@ -319,7 +352,7 @@ export class Shipper {
       ackMs: Math.round(performance.now() - sendStarted - sendMs),
     });
     for (const r of permanent)
-      logger.warn("Punch rejected by the cloud; moved to quarantine.", { punchId: r.id, reason: r.reason });
+      logger.warn(`Punch rejected by ${this.#target.words}; moved to quarantine.`, { punchId: r.id, reason: r.reason });
     this.#delivered += acked.length;
     this.#quarantined += permanent.length;
     this.#o.onSettled?.(countBySource(batch, ackedSet), countBySource(batch, new Set(permanent.map((r) => r.id))));
@@ -327,7 +360,10 @@ export class Shipper {
     if (!saved) return false;
     const unsettled = batch.length - acked.length - new Set(permanent.map((r) => r.id)).size;
     if (unsettled > 0) {
-      this.#lastError = { code: "CLOUD_RETRY", message: `${unsettled} punches not settled by the cloud; retrying.` };
+      this.#lastError = {
+        code: this.#target.retryCode,
+        message: `${unsettled} punches not settled by ${this.#target.words}; retrying.`,
+      };
       await this.#pause(this.#nextBackoff(), signal, false);
       return false;
     }
@@ -375,7 +411,7 @@ export class Shipper {
       this.#settle([], [{ id: first.id, reason: error.message }]);
       this.#quarantined++;
       this.#o.onSettled?.(new Map(), new Map([[first.sourceId, 1]]));
-      this.#o.logger.warn("Punch refused by the cloud; moved to quarantine.", { punchId: first.id, error });
+      this.#o.logger.warn(`Punch refused by ${this.#target.words}; moved to quarantine.`, { punchId: first.id, error });
       return;
     }
     this.#limit = Math.max(1, Math.floor(batch.length / 2));
@@ -398,4 +434,8 @@ export class Shipper {
       else if (interruptible && sawOffline) break;
     }
   }
+}
+
+function capital(words: string): string {
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }

@@ -73,6 +73,12 @@ export function createSink(config: SinkConfig, ctx: SinkContext): Sink {
   return kindOf(config).create(config, ctx);
 }
 
+/** Makes the sinks of one connector: each gets what they share, its own memory and a logger named after it. */
+export function sinkFactory(shared: Omit<SinkContext, "memory">): (config: SinkConfig, memory: SinkMemory) => Sink {
+  return (config, memory) =>
+    createSink(config, { ...shared, memory, logger: shared.logger.child(`sink:${config.id}`) });
+}
+
 export function sinkOneBatchAtATime(config: SinkConfig): boolean {
   return kindOf(config).oneBatchAtATime === true;
 }

@@ -88,11 +88,14 @@ export function attention(
       `Version ${s.config.version} keeps running. ${configFix(s.config.lastError.code)}`,
     );
   }
-  if (s.shipper.lastError && s.outbox.depth > 0 && s.disk.state !== "full") {
+  const [first] = s.sinks;
+  const firstBacklog = first?.backlog ?? s.outbox.depth;
+  const toFirst = first && s.sinks.length > 1 ? ` to sink ${first.id}` : "";
+  if (s.shipper.lastError && firstBacklog > 0 && s.disk.state !== "full") {
     add(
       "error",
       "outbox",
-      `${s.outbox.depth} punches are not being delivered: ${s.shipper.lastError.message}`,
+      `${firstBacklog} punches are not being delivered${toFirst}: ${s.shipper.lastError.message}`,
       "The connector retries by itself with backoff; the message names the cause.",
     );
   } else if ((s.outbox.oldestUnsentAgeMs ?? 0) > STALE_OUTBOX_MS && s.connectivity.state === "online") {
@@ -101,6 +104,16 @@ export function attention(
       "outbox",
       `The oldest unsent punch has waited ${formatDuration(s.outbox.oldestUnsentAgeMs ?? 0)}.`,
       "Delivery is slower than reading; check the cloud's answers in the log.",
+    );
+  }
+  // The first sink is the one above; every other sink that is failing says so on its own line.
+  for (const sink of s.sinks.slice(1)) {
+    if (!sink.lastError || sink.backlog === 0 || s.disk.state === "full") continue;
+    add(
+      "error",
+      `sink:${sink.id}`,
+      `Sink ${sink.id} (${sink.kind}): ${sink.backlog} punches are not being delivered: ${sink.lastError.message}`,
+      "It retries by itself with backoff, and the other sinks keep delivering. Its backlog holds punches in the outbox: past outbox.highWater the sources wait for it.",
     );
   }
   if (s.outbox.quarantined > 0) {

@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { ERROR_CODES } from "../core/errors.ts";
+import type { Settled } from "../shipper/deliveries.ts";
 import type { WorkerMetrics } from "../supervisor/supervisor.ts";
 import type { ConnectorStatus } from "./status-api.ts";
 
@@ -39,6 +40,11 @@ export class ConnectorMetrics implements WorkerMetrics {
   readonly #cloudUp: Gauge;
   readonly #diskFull: Gauge;
   readonly #configVersion: Gauge;
+  readonly #sinkDelivered: Counter<"sink">;
+  readonly #sinkQuarantined: Counter<"sink">;
+  readonly #sinkBacklog: Gauge<"sink">;
+  readonly #sinkFailing: Gauge<"sink">;
+  readonly #sinks = new Set<string>();
   readonly #info: Gauge<"version">;
   /** Punches read and delivered per minute, newest last, for the status page's chart. */
   readonly #minutes: Array<{ minute: number; read: number; delivered: number }> = [];
@@ -99,6 +105,15 @@ export class ConnectorMetrics implements WorkerMetrics {
     );
     this.#configVersion = gauge("bioapi_config_version", "The applied config version (0: none yet).", []);
     this.#info = gauge("bioapi_info", "Always 1; the version is a label.", ["version"]);
+    // Sinks are few (at most 32, named by the operator): each gets its own series.
+    this.#sinkDelivered = counter("bioapi_sink_delivered_total", "Punches the sink acknowledged.", ["sink"]);
+    this.#sinkQuarantined = counter(
+      "bioapi_sink_quarantined_total",
+      "Punches the sink rejected for good (in quarantine).",
+      ["sink"],
+    );
+    this.#sinkBacklog = gauge("bioapi_sink_backlog", "Punches the sink has still to settle.", ["sink"]);
+    this.#sinkFailing = gauge("bioapi_sink_failing", "1 while the sink's last attempt failed, else 0.", ["sink"]);
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: "bioapi_" });
   }
 
@@ -154,6 +169,19 @@ export class ConnectorMetrics implements WorkerMetrics {
     }
   }
 
+  /** What one sink settled; the first sink's answers are also what the sources' series count. */
+  settled(s: Settled): void {
+    let d = 0;
+    let r = 0;
+    for (const n of s.delivered.values()) d += n;
+    for (const n of s.rejected.values()) r += n;
+    if (d > 0) this.#sinkDelivered.inc({ sink: s.sinkId }, d);
+    if (r > 0) this.#sinkQuarantined.inc({ sink: s.sinkId }, r);
+    if (!s.first) return;
+    this.delivered(s.delivered);
+    this.rejected(s.rejected);
+  }
+
   rejected(bySource: ReadonlyMap<string, number>): void {
     for (const [id, n] of bySource) this.#quarantined.inc({ source: this.label(id), stage: "sink" }, n);
   }
@@ -176,6 +204,18 @@ export class ConnectorMetrics implements WorkerMetrics {
     this.#cloudUp.set(s.connectivity.state === "online" ? 1 : 0);
     this.#diskFull.set(s.disk.state === "full" ? 1 : 0);
     this.#configVersion.set(s.config.version ?? 0);
+    const sinks = new Set(s.sinks.map((k) => k.id));
+    for (const id of [...this.#sinks]) {
+      if (sinks.has(id)) continue;
+      this.#sinks.delete(id);
+      for (const metric of [this.#sinkDelivered, this.#sinkQuarantined, this.#sinkBacklog, this.#sinkFailing])
+        metric.remove({ sink: id });
+    }
+    for (const k of s.sinks) {
+      this.#sinks.add(k.id);
+      this.#sinkBacklog.set({ sink: k.id }, k.backlog);
+      this.#sinkFailing.set({ sink: k.id }, k.lastError ? 1 : 0);
+    }
     const live = new Set(s.sources.map((w) => w.sourceId));
     for (const id of [...this.#slots]) {
       if (live.has(id)) continue;

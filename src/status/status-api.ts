@@ -1,5 +1,6 @@
 import type { ConfigChannelStatus } from "../config/config-channel.ts";
 import type { ConnectivityChange, ConnectivityState } from "../link/connectivity.ts";
+import type { SinkStatus } from "../shipper/deliveries.ts";
 import type { ShipperStatus } from "../shipper/shipper.ts";
 import type { DiskSpaceStatus } from "../store/disk-space.ts";
 import type { WorkerStatus } from "../supervisor/supervisor.ts";
@@ -23,7 +24,10 @@ export interface ConnectorStatus {
     readonly oldestUnsentAgeMs: number | null;
     readonly quarantined: number;
   };
+  /** The first sink of the config (the Cams cloud when the config names no sinks): what `delivered` counts. */
   readonly shipper: ShipperStatus;
+  /** Every sink, in config order, each with its own backlog, errors and retries. */
+  readonly sinks: readonly SinkStatus[];
   /** The data disk: `full` (STORE_FULL) pauses the sources and holds delivery until there is room. */
   readonly disk: DiskSpaceStatus;
   readonly sources: readonly SourceStatus[];
@@ -34,7 +38,7 @@ export interface ConnectorStatus {
 }
 
 export interface SourceStatus extends WorkerStatus {
-  /** Punches of this source the cloud acknowledged since the connector started. */
+  /** Punches of this source the first sink (the Cams cloud by default) acknowledged since the connector started. */
   readonly delivered: number;
   /** Time since the start of the newest complete poll, or null before the first one. */
   readonly lagMs: number | null;
@@ -42,7 +46,7 @@ export interface SourceStatus extends WorkerStatus {
 
 export interface Attention {
   readonly severity: "error" | "warning";
-  /** "cloud", "config", "outbox" or a source id. */
+  /** "cloud", "config", "outbox", "sink:<id>" or a source id. */
   readonly subject: string;
   readonly message: string;
   readonly fix: string;

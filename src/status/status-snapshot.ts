@@ -4,7 +4,8 @@ import type { Clock } from "../core/clock.ts";
 import type { Redactor } from "../core/logger.ts";
 import { VERSION } from "../core/version.ts";
 import type { Connectivity } from "../link/connectivity.ts";
-import type { Shipper } from "../shipper/shipper.ts";
+import type { Deliveries } from "../shipper/deliveries.ts";
+import type { ShipperStatus } from "../shipper/shipper.ts";
 import type { DiskSpace } from "../store/disk-space.ts";
 import type { Store } from "../store/store.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
@@ -25,7 +26,7 @@ export interface StatusIdentity {
 export interface StatusReaders {
   readonly store: Pick<Store, "outboxStats" | "quarantineCount">;
   readonly channel: Pick<ConfigChannel, "status">;
-  readonly shipper: Pick<Shipper, "status">;
+  readonly deliveries: Pick<Deliveries, "status">;
   readonly connectivity: Pick<Connectivity, "state" | "history">;
   readonly space: Pick<DiskSpace, "status">;
   readonly supervisor: Pick<Supervisor, "status">;
@@ -35,6 +36,16 @@ export interface StatusReaders {
 type StatusSnapshotOptions = StatusIdentity & StatusReaders;
 
 const mb = (n: number) => Math.round(n / 1048576);
+
+/** Before a config has named the sinks, nothing delivers. */
+const IDLE: ShipperStatus = {
+  delivered: 0,
+  quarantined: 0,
+  lastDeliveryAt: null,
+  lastError: null,
+  retryAt: null,
+  unsaved: 0,
+};
 
 /**
  * The one status of a running connector, read fresh for the page, the status API, the heartbeat and the monitor.
@@ -76,7 +87,8 @@ export class StatusSnapshot {
     const scrub = (text: string) => o.redactor.scrub(text);
     const scrubError = <E extends { message: string } | null>(e: E): E => (e ? { ...e, message: scrub(e.message) } : e);
     const config = o.channel.status();
-    const shipper = o.shipper.status();
+    const sinks = o.deliveries.status().map((sink) => ({ ...sink, lastError: scrubError(sink.lastError) }));
+    const shipper: ShipperStatus = sinks[0] ?? IDLE;
     return {
       version: VERSION,
       nodeId: o.nodeId,
@@ -94,7 +106,15 @@ export class StatusSnapshot {
         oldestUnsentAgeMs: outbox.oldestEnqueuedAt === null ? null : Math.max(0, now - outbox.oldestEnqueuedAt),
         quarantined: o.store.quarantineCount(),
       },
-      shipper: { ...shipper, lastError: scrubError(shipper.lastError) },
+      shipper: {
+        delivered: shipper.delivered,
+        quarantined: shipper.quarantined,
+        lastDeliveryAt: shipper.lastDeliveryAt,
+        lastError: shipper.lastError,
+        retryAt: shipper.retryAt,
+        unsaved: shipper.unsaved,
+      },
+      sinks,
       disk: o.space.status(),
       sources: o.supervisor.status().map((w) => ({
         ...w,

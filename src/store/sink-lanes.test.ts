@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { makePunch, type Punch } from "../core/punch.ts";
+import { journalRoom } from "./delivered-retention.ts";
 import { Store } from "./store.ts";
 
 function punch(user: string, minute: number): Punch {
@@ -171,4 +172,36 @@ test("a sink far ahead of a slow one does not re-read its own settled rows from 
   assert.deepEqual(ids(fast.peek(100, 0)), ids(punches.slice(40)), "from the start: the same, first unsettled on");
   assert.equal(store.lanes.lane("slow").backlog(), 50);
   store.close();
+});
+
+test("without room for the journal a delivered punch keeps only its id, and a backfill gets what the outbox holds", async () => {
+  await using dir = await tempDir();
+  let room = true;
+  const store = Store.open(join(dir.path, "s.db"), { journal: () => room });
+  store.lanes.sync([{ id: "cloud", kind: "cams-cloud" }]);
+  const [kept, bare, pending] = [punch("1", 10), punch("2", 11), punch("3", 12)];
+  store.emit("src", [kept as Punch, bare as Punch, pending as Punch], null);
+  store.lanes.lane("cloud").ack([kept?.id ?? ""]);
+  room = false;
+  store.lanes.lane("cloud").ack([bare?.id ?? ""]);
+  const change = store.lanes.sync([
+    { id: "cloud", kind: "cams-cloud" },
+    { id: "late", kind: "webhook", backfillFrom: Date.parse("2026-11-26T08:00:00+03:00") },
+  ]);
+  assert.equal(change.backfilled, 1, "only the punch delivered while there was room comes back");
+  assert.deepEqual(new Set(ids(store.lanes.lane("late").peek(10))), new Set([kept?.id, pending?.id]));
+  assert.equal(store.dropJournal(), 1, "short of room, the journal gives up the one body it held");
+  assert.equal(store.emit("src", [bare as Punch], null).enqueued, 0, "its id still dedupes");
+  store.close();
+});
+
+test("journalRoom says no when the volume has less free than asked, and looks again only after 10 s", async () => {
+  await using dir = await tempDir();
+  let now = 0;
+  const clock = { now: () => now };
+  assert.equal(journalRoom(dir.path, clock, 1)(), true);
+  const never = journalRoom(dir.path, clock, Number.MAX_SAFE_INTEGER);
+  assert.equal(never(), false);
+  now = 20_000;
+  assert.equal(never(), false);
 });

@@ -1,5 +1,5 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import type { CursorValue, OutboxEntry } from "./store.ts";
+import type { CursorValue, OutboxEntry } from "./store-types.ts";
 
 /*
  * Several sinks drain one outbox (DESIGN.md invariant 2, per sink): a punch leaves the outbox only when every sink
@@ -193,9 +193,9 @@ export class SinkLanes {
   /** @internal */ peek(sinkId: string, limit: number, after: number): OutboxEntry[] {
     const me = this.#sinks.get(sinkId) as Registered;
     const from = Math.max(after, me.fromSeq);
-    const rows = (
-      this.#sinks.size === 1 ? this.#q.peekAll.all(from, limit) : this.#q.peekFor.all(from, sinkId, limit)
-    ) as unknown as Row[];
+    const rows = (this.#sinks.size === 1
+      ? this.#q.peekAll.all(from, limit)
+      : this.#q.peekFor.all(from, sinkId, limit)) as unknown as Row[];
     return rows.map((r) => ({
       seq: r.seq,
       id: r.id,

@@ -5,6 +5,9 @@ import { BioError, isDiskFullError } from "../core/errors.ts";
 import type { Punch } from "../core/punch.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import { SinkLanes } from "./sink-lanes.ts";
+import type { CursorValue, OutboxEntry } from "./store-types.ts";
+
+export type { CursorValue, OutboxEntry } from "./store-types.ts";
 
 /*
  * Invariants this module owns (DESIGN.md):
@@ -14,13 +17,6 @@ import { SinkLanes } from "./sink-lanes.ts";
  *     `delivered`, so a re-read (lookback window, restart) never enqueues a punch twice.
  */
 
-export type CursorValue =
-  | string
-  | number
-  | boolean
-  | null
-  | { readonly [key: string]: CursorValue }
-  | readonly CursorValue[];
 export type CursorUpdate = Readonly<Record<string, CursorValue>>;
 
 export interface QuarantineInput {
@@ -41,15 +37,6 @@ export interface EmitResult {
   readonly quarantined: number;
   /** Rows newly quarantined, counted by kind. */
   readonly quarantinedKinds: Readonly<Record<string, number>>;
-}
-
-export interface OutboxEntry {
-  readonly seq: number;
-  readonly id: string;
-  readonly sourceId: string;
-  readonly body: string;
-  readonly enqueuedAt: number;
-  readonly attempts: number;
 }
 
 export interface QuarantineEntry {
@@ -77,6 +64,11 @@ export interface WriteFailures {
 export interface StoreOptions {
   readonly clock?: Clock;
   readonly space?: WriteFailures;
+  /**
+   * Whether a delivered punch keeps its body (the journal a new sink's backfill reads) or only its id. Asked at every
+   * settle; default: always. The connector keeps it only while the data volume has room to spare (journalRoom).
+   */
+  readonly journal?: () => boolean;
 }
 
 /** 256 pages of 4 KiB. */
@@ -99,14 +91,16 @@ export class Store {
   readonly #clock: Clock;
   readonly #stmts: ReturnType<typeof prepare>;
   readonly #space: WriteFailures;
+  readonly #journal: () => boolean;
   /** Outbox depth kept in memory: count(*) scans the table, and status asks often. */
   #depth: number;
   #closed = false;
   /** The outbox as each sink sees it: what it still has to settle. */
   readonly lanes: SinkLanes;
 
-  private constructor(db: DatabaseSync, clock: Clock, space: WriteFailures) {
+  private constructor(db: DatabaseSync, clock: Clock, space: WriteFailures, journal: () => boolean = () => true) {
     this.#db = db;
+    this.#journal = journal;
     this.#clock = clock;
     this.#space = space;
     this.#stmts = prepare(db);
@@ -126,9 +120,10 @@ export class Store {
   /** Inside a transaction: the ids leave the outbox for every sink, remembered as delivered with their body. */
   #release(ids: readonly string[], now: number): number {
     const s = this.#stmts;
+    const remember = this.#journal() ? s.rememberRow : s.rememberId;
     let removed = 0;
     for (const id of ids) {
-      if (Number(s.rememberRow.run(now, id).changes) === 0) s.remember.run(id, now);
+      if (Number(remember.run(now, id).changes) === 0) s.remember.run(id, now);
       removed += Number(s.dequeue.run(id).changes);
     }
     return removed;
@@ -158,7 +153,7 @@ export class Store {
         hint: "Check that the data directory exists and is writable by the service account.",
       });
     }
-    return new Store(db, options.clock ?? systemClock, options.space ?? namedOnly);
+    return new Store(db, options.clock ?? systemClock, options.space ?? namedOnly, options.journal);
   }
 
   /**
@@ -379,6 +374,15 @@ export class Store {
     return this.#transaction(() => Number(this.#stmts.prune.run(this.#clock.now() - retentionMs).changes));
   }
 
+  /** Forgets the bodies of delivered punches (their ids stay): room for the outbox comes before backfills. */
+  dropJournal(): number {
+    return this.#transaction(() =>
+      Number(
+        this.#db.prepare("UPDATE delivered SET body = NULL, source_id = NULL WHERE body IS NOT NULL").run().changes,
+      ),
+    );
+  }
+
   cachedConfig(): CachedConfig | undefined {
     const row = this.#db
       .prepare("SELECT version, iv, ciphertext, applied_at FROM config_cache WHERE slot = 'current'")
@@ -417,6 +421,9 @@ function prepare(db: DatabaseSync) {
     dequeue: p("DELETE FROM outbox WHERE id = ?"),
     remember: p("INSERT INTO delivered (id, at) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at"),
     // The body is kept as long as the id (DELIVERED_RETENTION_MS): a sink added later can be backfilled from it.
+    rememberId: p(
+      "INSERT INTO delivered (id, at) SELECT id, ? FROM outbox WHERE id = ? ON CONFLICT(id) DO UPDATE SET at = excluded.at",
+    ),
     rememberRow: p(
       "INSERT INTO delivered (id, at, body, source_id) SELECT id, ?, body, source_id FROM outbox WHERE id = ? ON CONFLICT(id) DO UPDATE SET at = excluded.at, body = excluded.body, source_id = excluded.source_id",
     ),
