@@ -93,12 +93,20 @@ export function cursorWords(key: string, value: unknown): string {
   return `${key}=${JSON.stringify(value)}`;
 }
 
+function sinkLine(k: ConnectorStatus["sinks"][number]): string {
+  const error = k.lastError ? `  ! ${k.lastError.message}` : "";
+  const retry = k.retryAt ? `; retry at ${k.retryAt}` : "";
+  return `  ${k.id} (${k.kind}): ${k.backlog} pending; delivered ${k.delivered} this run; quarantined ${k.quarantined}${retry}${error}`;
+}
+
 export function formatStatus(s: ConnectorStatus): string {
   const lines = [
     `node ${s.nodeId}  version ${s.version}  pid ${s.pid}  since ${s.startedAt}`,
     `connectivity: ${s.connectivity.state} (policy ${s.connectivity.policy})`,
     `config: version ${s.config.version ?? "none"}${s.config.appliedAt ? ` applied ${s.config.appliedAt}` : ""}${s.config.lastError ? `  ! ${s.config.lastError.message}` : ""}`,
     `outbox: ${s.outbox.depth} pending, oldest ${age(s.outbox.oldestUnsentAgeMs)}; delivered ${s.shipper.delivered} this run; quarantined ${s.outbox.quarantined}${s.shipper.lastError ? `  ! ${s.shipper.lastError.message}` : ""}`,
+    // Older connectors answer without sinks; one sink is what the outbox line already says.
+    ...((s.sinks?.length ?? 0) > 1 ? [`sinks (${s.sinks.length}):`, ...s.sinks.map(sinkLine)] : []),
     `sources (${s.sources.length}):`,
   ];
   // Older connectors answer without it.

@@ -35,6 +35,17 @@ export function heartbeatBody(s: ConnectorStatus) {
       oldestAgeMs: s.outbox.oldestUnsentAgeMs,
       quarantined: s.outbox.quarantined,
     },
+    sinks: s.sinks.map((k) => ({
+      id: k.id,
+      kind: k.kind,
+      backlog: k.backlog,
+      delivered: k.delivered,
+      quarantined: k.quarantined,
+      lastDeliveryAt: k.lastDeliveryAt,
+      lastError: k.lastError,
+      retryAt: k.retryAt,
+      details: k.details,
+    })),
     disk: { state: s.disk.state, since: s.disk.since, freeBytes: s.disk.freeBytes },
     attention: s.attention.map((a) => ({ severity: a.severity, subject: a.subject, message: a.message })),
   };

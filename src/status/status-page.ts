@@ -45,6 +45,9 @@ svg text{font-size:10px;fill:var(--mute)}
 <h2>Punches per minute <span class="mute">(last hour; bars: read, line: delivered)</span></h2>
 <svg id="chart" width="100%" height="90" viewBox="0 0 600 90" preserveAspectRatio="none" role="img" aria-label="punches per minute"></svg>
 <div class="mute" id="chart-max"></div>
+<h2>Sinks <span class="mute">(each delivers every punch once; a punch leaves the outbox when every sink has it)</span></h2>
+<table><thead><tr><th>sink</th><th>backlog</th><th>delivered</th><th>quarantined</th><th>last delivery</th><th>retry at</th><th>details</th><th>last error</th></tr></thead>
+<tbody id="sinks"></tbody></table>
 <h2>Sources</h2>
 <table><thead><tr><th>source</th><th>state</th><th>last punch</th><th>cursor</th><th>lag</th><th>clock drift</th><th>catch-up</th><th>new punches</th><th>delivered</th><th>last error</th></tr></thead>
 <tbody id="sources"></tbody></table>
@@ -88,6 +91,20 @@ function render(s) {
   for (const a of s.attention) {
     const d = el("div", undefined, "att " + a.severity); d.dataset.subject = a.subject;
     d.append(el("b", a.subject + ": "), el("span", a.message), el("div", a.fix, "fix")); att.append(d);
+  }
+  const sinks = $("#sinks"); sinks.replaceChildren();
+  for (const k of s.sinks || []) {
+    const tr = el("tr"); tr.dataset.sink = k.id;
+    const td = (key, text, cls) => { const c = el("td", text, cls); c.dataset.k = key; tr.append(c); return c; };
+    td("id", k.id + " (" + k.kind + ")");
+    td("backlog", String(k.backlog), "num");
+    td("delivered", String(k.delivered), "num");
+    td("quarantined", String(k.quarantined), "num");
+    td("last-delivery", k.lastDeliveryAt ?? "-");
+    td("retry", k.retryAt ?? "-");
+    td("details", Object.entries(k.details || {}).map(([n, v]) => n + "=" + v).join(" "));
+    td("error", k.lastError ? k.lastError.code + ": " + k.lastError.message : "", "err");
+    sinks.append(tr);
   }
   const body = $("#sources"); body.replaceChildren();
   for (const w of s.sources) {
