@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { type DataDirLayout, dataDirLayout } from "../app/data-dir.ts";
 import { type ConfigCheck, checkCachedConfig, checkCloudConfig } from "../config/config-check.ts";
-import type { ConnectorConfig } from "../config/config-schema.ts";
+import { type ConnectorConfig, configuredSinks } from "../config/config-schema.ts";
 import { withTimeout } from "../core/abort.ts";
 import type { Finding } from "../core/check.ts";
 import { systemClock } from "../core/clock.ts";
@@ -11,6 +11,7 @@ import { CloudClient } from "../link/cloud-client.ts";
 import { deriveNodeKeys } from "../link/node-keys.ts";
 import { type Enrollment, loadEnrollment } from "../secrets/enrollment.ts";
 import { openSecretStore } from "../secrets/open-secret-store.ts";
+import { checkSink } from "../sinks/sink-kinds.ts";
 import type { RunningSource } from "../sources/source-check.ts";
 import { checkSource } from "../sources/source-kinds.ts";
 import { Store } from "../store/store.ts";
@@ -64,7 +65,10 @@ export async function fullDoctor(dataDir: string, signal: AbortSignal): Promise<
     : { findings: [] };
   findings.push(...fetched.findings);
   const found = fetched.found ?? cached.found;
-  if (found) findings.push(...(await checkSources(dataDir, found, signal)));
+  if (found) {
+    findings.push(...(await checkSources(dataDir, found, signal)));
+    findings.push(...(await checkSinks(found.config, { nodeId: enrollment.nodeId, client }, signal)));
+  }
   return report();
 }
 
@@ -132,6 +136,20 @@ async function checkSources(
   });
   // Printed in config order whatever order the checks finished in.
   return [summary, ...sources.flatMap((s) => perSource.get(s.id) ?? [])];
+}
+
+/** Every sink through its kind's check (reachable, authenticated, a harmless probe), in config order. */
+async function checkSinks(
+  config: ConnectorConfig,
+  target: { readonly nodeId: string; readonly client: CloudClient },
+  signal: AbortSignal,
+): Promise<Finding[]> {
+  const sinks = configuredSinks(config);
+  const perSink = new Map<string, Finding[]>();
+  await mapLimit(sinks, PARALLEL, async (sink) => {
+    perSink.set(sink.id, await checkSink(sink, target, withTimeout(signal, SOURCE_CHECK_MS)));
+  });
+  return sinks.flatMap((s) => perSink.get(s.id) ?? []);
 }
 
 export function formatFull(r: FullReport): string {

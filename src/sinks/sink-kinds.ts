@@ -1,6 +1,6 @@
 import type { ShipperConfig } from "../config/config-schema.ts";
 import type { SinkConfig } from "../config/sink-schema.ts";
-import type { Check } from "../core/check.ts";
+import type { Check, Finding } from "../core/check.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { CloudClient } from "../link/cloud-client.ts";
@@ -77,6 +77,29 @@ export function createSink(config: SinkConfig, ctx: SinkContext): Sink {
 export function sinkFactory(shared: Omit<SinkContext, "memory">): (config: SinkConfig, memory: SinkMemory) => Sink {
   return (config, memory) =>
     createSink(config, { ...shared, memory, logger: shared.logger.child(`sink:${config.id}`) });
+}
+
+/** A sink through its kind's doctor check; the Cams cloud's is the cloud check doctor runs first. */
+export async function checkSink(
+  config: SinkConfig,
+  target: Omit<SinkCheckTarget<SinkConfig>, "config">,
+  signal: AbortSignal,
+): Promise<Finding[]> {
+  const subject = `sink ${config.id} (${config.kind})`;
+  if (config.kind === "cams-cloud")
+    return [{ subject, check: "cloud", status: "ok", detail: "the enrolled cloud: see its checks above" }];
+  const check = SINK_KINDS[config.kind]?.check as SinkCheck<SinkConfig> | undefined;
+  if (!check)
+    return [
+      {
+        subject,
+        check: "kind",
+        status: "fail",
+        detail: `This build cannot deliver to a ${config.kind} sink.`,
+        fix: "Update the connector, or remove the sink from the config.",
+      },
+    ];
+  return check({ ...target, config }, signal);
 }
 
 export function sinkOneBatchAtATime(config: SinkConfig): boolean {
