@@ -82,7 +82,11 @@ const hook = (id: string): SinkConfig =>
     secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
   }) as SinkConfig;
 
-async function harness(t: { after: (fn: () => Promise<void>) => void }, oneBatch = false) {
+async function harness(
+  t: { after: (fn: () => Promise<void>) => void },
+  oneBatch = false,
+  beforeMake: (id: string) => void = () => undefined,
+) {
   const dir = await tempDir();
   const store = Store.open(join(dir.path, "s.db"));
   const live = new LiveConfig();
@@ -106,6 +110,7 @@ async function harness(t: { after: (fn: () => Promise<void>) => void }, oneBatch
     wake,
     backoffInitialMs: 10,
     createSink: (sink) => {
+      beforeMake(sink.id);
       made.push(sink.id);
       const receiver = receivers.get(sink.id) ?? new Receiver(sink.id);
       receivers.set(sink.id, receiver);
@@ -195,4 +200,19 @@ test("a sink that sends punch by punch has one batch in flight at a time", async
   h.emit(punches(500));
   await waitFor("all delivered", () => h.store.depth === 0);
   assert.equal(h.receiver("a").maxInFlight, 1);
+});
+
+test("a sink that cannot be made waits with its cause on the page, and the others deliver", async (t) => {
+  const h = await harness(t, false, (id) => {
+    if (id === "broken") throw new TypeError("no such kind in this build");
+  });
+  h.live.set(config([hook("broken"), hook("fine")]));
+  h.emit(punches(20));
+  await waitFor("fine has them all", () => h.receiver("fine").held.size === 20);
+  await waitFor("broken says why", () => h.deliveries.status()[0]?.lastError !== null);
+  const [broken] = h.deliveries.status();
+  assert.equal(broken?.lastError?.code, "CONFIG_INVALID");
+  assert.match(broken?.lastError?.message ?? "", /Sink broken \(webhook\) cannot start: no such kind in this build/);
+  assert.equal(broken?.backlog, 20);
+  assert.equal(h.store.depth, 20, "its punches wait");
 });

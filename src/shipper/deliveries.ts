@@ -3,6 +3,7 @@ import { configuredSinks } from "../config/config-schema.ts";
 import type { LiveConfig } from "../config/live-config.ts";
 import type { SinkConfig } from "../config/sink-schema.ts";
 import type { Clock } from "../core/clock.ts";
+import { BioError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Notifier } from "../core/notifier.ts";
 import { type Part, within } from "../core/part.ts";
@@ -146,7 +147,7 @@ export class Deliveries implements Part {
     const { store, live, logger, clock } = this.#o;
     const lane = store.lanes.lane(config.id);
     const memory: SinkMemory = { get: (key) => lane.memoryGet(key), put: (key, value) => lane.memoryPut(key, value) };
-    const sink = this.#o.createSink(config, memory);
+    const sink = this.#make(config, memory);
     const cloud = config.kind === "cams-cloud";
     const oneAtATime = this.#o.oneBatchAtATime(config);
     const sinkLogger = logger.child(cloud ? "shipper" : `sink:${config.id}`);
@@ -180,6 +181,30 @@ export class Deliveries implements Part {
     const run = sink.run?.bind(sink);
     if (run) tasks.push(spawnTask(`sink:${config.id}`, run, { logger: sinkLogger, signal }));
     this.#running.set(config.id, { config, key: JSON.stringify(config), sink, shipper, lane, controller, tasks });
+  }
+
+  /**
+   * A sink that cannot be made (a setting only its kind can judge, a kind this build lacks) must not stop the others:
+   * it stands in as a sink whose every attempt fails with that cause, so its punches wait and the page says why.
+   */
+  #make(config: SinkConfig, memory: SinkMemory): Sink {
+    try {
+      return this.#o.createSink(config, memory);
+    } catch (cause) {
+      const error =
+        cause instanceof BioError
+          ? cause
+          : new BioError(
+              "CONFIG_INVALID",
+              `Sink ${config.id} (${config.kind}) cannot start: ${(cause as Error).message}`,
+              {
+                cause,
+                hint: "Fix the sink in the config; its punches wait in the outbox meanwhile.",
+              },
+            );
+      this.#o.logger.error(`Sink ${config.id} cannot start; its punches wait in the outbox.`, { error });
+      return { name: config.kind, send: async () => ({ kind: "failed", error, lostConnectivity: false }) };
+    }
   }
 
   async #stopOne(running: Running, deadline: number): Promise<boolean> {
