@@ -5,6 +5,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { CloudClient } from "../link/cloud-client.ts";
 import { CamsCloudSink } from "./cams-cloud/cams-cloud-sink.ts";
+import { ErpnextSink } from "./erpnext/erpnext-sink.ts";
 import type { Sink, SinkMemory } from "./sink.ts";
 
 /** What a sink may use from the connector it runs in. */
@@ -60,6 +61,17 @@ export const SINK_KINDS: SinkKinds = {
         gzip: () => ctx.shipper().gzip,
       }),
     secrets: () => [],
+  },
+  erpnext: {
+    create: (config, ctx) =>
+      new ErpnextSink(config, {
+        clock: ctx.clock,
+        timeoutMs: () => config.requestTimeoutMs ?? ctx.shipper().requestTimeoutMs,
+      }),
+    check: async (target, signal) => (await import("./erpnext/erpnext-check.ts")).checkErpnext(target, signal),
+    // The key alone opens nothing, but with the secret it is the credential: both are kept out of every text.
+    secrets: (config) => [config.apiSecret, config.apiKey],
+    oneBatchAtATime: true,
   },
 };
 
