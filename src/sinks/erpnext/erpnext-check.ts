@@ -2,7 +2,6 @@ import type { ErpnextSinkConfig } from "../../config/sink-schema.ts";
 import type { Finding } from "../../core/check.ts";
 import { describeError } from "../../core/errors.ts";
 import { answerText, type HttpAnswer, httpExchange } from "../http-exchange.ts";
-import type { SinkCheckTarget } from "../sink-kinds.ts";
 import { authError, ERPNEXT_METHODS, erpnextHeaders, erpnextHost, erpnextMethodUrl } from "./erpnext-sink.ts";
 import { frappeError, frappeMessage } from "./frappe-answer.ts";
 
@@ -15,7 +14,7 @@ const CHECK_TIMEOUT_MS = 10_000;
  * "Failed to get method for command …" instead.
  */
 export async function checkErpnext(
-  target: SinkCheckTarget<ErpnextSinkConfig>,
+  target: { readonly config: ErpnextSinkConfig },
   signal: AbortSignal,
 ): Promise<Finding[]> {
   const { config } = target;
