@@ -4,6 +4,7 @@ import type { Check, Finding } from "../core/check.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { CloudClient } from "../link/cloud-client.ts";
+import { AdmsRelaySink } from "./adms-relay/adms-relay-sink.ts";
 import { CamsCloudSink } from "./cams-cloud/cams-cloud-sink.ts";
 import { ErpnextSink } from "./erpnext/erpnext-sink.ts";
 import type { Sink, SinkMemory } from "./sink.ts";
@@ -61,6 +62,19 @@ export const SINK_KINDS: SinkKinds = {
         gzip: () => ctx.shipper().gzip,
       }),
     secrets: () => [],
+  },
+  "adms-relay": {
+    create: (config, ctx) =>
+      new AdmsRelaySink(config, {
+        clock: ctx.clock,
+        logger: ctx.logger,
+        memory: ctx.memory,
+        timeoutMs: () => config.requestTimeoutMs ?? ctx.shipper().requestTimeoutMs,
+      }),
+    check: async (target, signal) => (await import("./adms-relay/adms-relay-check.ts")).checkAdmsRelay(target, signal),
+    secrets: () => [],
+    // Servers store and compare each terminal's Stamp: one upload per serial travelling keeps them in order.
+    oneBatchAtATime: true,
   },
   erpnext: {
     create: (config, ctx) =>
