@@ -67,6 +67,7 @@ export class AdmsServer {
   readonly #results: CommandResult[] = [];
   readonly #requests: AdmsRequest[] = [];
   readonly #faults: Fault[] = [];
+  #devicecmdFailures = 0;
   #nextCommandId = 1000;
   #port: number;
   #listening = false;
@@ -121,6 +122,11 @@ export class AdmsServer {
   /** The next `times` ATTLOG uploads are stored, then answered 500: the acknowledgement is lost. */
   failAfterCommit(times: number): void {
     this.#faults.push({ kind: "after-commit", left: times });
+  }
+
+  /** The next `times` command results (devicecmd) are answered 500 and not recorded. */
+  failResultsNext(times: number): void {
+    this.#devicecmdFailures += times;
   }
 
   slowNext(times: number, ms: number): void {
@@ -188,6 +194,10 @@ export class AdmsServer {
       return text(res, 200, queued.length === 0 ? "OK" : queued.map((c) => `C:${c.id}:${c.command}\n`).join(""));
     }
     if (path === "/iclock/devicecmd" && req.method === "POST") {
+      if (this.#devicecmdFailures > 0) {
+        this.#devicecmdFailures -= 1;
+        return text(res, 500, "Internal Server Error");
+      }
       for (const line of body.split(/\r?\n/)) {
         if (line.trim() === "") continue;
         const fields = new URLSearchParams(line);
