@@ -29,7 +29,7 @@ export async function checkAdmsRelay(
 ): Promise<Finding[]> {
   const { config } = target;
   const base = config.url.replace(/\/+$/, "");
-  const subject = `sink ${config.id} (adms-relay ${new URL(base).host})`;
+  const subject = `sink ${config.id} (adms-relay)`;
   const timeoutMs = config.requestTimeoutMs ?? CHECK_TIMEOUT_MS;
   const serial = config.serials?.[0];
   if (serial === undefined) {

@@ -18,7 +18,7 @@ export async function checkErpnext(
   signal: AbortSignal,
 ): Promise<Finding[]> {
   const { config } = target;
-  const subject = `sink ${config.id} (erpnext ${erpnextHost(config.url)})`;
+  const subject = `sink ${config.id} (erpnext)`;
   const findings: Finding[] = [];
   const call = (method: "GET" | "POST", name: string, body?: string): Promise<HttpAnswer> =>
     httpExchange(
@@ -47,7 +47,12 @@ export async function checkErpnext(
     });
     return findings;
   }
-  findings.push({ subject, check: "reachable", status: "ok", detail: `answered ${who.status}` });
+  findings.push({
+    subject,
+    check: "reachable",
+    status: "ok",
+    detail: `${erpnextHost(config.url)} answered ${who.status}`,
+  });
   if (who.status === 401 || who.status === 403) {
     const error = authError(config, who);
     findings.push({ subject, check: "authenticated", status: "fail", detail: error.message, fix: error.hint ?? "" });
