@@ -87,7 +87,14 @@ export class StatusSnapshot {
     const scrub = (text: string) => o.redactor.scrub(text);
     const scrubError = <E extends { message: string } | null>(e: E): E => (e ? { ...e, message: scrub(e.message) } : e);
     const config = o.channel.status();
-    const sinks = o.deliveries.status().map((sink) => ({ ...sink, lastError: scrubError(sink.lastError) }));
+    // A sink's details are its kind's words (an answer it quoted, say): scrubbed like every other text.
+    const sinks = o.deliveries.status().map((sink) => ({
+      ...sink,
+      lastError: scrubError(sink.lastError),
+      details: Object.fromEntries(
+        Object.entries(sink.details).map(([k, v]) => [k, typeof v === "string" ? scrub(v) : v]),
+      ),
+    }));
     const shipper: ShipperStatus = sinks[0] ?? IDLE;
     return {
       version: VERSION,

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
@@ -171,4 +173,47 @@ test("one sink down for a minute: the others keep their latency, and it gets eve
     down95 <= Math.max(3 * base95, base95 + 750),
     `cloud latency p95 ${down95.toFixed(0)} ms while ERPNext was down, ${base95.toFixed(0)} ms before`,
   );
+});
+
+test("a sink's secret stays out of the log, the status and the heartbeat, even when a proxy echoes it back", {
+  timeout: 120_000,
+}, async (t) => {
+  const leaked = "s3cr3t-0f-the-hr-sink";
+  // A debugging proxy in front of the site: it fails, and prints the request's Authorization header in its answer.
+  const proxy = createServer((req, res) => {
+    res.writeHead(500, { "content-type": "text/plain" }).end(`upstream down; you sent ${req.headers.authorization}`);
+  });
+  await new Promise<void>((done) => proxy.listen(0, "127.0.0.1", done));
+  t.after(() => new Promise((done) => proxy.close(() => done(undefined))));
+  const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  await using h = await e2e({
+    config: (path) =>
+      fastConfig(path, {
+        sinks: [
+          { id: "cams-cloud", kind: "cams-cloud" },
+          {
+            id: "hr",
+            kind: "erpnext",
+            url: proxyUrl,
+            apiKey: ERP_KEYS.apiKey,
+            apiSecret: leaked,
+          },
+        ],
+      }),
+  });
+  await h.startConnector();
+  h.db.insertMany(5, ["S1"]);
+  await waitFor("the cloud has the 5", () => h.cloud.stats(h.nodeId).total === 5);
+  await waitFor("the ERPNext sink failing", () => h.connector().status().sinks[1]?.lastError !== null);
+  await waitFor("a heartbeat with the sinks", () => {
+    const beat = h.cloud.lastStatus(h.nodeId) as { sinks?: Array<{ lastError: unknown }> } | undefined;
+    return beat?.sinks?.[1]?.lastError ? beat : undefined;
+  });
+  const everywhere = [
+    ...h.logs,
+    JSON.stringify(h.connector().status()),
+    JSON.stringify(h.cloud.lastStatus(h.nodeId)),
+  ].join("\n");
+  assert.ok(everywhere.includes("upstream down; you sent token"), "the proxy's answer itself is visible");
+  assert.equal(everywhere.includes(leaked), false, "the secret is nowhere");
 });
