@@ -1,6 +1,7 @@
 /** What the benchmarks share: the cloud-ingest baseline, peak RSS, percentiles, progress lines. */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { DatabaseSync } from "node:sqlite";
 import { gzipSync } from "node:zlib";
 import { signedFetch } from "../cloud/signed-fetch.ts";
 
@@ -83,4 +84,23 @@ export async function cloudIngestAlone(
     await res.arrayBuffer();
   }
   return { rows: count, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** An attendance table of `rows` punches over SERIALS, 7 s apart, 2,500 users: the backlog every drain bench reads. */
+export function createBacklog(path: string, rows: number): void {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec(
+    "CREATE TABLE att_log (id INTEGER PRIMARY KEY, sn TEXT NOT NULL, pin TEXT, punch_time TEXT NOT NULL, status INTEGER, verify INTEGER)",
+  );
+  db.exec("CREATE INDEX att_log_sn_id ON att_log (sn, id)");
+  const stmt = db.prepare("INSERT INTO att_log (sn, pin, punch_time, status, verify) VALUES (?, ?, ?, ?, ?)");
+  const start = Date.UTC(2025, 0, 1);
+  db.exec("BEGIN");
+  for (let i = 0; i < rows; i++) {
+    const time = new Date(start + i * 7000).toISOString().slice(0, 19).replace("T", " ");
+    stmt.run(SERIALS[i % SERIALS.length] as string, String(1 + (i % 2500)), time, i % 2, 1);
+  }
+  db.exec("COMMIT");
+  db.close();
 }

@@ -15,29 +15,11 @@ import { openSecretStore } from "../src/secrets/open-secret-store.ts";
 import { ConnectorProcess } from "../test/helpers/connector-process.ts";
 import { tempDir } from "../test/helpers/temp-dir.ts";
 import { waitFor } from "../test/helpers/wait-for.ts";
-import { cloudIngestAlone, log, peakRssMb, percentile, SERIALS } from "./bench-kit.ts";
+import { cloudIngestAlone, createBacklog, log, peakRssMb, percentile, SERIALS } from "./bench-kit.ts";
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const POLL_MS = 1000;
 const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 60);
-
-function createBacklog(path: string, rows: number): void {
-  const db = new DatabaseSync(path);
-  db.exec("PRAGMA journal_mode = WAL");
-  db.exec(
-    "CREATE TABLE att_log (id INTEGER PRIMARY KEY, sn TEXT NOT NULL, pin TEXT, punch_time TEXT NOT NULL, status INTEGER, verify INTEGER)",
-  );
-  db.exec("CREATE INDEX att_log_sn_id ON att_log (sn, id)");
-  const stmt = db.prepare("INSERT INTO att_log (sn, pin, punch_time, status, verify) VALUES (?, ?, ?, ?, ?)");
-  const start = Date.UTC(2025, 0, 1);
-  db.exec("BEGIN");
-  for (let i = 0; i < rows; i++) {
-    const time = new Date(start + i * 7000).toISOString().slice(0, 19).replace("T", " ");
-    stmt.run(SERIALS[i % SERIALS.length] as string, String(1 + (i % 2500)), time, i % 2, 1);
-  }
-  db.exec("COMMIT");
-  db.close();
-}
 
 /** Baseline 1: the same rows through the same driver, the way the source reads them (per serial, keyset pages). */
 function rawRead(path: string): { rows: number; seconds: number } {
