@@ -5,6 +5,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { CloudClient } from "../link/cloud-client.ts";
 import { AdmsRelaySink } from "./adms-relay/adms-relay-sink.ts";
+import { CamsCallbackSink } from "./cams-callback/cams-callback-sink.ts";
 import { CamsCloudSink } from "./cams-cloud/cams-cloud-sink.ts";
 import { ErpnextSink } from "./erpnext/erpnext-sink.ts";
 import type { Sink, SinkMemory } from "./sink.ts";
@@ -85,6 +86,22 @@ export const SINK_KINDS: SinkKinds = {
     check: async (target, signal) => (await import("./erpnext/erpnext-check.ts")).checkErpnext(target, signal),
     // The key alone opens nothing, but with the secret it is the credential: both are kept out of every text.
     secrets: (config) => [config.apiSecret, config.apiKey],
+    oneBatchAtATime: true,
+  },
+  "cams-callback": {
+    create: (config, ctx) =>
+      new CamsCallbackSink({
+        url: config.url,
+        authToken: config.authToken,
+        labels: config.labels,
+        headers: config.headers,
+        concurrency: config.concurrency,
+        clock: ctx.clock,
+        timeoutMs: () => config.requestTimeoutMs ?? ctx.shipper().requestTimeoutMs,
+      }),
+    check: async (target, signal) =>
+      (await import("./cams-callback/cams-callback-check.ts")).checkCamsCallback(target, signal),
+    secrets: (config) => [...(config.authToken ? [config.authToken] : []), ...Object.values(config.headers ?? {})],
     oneBatchAtATime: true,
   },
 };
