@@ -9,6 +9,7 @@ import { CamsCallbackSink } from "./cams-callback/cams-callback-sink.ts";
 import { CamsCloudSink } from "./cams-cloud/cams-cloud-sink.ts";
 import { ErpnextSink } from "./erpnext/erpnext-sink.ts";
 import type { Sink, SinkMemory } from "./sink.ts";
+import { WebhookSink } from "./webhook/webhook-sink.ts";
 
 /** What a sink may use from the connector it runs in. */
 export interface SinkContext {
@@ -103,6 +104,19 @@ export const SINK_KINDS: SinkKinds = {
       (await import("./cams-callback/cams-callback-check.ts")).checkCamsCallback(target, signal),
     secrets: (config) => [...(config.authToken ? [config.authToken] : []), ...Object.values(config.headers ?? {})],
     oneBatchAtATime: true,
+  },
+  webhook: {
+    create: (config, ctx) =>
+      new WebhookSink({
+        url: config.url,
+        secret: config.secret,
+        headers: config.headers,
+        nodeId: ctx.nodeId,
+        clock: ctx.clock,
+        timeoutMs: () => config.requestTimeoutMs ?? ctx.shipper().requestTimeoutMs,
+      }),
+    check: async (target, signal) => (await import("./webhook/webhook-check.ts")).checkWebhook(target, signal),
+    secrets: (config) => [config.secret, ...Object.values(config.headers ?? {})],
   },
 };
 

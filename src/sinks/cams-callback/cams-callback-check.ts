@@ -2,9 +2,14 @@ import type { CamsCallbackSinkConfig } from "../../config/sink-schema.ts";
 import type { Finding } from "../../core/check.ts";
 import { BioError, describeError } from "../../core/errors.ts";
 import { answerText, httpExchange } from "../http-exchange.ts";
-import type { SinkCheckTarget } from "../sink-kinds.ts";
 
 const CHECK_TIMEOUT_MS = 10_000;
+
+/** What of sink-kinds' SinkCheckTarget the check reads (importing that type would close a circle with the entry). */
+interface CheckTarget {
+  readonly config: CamsCallbackSinkConfig;
+  readonly nodeId: string;
+}
 
 /**
  * Reachable: one GET of the callback URL. The Cams callback is a POST of a punch, so a GET creates nothing at the
@@ -12,10 +17,7 @@ const CHECK_TIMEOUT_MS = 10_000;
  * AuthToken is checked by the receiver only inside a punch's body: nothing short of sending a punch proves it, and
  * the doctor sends none.
  */
-export async function checkCamsCallback(
-  target: SinkCheckTarget<CamsCallbackSinkConfig>,
-  signal: AbortSignal,
-): Promise<Finding[]> {
+export async function checkCamsCallback(target: CheckTarget, signal: AbortSignal): Promise<Finding[]> {
   const { config } = target;
   const url = new URL(config.url);
   const subject = `sink ${config.id} (cams-callback)`;

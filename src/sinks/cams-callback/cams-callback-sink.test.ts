@@ -307,7 +307,7 @@ test("no secret in any error, detail or check text, even from a receiver that ec
     headers: { "x-api-key": GATEWAY_KEY },
     concurrency: 8,
   };
-  seen.push(JSON.stringify(await checkCamsCallback({ config, nodeId: "n", client: undefined }, never)));
+  seen.push(JSON.stringify(await checkCamsCallback({ config, nodeId: "n" }, never)));
   const all = seen.join("\n");
   assert.doesNotMatch(all, new RegExp(TOKEN));
   assert.doesNotMatch(all, new RegExp(GATEWAY_KEY));
