@@ -22,7 +22,7 @@ interface CheckTarget {
 export async function checkWebhook(target: CheckTarget, signal: AbortSignal): Promise<Finding[]> {
   const { config } = target;
   const url = new URL(config.url);
-  const subject = `sink ${config.id} (webhook ${url.origin}${url.pathname})`;
+  const subject = `sink ${config.id} (webhook)`;
   const secrets = [config.secret, ...Object.values(config.headers ?? {})].filter((s) => s.length > 0);
   const scrub = (text: string) => secrets.reduce((out, s) => out.split(s).join("[redacted]"), text);
   const key = webhookKey(config.secret);
