@@ -7,7 +7,9 @@ import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
 import { percentile } from "../../bench/bench-kit.ts";
 import { startAdmsServer } from "../../cloud/receivers/adms-server.ts";
+import { CamsCallbackReceiver } from "../../cloud/receivers/cams-callback-receiver.ts";
 import { startErpnextReceiver } from "../../cloud/receivers/erpnext-receiver.ts";
+import { WebhookReceiver } from "../../cloud/receivers/webhook-receiver.ts";
 import { resolveTime } from "../../src/core/local-time.ts";
 import { punchId } from "../../src/core/punch.ts";
 import { ConnectorProcess } from "../helpers/connector-process.ts";
@@ -36,21 +38,38 @@ const EMPLOYEES = Array.from({ length: 2000 }, (_, i) => ({
   fields: { attendance_device_id: String(i + 1) },
 }));
 const ERP_KEYS = { apiKey: "3f1e0c0d9a7b2e4", apiSecret: "b8e2c4d6f0a1c3e5" };
+const HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const CALLBACK_TOKEN = "cams-callback-token-7f3a";
 
 async function receivers() {
   const erp = await startErpnextReceiver({ ...ERP_KEYS, employees: EMPLOYEES });
   const adms = await startAdmsServer({ delaySeconds: 1 });
+  const hook = await WebhookReceiver.start({ secrets: [HOOK_SECRET] });
+  const callback = await CamsCallbackReceiver.start({ authToken: CALLBACK_TOKEN });
   return {
     erp,
     adms,
+    hook,
+    callback,
     sinks: [
       { id: "cams-cloud", kind: "cams-cloud" },
       { id: "hr", kind: "erpnext", url: erp.url, ...ERP_KEYS, concurrency: 8, requestTimeoutMs: 5000 },
       { id: "biotime", kind: "adms-relay", url: adms.url, heartbeatIntervalMs: 2000, requestTimeoutMs: 5000 },
+      { id: "hook", kind: "webhook", url: hook.url, secret: HOOK_SECRET, requestTimeoutMs: 5000 },
+      {
+        id: "callback",
+        kind: "cams-callback",
+        url: callback.url,
+        authToken: CALLBACK_TOKEN,
+        concurrency: 8,
+        requestTimeoutMs: 5000,
+      },
     ],
     async [Symbol.asyncDispose]() {
       await erp.close();
       await adms.close();
+      await hook.close();
+      await callback.close();
     },
   };
 }
@@ -92,11 +111,22 @@ test(`every sink ends with exactly the ${TOTAL} punches by its own key, through 
     r.adms.failAfterCommit(1);
     r.adms.slowNext(2, 1500);
     if (kills % 3 === 1) r.adms.shortNext(1, 7);
+    r.hook.fail(3, 500);
+    r.hook.slow(1, 4000);
+    r.callback.fail(4, 500);
+    r.callback.slow(2, 6000);
     // Killed while the slowest of them is somewhere in this phase.
     const target = inserted - perPhase + Math.floor(Math.random() * 0.9 * perPhase);
     await waitFor(
       "delivery progress",
-      () => Math.min(h.cloud.stats(h.nodeId).total, r.erp.checkins.length, r.adms.rows.length) >= target,
+      () =>
+        Math.min(
+          h.cloud.stats(h.nodeId).total,
+          r.erp.checkins.length,
+          r.adms.rows.length,
+          r.hook.punches.size,
+          r.callback.punches.size,
+        ) >= target,
       120_000,
       1,
     );
@@ -107,7 +137,12 @@ test(`every sink ends with exactly the ${TOTAL} punches by its own key, through 
   await using last = await ConnectorProcess.started(h.connectorDir);
   await waitFor(
     "every receiver has every punch",
-    () => h.cloud.stats(h.nodeId).total === TOTAL && r.erp.checkins.length >= TOTAL && r.adms.rows.length >= TOTAL,
+    () =>
+      h.cloud.stats(h.nodeId).total === TOTAL &&
+      r.erp.checkins.length >= TOTAL &&
+      r.adms.rows.length >= TOTAL &&
+      r.hook.punches.size >= TOTAL &&
+      r.callback.punches.size >= TOTAL,
     180_000,
     100,
   );
@@ -123,6 +158,18 @@ test(`every sink ends with exactly the ${TOTAL} punches by its own key, through 
   const admsKeys = r.adms.rows.map((x) => `${x.sn}|${x.pin}|${x.time}|${x.status}`);
   assert.equal(admsKeys.length, TOTAL, "ADMS: one row per punch, none twice");
   assert.deepEqual(new Set(admsKeys), want.adms, "ADMS: exactly the rows");
+  assert.deepEqual(new Set(r.hook.punches.keys()), want.cloud, "webhook: exactly the ids");
+  const operations = [...r.callback.punches.values()].map((p) => `${p.serialNumber}|${p.userId}|${p.logTime}`);
+  assert.equal(new Set(operations).size, TOTAL, "callback: one operation per punch");
+  assert.equal(r.callback.punches.size, TOTAL, "callback: exactly the punches, by OperationID");
+  // A killed connector's request can still be in the receiver's hands (a slow answer) when the next start sends that
+  // punch again: two in flight at once across a kill is the receiver seeing a dead process. A user's time going
+  // back is what would break the promise.
+  assert.deepEqual(
+    r.callback.orderViolations.filter((v) => !v.endsWith("two punches in flight at once")),
+    [],
+    "callback: each user's punches in order",
+  );
   t.diagnostic(
     `kills ${kills}; cloud duplicate deliveries absorbed by id: ${h.cloud.stats(h.nodeId).duplicateDeliveries}`,
   );
