@@ -164,6 +164,38 @@ export const webhookSinkSchema = z
   .strict()
   .describe("JSON batches signed per the Standard Webhooks convention.");
 
+/**
+ * A topic template: levels split by "/", none empty, no wildcard (+ #, which a PUBLISH topic may not hold), no leading
+ * "$" (reserved for the broker's own topics), and only the named placeholders.
+ */
+function mqttTopicTemplate(placeholders: readonly string[]) {
+  const known = new Set(placeholders);
+  const allowed = placeholders.map((p) => `{${p}}`).join(", ");
+  return z
+    .string()
+    .min(1)
+    .max(512)
+    .superRefine((topic, ctx) => {
+      const problem = topicTemplateProblem(topic, known, allowed);
+      if (problem) ctx.addIssue({ code: "custom", message: `topic "${topic}" ${problem}` });
+    });
+}
+
+function topicTemplateProblem(topic: string, known: ReadonlySet<string>, allowed: string): string | undefined {
+  if (topic.includes("+") || topic.includes("#")) {
+    return "holds a wildcard (+ or #), which a published topic may not: name each level";
+  }
+  if (topic.includes("\u0000")) return "holds a NUL character: remove it";
+  if (topic.split("/").some((level) => level === "")) {
+    return 'has an empty level (a leading, trailing or double "/"): remove it';
+  }
+  if (topic.startsWith("$"))
+    return 'starts with "$", which brokers keep for their own topics: start with a name of yours';
+  const unknown = [...topic.matchAll(/\{([^}]*)\}/g)].map((m) => m[1] as string).find((p) => !known.has(p));
+  if (unknown !== undefined) return `names a placeholder it does not have ({${unknown}}): use only ${allowed}`;
+  return undefined;
+}
+
 export const mqttSinkSchema = z
   .object({
     id: sinkId,
@@ -185,19 +217,27 @@ export const mqttSinkSchema = z
       .describe("Default: cams-<nodeId>-<sink id>. Stable, so the broker keeps the session across restarts."),
     username: z.string().max(256).optional(),
     password: secret("The broker password").optional(),
-    topic: z
-      .string()
-      .min(1)
-      .max(512)
+    topic: mqttTopicTemplate(["nodeId", "serial", "userId", "sourceId"])
       .default("cams/{nodeId}/punches/{serial}")
       .describe("Topic per punch; {nodeId}, {serial}, {userId} and {sourceId} are replaced."),
-    statusTopic: z
-      .string()
-      .min(1)
-      .max(512)
+    statusTopic: mqttTopicTemplate(["nodeId"])
       .default("cams/{nodeId}/status")
       .describe("Retained heartbeat; the last-will on it says offline."),
+    statusIntervalMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(86_400_000)
+      .default(60_000)
+      .describe("How often the retained heartbeat on statusTopic is refreshed."),
     keepaliveS: z.number().int().min(5).max(3600).default(60),
+    sessionExpiryS: z
+      .number()
+      .int()
+      .min(0)
+      .max(4_294_967_295)
+      .default(604_800)
+      .describe("MQTT 5: how long the broker keeps this client's session while it is away; default 7 days."),
     tls: z
       .object({
         ca: z.string().max(65_536).optional().describe("PEM CA certificate(s); default: the system store."),

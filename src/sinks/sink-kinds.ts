@@ -8,6 +8,8 @@ import { AdmsRelaySink } from "./adms-relay/adms-relay-sink.ts";
 import { CamsCallbackSink } from "./cams-callback/cams-callback-sink.ts";
 import { CamsCloudSink } from "./cams-cloud/cams-cloud-sink.ts";
 import { ErpnextSink } from "./erpnext/erpnext-sink.ts";
+import { brokerAddress } from "./mqtt/mqtt-options.ts";
+import { MqttSink } from "./mqtt/mqtt-sink.ts";
 import type { Sink, SinkMemory } from "./sink.ts";
 import { WebhookSink } from "./webhook/webhook-sink.ts";
 
@@ -87,6 +89,22 @@ export const SINK_KINDS: SinkKinds = {
     check: async (target, signal) => (await import("./erpnext/erpnext-check.ts")).checkErpnext(target, signal),
     // The key alone opens nothing, but with the secret it is the credential: both are kept out of every text.
     secrets: (config) => [config.apiSecret, config.apiKey],
+  },
+  mqtt: {
+    create: (config, ctx) =>
+      new MqttSink({
+        config,
+        nodeId: ctx.nodeId,
+        clock: ctx.clock,
+        logger: ctx.logger,
+        timeoutMs: () => config.requestTimeoutMs ?? ctx.shipper().requestTimeoutMs,
+        maxBackoffMs: () => config.maxBackoffMs ?? ctx.shipper().maxBackoffMs,
+        heartbeat: ctx.heartbeat,
+      }),
+    check: async (target, signal) => (await import("./mqtt/mqtt-check.ts")).checkMqtt(target, signal),
+    secrets: (config) =>
+      [config.password, config.tls?.key, brokerAddress(config).password].filter((s): s is string => s !== undefined),
+    // Each batch's publishes go out in outbox order on one connection; two batches at once would interleave them.
     oneBatchAtATime: true,
   },
   "cams-callback": {
