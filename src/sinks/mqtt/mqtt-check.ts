@@ -12,7 +12,10 @@ const CHECK_TIMEOUT_MS = 10_000;
  * neither takes over a running connector's session (the broker would drop that connection) nor leaves one behind.
  */
 /** sink-kinds.ts SinkCheck, by shape: importing it from there would make a circle. */
-export const checkMqtt: Check<{ readonly config: MqttSinkConfig; readonly nodeId: string }> = async ({ config, nodeId }, signal) => {
+export const checkMqtt: Check<{ readonly config: MqttSinkConfig; readonly nodeId: string }> = async (
+  { config, nodeId },
+  signal,
+) => {
   const broker = brokerAddress(config);
   const subject = `sink ${config.id} (MQTT ${config.protocolVersion === 5 ? "5" : "3.1.1"} ${broker.where})`;
   const out: Finding[] = [];
