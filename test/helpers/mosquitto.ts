@@ -51,6 +51,8 @@ export async function freePort(): Promise<number> {
 export interface Mosquitto extends AsyncDisposable {
   readonly port: number;
   readonly log: string;
+  /** The running broker's pid (to SIGSTOP it, say), or undefined while it is stopped. */
+  readonly pid: number | undefined;
   /** Stops the broker (SIGTERM saves its persistence file; SIGKILL does not). */
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts it again on the same port, with the same config and persistence. */
@@ -107,6 +109,9 @@ export async function startMosquitto(dir: string, lines: readonly string[] = [],
   return {
     port: chosen,
     log,
+    get pid() {
+      return child?.exitCode === null ? child.pid : undefined;
+    },
     stop,
     start,
     [Symbol.asyncDispose]: () => stop("SIGKILL"),

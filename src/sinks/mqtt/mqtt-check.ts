@@ -55,7 +55,9 @@ export const checkMqtt: Check<{ readonly config: MqttSinkConfig; readonly nodeId
     if (signal.aborted) throw error;
     const { message } = describeError(error);
     const hint = error instanceof BioError ? error.hint : undefined;
-    out.push({ subject, check: "connect", status: "fail", detail: message, ...(hint ? { fix: hint } : {}) });
+    // A BioError's message ends with its hint; the finding shows the hint once, as the fix.
+    const detail = hint && message.endsWith(hint) ? message.slice(0, -hint.length).trimEnd() : message;
+    out.push({ subject, check: "connect", status: "fail", detail, ...(hint ? { fix: hint } : {}) });
   }
   return out;
 };

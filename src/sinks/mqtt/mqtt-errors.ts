@@ -19,8 +19,9 @@ export function connackError(code: number, protocolVersion: 4 | 5, where: string
   if ((v5 && code === 0x86) || (!v5 && code === 4))
     return new BioError("SINK_AUTH", refused("bad user name or password"), { hint: CREDENTIALS_FIX, context });
   if ((v5 && code === 0x87) || (!v5 && code === 5))
+    // Mosquitto answers a wrong password with this too, not with "bad user name or password".
     return new BioError("SINK_AUTH", refused("not authorized"), {
-      hint: "Give the sink a username and password the broker accepts (an anonymous client is refused there), or allow this client id in the broker's access rules.",
+      hint: `${CREDENTIALS_FIX} A broker that takes no anonymous clients needs both; if they are right, its access rules refuse this user or client id.`,
       context,
     });
   if (v5 && code === 0x8a)
@@ -69,6 +70,9 @@ export function transportError(error: unknown, where: string): BioError {
   if (error instanceof BioError) return error;
   const code = (error as { code?: unknown }).code;
   const text = clause(error instanceof Error ? error.message : String(error));
+  // OpenSSL's message carries its source file and line; its reason alone is what a person reads.
+  const reason =
+    typeof (error as { reason?: unknown }).reason === "string" ? (error as { reason: string }).reason : undefined;
   const context = { errno: typeof code === "string" ? code : undefined };
   if (code === "ECONNREFUSED")
     return new BioError("SINK_UNAVAILABLE", `Nothing accepts connections at the MQTT broker ${where}.`, {
@@ -94,8 +98,17 @@ export function transportError(error: unknown, where: string): BioError {
         context,
       },
     );
+  if (typeof code === "string" && /CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA/.test(code))
+    return new BioError(
+      "SINK_AUTH",
+      `The MQTT broker ${where} did not accept this client's certificate (${reason ?? code}).`,
+      {
+        hint: "The broker's listener wants a client certificate its CA signed: set tls.cert and tls.key.",
+        context,
+      },
+    );
   if (typeof code === "string" && /^ERR_SSL|^ERR_TLS|EPROTO/.test(code))
-    return new BioError("SINK_PROTOCOL", `The TLS handshake with the MQTT broker ${where} failed: ${text}.`, {
+    return new BioError("SINK_PROTOCOL", `The TLS handshake with the MQTT broker ${where} failed: ${reason ?? text}.`, {
       hint: "Check that the url's scheme matches the listener (mqtts:// for TLS, mqtt:// for plain) and, if the broker wants a client certificate, tls.cert and tls.key.",
       context,
     });
