@@ -66,7 +66,6 @@ async function probe(config: MqttSinkConfig, nodeId: string, signal: AbortSignal
   const { connect } = await import("mqtt");
   const broker = brokerAddress(config);
   const client = connect(
-    broker.url,
     clientOptions({
       config,
       clientId: `${mqttClientId(config, nodeId)}-doctor`,

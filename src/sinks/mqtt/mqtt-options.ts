@@ -5,7 +5,11 @@ const DEFAULT_PORT: Readonly<Record<string, number>> = { mqtt: 1883, mqtts: 8883
 
 /** The broker as messages and details name it: scheme, host and port, never the URL's user or password. */
 export interface BrokerAddress {
-  readonly url: string;
+  readonly protocol: "mqtt" | "mqtts" | "ws" | "wss";
+  readonly host: string;
+  readonly port: number;
+  /** The WebSocket path and query (ws:// and wss:// only). */
+  readonly path: string | undefined;
   readonly secure: boolean;
   /** host:port, for every message, detail and log line. */
   readonly where: string;
@@ -16,18 +20,19 @@ export interface BrokerAddress {
 
 export function brokerAddress(config: Pick<MqttSinkConfig, "url">): BrokerAddress {
   const url = new URL(config.url);
-  const scheme = url.protocol.replace(/:$/, "").toLowerCase();
-  const username = url.username ? decodeURIComponent(url.username) : undefined;
-  const password = url.password ? decodeURIComponent(url.password) : undefined;
-  url.username = "";
-  url.password = "";
-  const port = url.port || String(DEFAULT_PORT[scheme] ?? "");
+  const protocol = url.protocol.replace(/:$/, "").toLowerCase() as BrokerAddress["protocol"];
+  const port = url.port ? Number(url.port) : (DEFAULT_PORT[protocol] ?? 1883);
+  const ws = protocol === "ws" || protocol === "wss";
   return {
-    url: url.href,
-    secure: scheme === "mqtts" || scheme === "wss",
+    protocol,
+    // [::1] in a URL, ::1 for the socket.
+    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port,
+    path: ws ? `${url.pathname}${url.search}` : undefined,
+    secure: protocol === "mqtts" || protocol === "wss",
     where: `${url.hostname}:${port}`,
-    username,
-    password,
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
   };
 }
 
@@ -46,8 +51,10 @@ export interface ClientOptionsInput {
 }
 
 /**
- * mqtt.js options for one connection attempt. reconnectPeriod 0: the sink reconnects by itself, with backoff and a
- * fresh client, so the library never re-sends a publish the sink has already reported as failed.
+ * mqtt.js options for one connection attempt, the broker's address among them: given a URL string, mqtt.js parses it
+ * with the deprecated url.parse(), which prints a deprecation warning into the connector's output. reconnectPeriod 0:
+ * the sink reconnects by itself, with backoff and a fresh client, so the library never re-sends a publish the sink
+ * has already reported as failed.
  */
 export function clientOptions(input: ClientOptionsInput): IClientOptions {
   const { config } = input;
@@ -56,6 +63,10 @@ export function clientOptions(input: ClientOptionsInput): IClientOptions {
   const username = config.username ?? broker.username;
   const password = config.password ?? broker.password;
   const options: IClientOptions = {
+    protocol: broker.protocol,
+    host: broker.host,
+    port: broker.port,
+    ...(broker.path !== undefined ? { path: broker.path } : {}),
     protocolVersion: config.protocolVersion,
     clientId: input.clientId,
     clean: input.clean,

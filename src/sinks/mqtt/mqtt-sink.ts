@@ -221,7 +221,6 @@ export class MqttSink implements Sink {
     const where = this.#broker.where;
     const timeoutMs = this.#o.timeoutMs();
     const client = connect(
-      this.#broker.url,
       clientOptions({
         config,
         clientId: this.#clientId,
