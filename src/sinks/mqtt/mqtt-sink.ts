@@ -397,7 +397,8 @@ class Link {
   inFlight = 0;
   closeError: BioError | undefined;
   readonly #where: string;
-  readonly #waiting = new Set<(result: PublishResult) => void>();
+  readonly #waiting = new Map<(result: PublishResult) => void, { deadline: number; timeoutMs: number }>();
+  #watchdog: NodeJS.Timeout | undefined;
   #closed = false;
   #end!: () => void;
 
@@ -441,7 +442,9 @@ class Link {
     if (this.#closed) return;
     this.#closed = true;
     this.closeError = error;
-    for (const finish of [...this.#waiting]) finish({ ok: false, error });
+    clearTimeout(this.#watchdog);
+    this.#watchdog = undefined;
+    for (const finish of [...this.#waiting.keys()]) finish({ ok: false, error });
     this.#end();
   }
 
@@ -454,25 +457,11 @@ class Link {
       this.inFlight++;
       const finish = (result: PublishResult) => {
         if (!this.#waiting.delete(finish)) return;
-        clearTimeout(timer);
         this.inFlight--;
         resolve(result);
       };
-      this.#waiting.add(finish);
-      const timer = setTimeout(() => {
-        const error = new BioError(
-          "SINK_UNAVAILABLE",
-          `The MQTT broker ${this.#where} sent no PUBACK within ${timeoutMs} ms.`,
-          {
-            hint: "The sink drops this connection and makes a new one; the punches stay in the outbox.",
-          },
-        );
-        finish({ ok: false, error });
-        // A broker that stops acking while the socket stays up is not noticed by keepalive (the socket is never idle
-        // while punches flow): a fresh connection is the way back.
-        this.lose(error);
-        this.client.end(true);
-      }, timeoutMs);
+      this.#waiting.set(finish, { deadline: performance.now() + timeoutMs, timeoutMs });
+      this.#watch();
       this.client.publish(topic, payload, options, (error) => {
         if (!error) return finish({ ok: true });
         const code = (error as { code?: unknown }).code;
@@ -488,6 +477,39 @@ class Link {
         });
       });
     });
+  }
+
+  /**
+   * One timer for every publish awaiting its PUBACK (at most the window, so a sweep is short), set for the earliest
+   * deadline: a timer per publish costs more than the rest of the sink's work on a punch.
+   */
+  #watch(): void {
+    if (this.#watchdog || this.#waiting.size === 0) return;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const { deadline } of this.#waiting.values()) earliest = Math.min(earliest, deadline);
+    this.#watchdog = setTimeout(() => this.#sweep(), Math.max(0, earliest - performance.now()));
+  }
+
+  #sweep(): void {
+    this.#watchdog = undefined;
+    const now = performance.now();
+    for (const [finish, { deadline, timeoutMs }] of this.#waiting) {
+      if (deadline > now) continue;
+      const error = new BioError(
+        "SINK_UNAVAILABLE",
+        `The MQTT broker ${this.#where} sent no PUBACK within ${timeoutMs} ms.`,
+        {
+          hint: "The sink drops this connection and makes a new one; the punches stay in the outbox.",
+        },
+      );
+      finish({ ok: false, error });
+      // A broker that stops acking while the socket stays up is not noticed by keepalive (the socket is never idle
+      // while punches flow): a fresh connection is the way back.
+      this.lose(error);
+      this.client.end(true);
+      return;
+    }
+    this.#watch();
   }
 }
 
