@@ -17,7 +17,8 @@ export const checkMqtt: Check<{ readonly config: MqttSinkConfig; readonly nodeId
   signal,
 ) => {
   const broker = brokerAddress(config);
-  const subject = `sink ${config.id} (MQTT ${config.protocolVersion === 5 ? "5" : "3.1.1"} ${broker.where})`;
+  const subject = `sink ${config.id} (mqtt)`;
+  const version = config.protocolVersion === 5 ? "MQTT 5" : "MQTT 3.1.1";
   const out: Finding[] = [];
   if (!broker.secure && (config.password ?? broker.password)) {
     out.push({
@@ -50,7 +51,12 @@ export const checkMqtt: Check<{ readonly config: MqttSinkConfig; readonly nodeId
     await probe(config, nodeId, signal);
     const user = config.username ?? broker.username;
     const as = user ? ` as user ${user}` : config.tls?.cert ? " with the client certificate" : " anonymously";
-    out.push({ subject, check: "connect", status: "ok", detail: `The broker accepted the connection${as}.` });
+    out.push({
+      subject,
+      check: "connect",
+      status: "ok",
+      detail: `The broker ${broker.where} (${version}) accepted the connection${as}.`,
+    });
   } catch (error) {
     if (signal.aborted) throw error;
     const { message } = describeError(error);

@@ -123,7 +123,11 @@ test("TLS and username/password against its own Mosquitto: delivered, and no pas
       findings.map((f) => [f.check, f.status]),
       [["connect", "ok"]],
     );
-    assert.match(findings[0]?.detail ?? "", /accepted the connection as user bioapi/);
+    assert.equal(findings[0]?.subject, "sink mq (mqtt)");
+    assert.match(
+      findings[0]?.detail ?? "",
+      /The broker 127\.0\.0\.1:\d+ \(MQTT 5\) accepted the connection as user bioapi/,
+    );
   });
 
   await t.test("a wrong password: SINK_AUTH naming the fix, in send, details and doctor", async () => {
