@@ -9,6 +9,7 @@ import { percentile } from "../../bench/bench-kit.ts";
 import { startAdmsServer } from "../../cloud/receivers/adms-server.ts";
 import { CamsCallbackReceiver } from "../../cloud/receivers/cams-callback-receiver.ts";
 import { startErpnextReceiver } from "../../cloud/receivers/erpnext-receiver.ts";
+import { MqttCounter } from "../../cloud/receivers/mqtt-counter.ts";
 import { WebhookReceiver } from "../../cloud/receivers/webhook-receiver.ts";
 import { resolveTime } from "../../src/core/local-time.ts";
 import { punchId } from "../../src/core/punch.ts";
@@ -40,13 +41,18 @@ const EMPLOYEES = Array.from({ length: 2000 }, (_, i) => ({
 const ERP_KEYS = { apiKey: "3f1e0c0d9a7b2e4", apiSecret: "b8e2c4d6f0a1c3e5" };
 const HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const CALLBACK_TOKEN = "cams-callback-token-7f3a";
+const BROKER = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
 
 async function receivers() {
   const erp = await startErpnextReceiver({ ...ERP_KEYS, employees: EMPLOYEES });
   const adms = await startAdmsServer({ delaySeconds: 1 });
   const hook = await WebhookReceiver.start({ secrets: [HOOK_SECRET] });
   const callback = await CamsCallbackReceiver.start({ authToken: CALLBACK_TOKEN });
+  // The machine's Mosquitto (CI has it too); a topic of this run's own, so nothing else is counted.
+  const prefix = `e2e-${process.pid}-${Date.now()}`;
+  const mqtt = await MqttCounter.start({ url: BROKER, punches: `${prefix}/punches/+` });
   return {
+    mqtt,
     erp,
     adms,
     hook,
@@ -64,8 +70,10 @@ async function receivers() {
         concurrency: 8,
         requestTimeoutMs: 5000,
       },
+      { id: "fleet", kind: "mqtt", url: BROKER, topic: `${prefix}/punches/{serial}`, requestTimeoutMs: 5000 },
     ],
     async [Symbol.asyncDispose]() {
+      await mqtt.close();
       await erp.close();
       await adms.close();
       await hook.close();
@@ -126,6 +134,7 @@ test(`every sink ends with exactly the ${TOTAL} punches by its own key, through 
           r.adms.rows.length,
           r.hook.punches.size,
           r.callback.punches.size,
+          r.mqtt.ids.size,
         ) >= target,
       120_000,
       1,
@@ -142,7 +151,8 @@ test(`every sink ends with exactly the ${TOTAL} punches by its own key, through 
       r.erp.checkins.length >= TOTAL &&
       r.adms.rows.length >= TOTAL &&
       r.hook.punches.size >= TOTAL &&
-      r.callback.punches.size >= TOTAL,
+      r.callback.punches.size >= TOTAL &&
+      r.mqtt.ids.size >= TOTAL,
     180_000,
     100,
   );
@@ -159,6 +169,7 @@ test(`every sink ends with exactly the ${TOTAL} punches by its own key, through 
   assert.equal(admsKeys.length, TOTAL, "ADMS: one row per punch, none twice");
   assert.deepEqual(new Set(admsKeys), want.adms, "ADMS: exactly the rows");
   assert.deepEqual(new Set(r.hook.punches.keys()), want.cloud, "webhook: exactly the ids");
+  assert.deepEqual(new Set(r.mqtt.ids.keys()), want.cloud, "MQTT: exactly the ids (a repeat after a kill is counted)");
   const operations = [...r.callback.punches.values()].map((p) => `${p.serialNumber}|${p.userId}|${p.logTime}`);
   assert.equal(new Set(operations).size, TOTAL, "callback: one operation per punch");
   assert.equal(r.callback.punches.size, TOTAL, "callback: exactly the punches, by OperationID");
@@ -171,7 +182,7 @@ test(`every sink ends with exactly the ${TOTAL} punches by its own key, through 
     "callback: each user's punches in order",
   );
   t.diagnostic(
-    `kills ${kills}; cloud duplicate deliveries absorbed by id: ${h.cloud.stats(h.nodeId).duplicateDeliveries}`,
+    `kills ${kills}; repeats absorbed by the receivers' keys: cloud ${h.cloud.stats(h.nodeId).duplicateDeliveries}, webhook ${r.hook.duplicates}, callback ${r.callback.duplicates}, mqtt ${r.mqtt.messages - r.mqtt.ids.size}`,
   );
 });
 
