@@ -1,8 +1,10 @@
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startCloud } from "../cloud/cloud-server.ts";
+import { CamsCallbackReceiver } from "../cloud/receivers/cams-callback-receiver.ts";
 import { ZkSimulator } from "../sim/zk/zk-simulator.ts";
 import { Connector } from "../src/app/connector.ts";
 import { ensureDataDir } from "../src/app/data-dir.ts";
@@ -47,6 +49,10 @@ export async function main(argv: string[]): Promise<number> {
   const cloud = await startCloud({ dataDir: join(root, "cloud") });
   const node = cloud.addNode();
   redactor.add(node.secret);
+  // A customer's HR system listening for the Cams Web API callback, beside the cloud: every punch goes to both.
+  const callbackToken = randomBytes(18).toString("base64url");
+  redactor.add(callbackToken);
+  const callback = await CamsCallbackReceiver.start({ authToken: callbackToken, path: "/hr/cams/attendance" });
   const writer = new DemoAttendanceWriter(join(root, "attendance.db"), DEVICES);
   writer.seed(2000);
   // Terminals keep their own clocks in local time; each punches at a quarter of the database's rate.
@@ -67,6 +73,10 @@ export async function main(argv: string[]): Promise<number> {
     configPollIntervalMs: 5000,
     heartbeatIntervalMs: 5000,
     connectivity: { probeIntervalMs: 2000 },
+    sinks: [
+      { id: "cams-cloud", kind: "cams-cloud" },
+      { id: "hr-callback", kind: "cams-callback", url: callback.url, authToken: callbackToken },
+    ],
     sources: [
       {
         id: "attendance-db",
@@ -100,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
       `ZK terminal       ${t.serial} at ${t.host}:${t.port}/${t.transports[0]}   ${t.recordCount} records in its log`,
     );
   }
+  say(`Callback receiver ${callback.url}   the Cams Web API real-time punch callback, one POST per punch`);
   const connector = await Connector.start({ dataDir: layout.root, secrets, logger, redactor });
   // The page with its token: the bare /v1/status would answer 401 to a browser.
   say(`Connector         data ${layout.root}   status page ${statusPageUrl(await readEndpoint(layout.root))}`);
@@ -116,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
     const s = connector.status();
     const cloudTotal = cloud.stats(node.nodeId).total;
     const lag = writer.lagMs(cloudTotal - terminalRecords());
-    const line = `written ${writer.inserted + terminalRecords()}  read ${s.sources.reduce((n, w) => n + w.emitted, 0)}  in outbox ${s.outbox.depth}  delivered ${s.shipper.delivered}  in cloud ${cloudTotal}  lag ${lag === null ? "-" : `${(lag / 1000).toFixed(1)} s`}  ${s.connectivity.state}`;
+    const line = `written ${writer.inserted + terminalRecords()}  read ${s.sources.reduce((n, w) => n + w.emitted, 0)}  in outbox ${s.outbox.depth}  delivered ${s.shipper.delivered}  in cloud ${cloudTotal}  at callback ${callback.punches.size}  lag ${lag === null ? "-" : `${(lag / 1000).toFixed(1)} s`}  ${s.connectivity.state}`;
     if (tty) process.stdout.write(`\r\x1b[K${line}`);
     else if (Date.now() - lastPrinted > 5000) {
       lastPrinted = Date.now();
@@ -137,7 +148,8 @@ export async function main(argv: string[]): Promise<number> {
   clearInterval(punching);
   const written = () => writer.inserted + terminalRecords();
   const settleBy = Date.now() + 5000;
-  while (Date.now() < settleBy && cloud.count(node.nodeId) < written()) await new Promise((r) => setTimeout(r, 100));
+  const settled = () => cloud.count(node.nodeId) >= written() && callback.punches.size >= written();
+  while (Date.now() < settleBy && !settled()) await new Promise((r) => setTimeout(r, 100));
   clearInterval(ticker);
   progress();
   await connector.stop();
@@ -147,6 +159,10 @@ export async function main(argv: string[]): Promise<number> {
     `\n\nStopped. Written ${written()} (${writer.inserted} database rows, ${terminalRecords()} terminal records), in cloud ${stats.total} (${stats.duplicateDeliveries} duplicate deliveries absorbed).`,
   );
   for (const [serial, count] of Object.entries(stats.byDevice)) say(`  ${serial}: ${count}`);
+  say(
+    `At the callback receiver ${callback.punches.size} (${callback.duplicates} repeats absorbed by OperationID, ${callback.orderViolations.length} out of order).`,
+  );
+  await callback.close();
   await cloud.close();
   writer.close();
   if (values.keep) say(`Kept ${root}`);

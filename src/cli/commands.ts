@@ -267,8 +267,9 @@ export const DEMO = {
   description:
     "Runs everything on this machine: the reference cloud, a sample SQLite attendance database that keeps " +
     "receiving punches from four devices, two simulated ZK terminals on the loopback (one TCP, one UDP) punching " +
-    "live, and the connector, enrolled and configured through the cloud. It prints the status page's address. " +
-    "Ctrl-C stops it all and prints what the cloud holds per device.",
+    "live, a receiver of the Cams Web API punch callback, and the connector, enrolled and configured through the " +
+    "cloud to deliver to both the cloud and that callback. It prints the status page's address. Ctrl-C stops it " +
+    "all and prints what the cloud holds per device and what the callback receiver took.",
   options: [
     { name: "duration", value: "SECONDS", text: "stop by itself after this long", defaultText: "run until Ctrl-C" },
     { name: "rate", value: "N", text: "punches per second written to the sample database", default: "4" },

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { startCloud } from "../../cloud/cloud-server.ts";
+import { decryptEnvelope, parseEnvelope } from "../../src/config/config-envelope.ts";
+import { deriveNodeKeys } from "../../src/link/node-keys.ts";
 import { BIN, runBioapi as bioapi, ConnectorProcess } from "../helpers/connector-process.ts";
 import { e2e } from "../helpers/e2e-harness.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
@@ -183,7 +185,10 @@ test("the demo runs, delivers, stops cleanly, and leaks no secret", async () => 
     // 2000 seeded database rows and the terminals' 4500 preloaded records.
     await waitFor(
       "the seeded backlog in the cloud",
-      () => [...out.matchAll(/in cloud (\d+)/g)].some((m) => Number(m[1]) >= 6500),
+      () =>
+        [...out.matchAll(/in cloud (\d+) {2}at callback (\d+)/g)].some(
+          (m) => Number(m[1]) >= 6500 && Number(m[2]) >= 6500,
+        ),
       300_000,
       100,
     );
@@ -195,13 +200,29 @@ test("the demo runs, delivers, stops cleanly, and leaks no secret", async () => 
   const stopped = /Written (\d+) \(.*\), in cloud (\d+)/.exec(out);
   assert.ok(stopped, out);
   assert.ok(Number(stopped[2]) >= 6500, `the seeded backlog reached the cloud: ${stopped[0]}`);
+  // Both sinks took every punch: the callback receiver counts by OperationID what the cloud counts by punch id.
+  const atCallback = /At the callback receiver (\d+) \(\d+ repeats absorbed by OperationID, 0 out of order\)/.exec(out);
+  assert.ok(atCallback, out);
+  assert.equal(atCallback[1], stopped[2], "the callback receiver and the cloud hold the same number of punches");
   const root = /Kept (\S+)/.exec(out)?.[1];
   const nodeId = /node ([0-9a-f-]{36})/.exec(out)?.[1];
   assert.ok(root && nodeId, out);
   await using cloud = await startCloud({ dataDir: join(root, "cloud") });
   const secret = cloud.nodeSecret(nodeId);
   assert.ok(secret);
-  const needles = spellings(secret);
+  // The callback's AuthToken is a secret too: it travels only inside the encrypted config.
+  const envelope = cloud.currentConfig(nodeId);
+  assert.ok(envelope);
+  const config = decryptEnvelope(
+    deriveNodeKeys(secret).config,
+    nodeId,
+    parseEnvelope(Buffer.from(JSON.stringify(envelope))),
+  ) as {
+    sinks: { kind: string; authToken?: string }[];
+  };
+  const authToken = config.sinks.find((s) => s.kind === "cams-callback")?.authToken;
+  assert.ok(authToken && authToken.length >= 16);
+  const needles = [...spellings(secret), ...spellings(authToken)];
   for (const n of needles) {
     assert.equal(out.includes(n), false, "secret in demo output");
     assert.equal(psDuring.includes(n), false, "secret in ps output");
