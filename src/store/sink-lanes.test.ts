@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
 import { tempDir } from "../../test/helpers/temp-dir.ts";
 import { makePunch, type Punch } from "../core/punch.ts";
 import { journalRoom } from "./delivered-retention.ts";
+import { MIGRATIONS } from "./migrations.ts";
 import { Store } from "./store.ts";
 
 function punch(user: string, minute: number): Punch {
@@ -204,4 +206,66 @@ test("journalRoom says no when the volume has less free than asked, and looks ag
   assert.equal(never(), false);
   now = 20_000;
   assert.equal(never(), false);
+});
+
+test("a punch settled twice is in the journal twice and comes back once; the journal is pruned with the ids", async () => {
+  await using dir = await tempDir();
+  let now = Date.parse("2026-11-26T09:00:00Z");
+  const store = Store.open(join(dir.path, "s.db"), { clock: { now: () => now } });
+  store.lanes.sync([{ id: "cloud", kind: "cams-cloud" }]);
+  const one = punch("1", 10);
+  store.emit("src", [one], null);
+  store.lanes.lane("cloud").ack([one.id]);
+  const from = Date.parse("2026-11-26T08:00:00+03:00");
+  const first = store.lanes.sync([
+    { id: "cloud", kind: "cams-cloud" },
+    { id: "hook", kind: "webhook", backfillFrom: from },
+  ]);
+  assert.equal(first.backfilled, 1);
+  store.lanes.lane("hook").ack([one.id]);
+  assert.equal(store.depth, 0, "the hook settled it, and it left again: a second copy in the journal");
+  const second = store.lanes.sync([
+    { id: "cloud", kind: "cams-cloud" },
+    { id: "hook", kind: "webhook" },
+    { id: "erp", kind: "erpnext", backfillFrom: from },
+  ]);
+  assert.equal(second.backfilled, 1, "two journal copies, one punch back");
+  store.lanes.lane("erp").ack([one.id]);
+  now += 60_000;
+  assert.equal(store.pruneDelivered(30_000), 1, "its id is past retention");
+  const third = store.lanes.sync([
+    { id: "cloud", kind: "cams-cloud" },
+    { id: "hook", kind: "webhook" },
+    { id: "erp", kind: "erpnext" },
+    { id: "late", kind: "mqtt", backfillFrom: from },
+  ]);
+  assert.equal(third.backfilled, 0, "its body went with its id");
+  store.close();
+});
+
+test("a store whose delivered ids held their bodies (schema 3) moves them to the journal and still backfills", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "s.db");
+  const old = new DatabaseSync(path);
+  for (const sql of MIGRATIONS.slice(0, 3)) old.exec(sql);
+  old.exec("PRAGMA user_version = 3");
+  const kept = punch("1", 10);
+  old
+    .prepare("INSERT INTO delivered (id, at, body, source_id) VALUES (?, ?, ?, ?)")
+    .run(kept.id, Date.now(), JSON.stringify(kept), "src");
+  old.prepare("INSERT INTO delivered (id, at) VALUES (?, ?)").run("bare-id", Date.now());
+  old.prepare("INSERT INTO sinks (id, kind, from_seq, added_at) VALUES ('cloud', 'cams-cloud', 0, 0)").run();
+  old.close();
+  const store = Store.open(path);
+  assert.equal(store.schemaVersion, MIGRATIONS.length);
+  const change = store.lanes.sync([
+    { id: "cloud", kind: "cams-cloud" },
+    { id: "late", kind: "webhook", backfillFrom: Date.parse("2026-11-26T08:00:00+03:00") },
+  ]);
+  assert.equal(change.backfilled, 1);
+  const back = store.lanes.lane("late").peek(10);
+  assert.deepEqual(ids(back), [kept.id]);
+  assert.equal(back[0]?.sourceId, "src");
+  assert.equal(store.emit("src", [kept], null).enqueued, 0, "in the outbox again for the late sink, not twice");
+  store.close();
 });

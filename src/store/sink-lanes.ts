@@ -214,6 +214,11 @@ export class SinkLanes {
     const released = this.#s.transaction(() => {
       const release: string[] = [];
       const one = (id: string): void => {
+        // Alone, the sink settles for everyone: no sink_done row to look up or write.
+        if (others.length === 0) {
+          release.push(id);
+          return;
+        }
         const row = q.seqOf.get(id) as { seq: number } | undefined;
         if (!row) return;
         if (others.every((o) => row.seq <= o.fromSeq || q.isDone.get(o.id, row.seq) !== undefined)) {
@@ -344,9 +349,12 @@ function prepare(db: DatabaseSync) {
     countDone: p("SELECT count(*) AS n FROM sink_done WHERE sink_id = ?"),
     allOutbox: p("SELECT seq, body FROM outbox ORDER BY seq"),
     journal: p(
-      "SELECT d.id, d.body, d.source_id FROM delivered d WHERE d.body IS NOT NULL AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = d.id)",
+      "SELECT p.value ->> 0 AS id, p.value ->> 1 AS source_id, p.value ->> 2 AS body FROM journal j, json_each(j.punches) p ORDER BY j.seq, p.key",
     ),
-    restore: p("INSERT INTO outbox (id, source_id, body, enqueued_at) VALUES (?, ?, ?, ?) RETURNING seq"),
+    // A punch delivered twice (a backfill, then settled again) is in the journal twice, and comes back once.
+    restore: p(
+      "INSERT INTO outbox (id, source_id, body, enqueued_at) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO NOTHING RETURNING seq",
+    ),
     attempt: p("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"),
     memoryGet: p("SELECT value FROM sink_memory WHERE sink_id = ? AND key = ?"),
     memoryPut: p(

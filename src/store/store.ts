@@ -120,12 +120,16 @@ export class Store {
   /** Inside a transaction: the ids leave the outbox for every sink, remembered as delivered with their body. */
   #release(ids: readonly string[], now: number): number {
     const s = this.#stmts;
-    const remember = this.#journal() ? s.rememberRow : s.rememberId;
+    const kept: Array<[string, string, string]> | undefined = this.#journal() ? [] : undefined;
     let removed = 0;
     for (const id of ids) {
-      if (Number(remember.run(now, id).changes) === 0) s.remember.run(id, now);
-      removed += Number(s.dequeue.run(id).changes);
+      const row = s.dequeueRow.get(id) as { source_id: string; body: string } | undefined;
+      s.remember.run(id, now);
+      if (!row) continue;
+      removed++;
+      kept?.push([id, row.source_id, row.body]);
     }
+    if (kept && kept.length > 0) s.journalPut.run(now, JSON.stringify(kept));
     return removed;
   }
 
@@ -371,16 +375,22 @@ export class Store {
 
   /** Forgets delivered ids older than `retentionMs`; they are then outside every lookback window. */
   pruneDelivered(retentionMs: number): number {
-    return this.#transaction(() => Number(this.#stmts.prune.run(this.#clock.now() - retentionMs).changes));
+    const before = this.#clock.now() - retentionMs;
+    return this.#transaction(() => {
+      this.#stmts.pruneJournal.run(before);
+      return Number(this.#stmts.prune.run(before).changes);
+    });
   }
 
   /** Forgets the bodies of delivered punches (their ids stay): room for the outbox comes before backfills. */
   dropJournal(): number {
-    return this.#transaction(() =>
-      Number(
-        this.#db.prepare("UPDATE delivered SET body = NULL, source_id = NULL WHERE body IS NOT NULL").run().changes,
-      ),
-    );
+    return this.#transaction(() => {
+      const held = this.#db.prepare("SELECT coalesce(sum(json_array_length(punches)), 0) AS n FROM journal").get() as {
+        n: number;
+      };
+      this.#db.exec("DELETE FROM journal");
+      return held.n;
+    });
   }
 
   cachedConfig(): CachedConfig | undefined {
@@ -418,15 +428,11 @@ function prepare(db: DatabaseSync) {
     enqueue: p(
       "INSERT INTO outbox (id, source_id, body, enqueued_at) SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE id = ?) ON CONFLICT(id) DO NOTHING",
     ),
-    dequeue: p("DELETE FROM outbox WHERE id = ?"),
     remember: p("INSERT INTO delivered (id, at) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at"),
-    // The body is kept as long as the id (DELIVERED_RETENTION_MS): a sink added later can be backfilled from it.
-    rememberId: p(
-      "INSERT INTO delivered (id, at) SELECT id, ? FROM outbox WHERE id = ? ON CONFLICT(id) DO UPDATE SET at = excluded.at",
-    ),
-    rememberRow: p(
-      "INSERT INTO delivered (id, at, body, source_id) SELECT id, ?, body, source_id FROM outbox WHERE id = ? ON CONFLICT(id) DO UPDATE SET at = excluded.at, body = excluded.body, source_id = excluded.source_id",
-    ),
+    dequeueRow: p("DELETE FROM outbox WHERE id = ? RETURNING source_id, body"),
+    // One row per settled batch, appended and never looked up by id: the cheap way to keep bodies as long as their
+    // ids (DELIVERED_RETENTION_MS), for a sink added later with backfillFrom.
+    journalPut: p("INSERT INTO journal (at, punches) VALUES (?, ?)"),
     outboxById: p("SELECT source_id, body FROM outbox WHERE id = ?"),
     peek: p("SELECT seq, id, source_id, body, enqueued_at, attempts FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
     attempt: p("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"),
@@ -442,6 +448,10 @@ function prepare(db: DatabaseSync) {
     ),
     cursors: p("SELECT key, value FROM cursors WHERE source_id = ?"),
     prune: p("DELETE FROM delivered WHERE at < ?"),
+    // The journal is in append order, so what is past retention is a prefix: no scan of the rest, no index on at.
+    pruneJournal: p(
+      "DELETE FROM journal WHERE seq < coalesce((SELECT seq FROM journal WHERE at >= ? ORDER BY seq LIMIT 1), (SELECT max(seq) + 1 FROM journal))",
+    ),
   };
 }
 
