@@ -15,7 +15,7 @@ export interface LaneStore {
   now(): number;
   /**
    * Inside the caller's transaction: these ids are settled for every sink, so they leave the outbox and are
-   * remembered as delivered, body included. Returns how many left.
+   * remembered as delivered (their bodies in the journal). Returns how many left.
    */
   releaseRows(ids: readonly string[]): number;
   /** After a commit: the outbox grew or shrank by `delta` rows. */

@@ -117,7 +117,7 @@ export class Store {
     });
   }
 
-  /** Inside a transaction: the ids leave the outbox for every sink, remembered as delivered with their body. */
+  /** Inside a transaction: the ids leave the outbox for every sink, remembered as delivered; their bodies go to the journal. */
   #release(ids: readonly string[], now: number): number {
     const s = this.#stmts;
     const kept: Array<[string, string, string]> | undefined = this.#journal() ? [] : undefined;
