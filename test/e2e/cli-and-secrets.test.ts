@@ -201,7 +201,12 @@ test("the demo runs, delivers, stops cleanly, and leaks no secret", async () => 
   assert.ok(stopped, out);
   assert.ok(Number(stopped[2]) >= 6500, `the seeded backlog reached the cloud: ${stopped[0]}`);
   // Both sinks took every punch: the callback receiver counts by OperationID what the cloud counts by punch id.
-  const atCallback = /At the callback receiver (\d+) \(\d+ repeats absorbed by OperationID, 0 out of order\)/.exec(out);
+  // "Out of order" is by LogTime and is not asserted: on a loaded machine a live punch on CAMS-GATE-01 can be read
+  // before the older records of the same user in its backlog, and the sink keeps outbox order, as it promises. The
+  // sink's own ordering (never a user's later outbox row first, never two at once) is held by its unit tests.
+  const atCallback = /At the callback receiver (\d+) \(\d+ repeats absorbed by OperationID, \d+ out of order\)/.exec(
+    out,
+  );
   assert.ok(atCallback, out);
   assert.equal(atCallback[1], stopped[2], "the callback receiver and the cloud hold the same number of punches");
   const root = /Kept (\S+)/.exec(out)?.[1];
